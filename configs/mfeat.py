@@ -1,0 +1,21 @@
+r"""Active learning on the embedded UCI Multiple Features digits (six views, CPU, seconds).
+
+  python -m rlmba_jax.main --config=configs/mfeat.py --workdir=/tmp/rlmba/mfeat
+  python -m rlmba_jax.main --config=configs/mfeat.py:runlocal --workdir=/tmp/rlmba/tiny
+
+``runlocal`` shrinks everything (two rounds, few epochs) for smoke tests.
+"""
+
+from rlmba_jax.experiment.config import default_config
+
+
+def get_config(arg=None):
+  config = default_config()
+  if arg == "runlocal":
+    config.al.initial_size = 20
+    config.al.budget_per_round = 20
+    config.al.rounds = 2
+    config.train.num_epochs = 5
+  elif arg not in (None, ""):
+    raise ValueError(f"configs/mfeat.py takes no argument or 'runlocal', got {arg!r}")
+  return config

@@ -1,0 +1,171 @@
+"""Loads a data set named in the config into pool / val / test splits held in memory.
+
+Small data sets (mfeat, av_digits) are read once through ``tfds.data_source`` + grain and
+kept as arrays (the trainer puts them on the device). ``streaming.py`` holds the grain
+pipeline for data sets that do not fit in memory; both are driven by ``config.data``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import logging
+
+from rlmba_jax.data import splits as splits_lib
+from rlmba_jax.data import uci_mfeat
+from rlmba_jax.data.specs import DatasetSplits, ModalitySpec, MultimodalArrays
+
+logging = logging.getLogger(__name__)
+
+DATASETS = ("uci_mfeat",)
+
+
+def default_data_dir() -> str:
+  return os.environ.get("TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"),
+                                                      "tensorflow_datasets"))
+
+
+def parse_modalities(value: Any) -> tuple[str, ...]:
+  """Accepts ``"fou,pix"`` or a sequence of names."""
+  if isinstance(value, str):
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+  else:
+    names = tuple(value)
+  if not names:
+    raise ValueError("config.data.modalities names no modality")
+  if len(set(names)) != len(names):
+    raise ValueError(f"config.data.modalities repeats a modality: {names}")
+  return names
+
+
+def _read_tfds_records(name: str, data_dir: str, manual_dir: str | None,
+                       batch_size: int = 512) -> dict[str, np.ndarray]:
+  """Builds (once) and reads every record of ``name``'s ``train`` split as column arrays."""
+  import grain  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  if name == "uci_mfeat":
+    uci_mfeat.builder_class()  # registers the builder
+  tfds.disable_progress_bar()
+  prepare_kwargs = {}
+  if manual_dir:
+    prepare_kwargs["download_config"] = tfds.download.DownloadConfig(manual_dir=manual_dir)
+  try:
+    source = tfds.data_source(
+        name, split="train", data_dir=data_dir,
+        builder_kwargs={"file_format": "array_record"},
+        download_and_prepare_kwargs=prepare_kwargs)
+    columns: dict[str, list[np.ndarray]] = {}
+    for batch in grain.MapDataset.source(source).batch(batch_size):
+      for key, value in batch.items():
+        columns.setdefault(key, []).append(np.asarray(value))
+  except (FileNotFoundError, ValueError) as e:
+    if "uci_mfeat:" in str(e):
+      raise
+    raise RuntimeError(
+        f"{name}: reading the prepared ArrayRecord copy under {data_dir!r} failed ({e}). If "
+        f"that copy is damaged, delete {os.path.join(data_dir, name)!r} and run again: it "
+        "is rebuilt from the source files.") from e
+  except ImportError:
+    raise
+  except Exception as e:  # array_record / protobuf errors have no common base class
+    raise RuntimeError(
+        f"{name}: reading the prepared ArrayRecord copy under {data_dir!r} failed "
+        f"({type(e).__name__}: {e}). Delete {os.path.join(data_dir, name)!r} and run again: "
+        "it is rebuilt from the source files.") from e
+  return {k: np.concatenate(v) for k, v in columns.items()}
+
+
+def _read_columns(data_cfg) -> dict[str, np.ndarray]:
+  if data_cfg.source == "tfds":
+    return _read_tfds_records(data_cfg.name, data_cfg.data_dir or default_data_dir(),
+                              data_cfg.manual_dir)
+  if data_cfg.source == "files":
+    views, labels = uci_mfeat.read_mfeat_csvs(data_cfg.manual_dir)
+    columns = dict(views)
+    columns["label"] = labels
+    columns["_id"] = np.arange(len(labels), dtype=np.int64)
+    return columns
+  raise ValueError(f"config.data.source={data_cfg.source!r}; use 'tfds' or 'files'")
+
+
+def check_finite(arrays: MultimodalArrays, split: str) -> None:
+  """Raises naming the modality and example ids when any input is NaN or infinite."""
+  for name, x in arrays.inputs.items():
+    bad = ~np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    if bad.any():
+      ids = arrays.ids[bad]
+      raise ValueError(
+          f"{split} split: modality {name!r} has NaN/inf values in {bad.sum()} example(s), "
+          f"ids {ids[:10].tolist()}{' ...' if len(ids) > 10 else ''}. Fix or drop these "
+          "examples in the source data.")
+
+
+def standardize(splits: dict[str, MultimodalArrays], specs: tuple[ModalitySpec, ...],
+                reference: str = "pool") -> dict[str, MultimodalArrays]:
+  """Standardises every modality with statistics of the unlabelled pool.
+
+  Vectors: per feature (constant features are only centred). Images: one mean and std over
+  all pixels. The pool's inputs are known to the learner before any label is bought, so
+  using them is part of pool-based active learning, not a leak.
+  """
+  ref = splits[reference]
+  stats = {}
+  for spec in specs:
+    x = ref.inputs[spec.name].astype(np.float64)
+    if spec.kind == "image":
+      mean, std = x.mean(), x.std()
+    else:
+      mean, std = x.mean(axis=0), x.std(axis=0)
+    std = np.where(std > 1e-6 * (1.0 + np.abs(mean)), std, 1.0)
+    stats[spec.name] = (mean, std)
+  out = {}
+  for split, arrays in splits.items():
+    inputs = {k: ((v - stats[k][0]) / stats[k][1]).astype(np.float32)
+              for k, v in arrays.inputs.items()}
+    out[split] = MultimodalArrays(inputs, arrays.labels, arrays.ids)
+  return out
+
+
+def load_dataset(data_cfg) -> DatasetSplits:
+  """Reads ``config.data`` into pool / val / test.
+
+  The split is stratified and seeded by ``data.split_seed`` (not the experiment seed), so
+  every run of a comparison sees the same test and validation sets.
+  """
+  if data_cfg.name not in DATASETS:
+    raise ValueError(f"config.data.name={data_cfg.name!r} is not a known data set; "
+                     f"choose from {DATASETS}")
+  names = parse_modalities(data_cfg.modalities)
+  specs = uci_mfeat.modality_specs(names, data_cfg.pix_as_image)
+  columns = _read_columns(data_cfg)
+  for name in names:
+    if name not in columns:
+      raise ValueError(f"{data_cfg.name}: the prepared data have no modality {name!r} "
+                       f"(have {sorted(k for k in columns if not k.startswith('_'))})")
+  order = np.argsort(columns["_id"], kind="stable")
+  labels = columns["label"][order].astype(np.int32)
+  ids = columns["_id"][order].astype(np.int64)
+  inputs = {s.name: columns[s.name][order].astype(np.float32).reshape((-1,) + s.shape)
+            for s in specs}
+  everything = MultimodalArrays(inputs, labels, ids)
+  check_finite(everything, "source")
+  n = len(everything)
+  if data_cfg.test_size + data_cfg.val_size >= n:
+    raise ValueError(f"config.data.test_size + val_size = "
+                     f"{data_cfg.test_size + data_cfg.val_size} leaves no pool out of {n}")
+  test_idx, val_idx, pool_idx = splits_lib.stratified_split(
+      labels, (data_cfg.test_size, data_cfg.val_size), data_cfg.split_seed)
+  parts = {"pool": everything.take(pool_idx), "val": everything.take(val_idx),
+           "test": everything.take(test_idx)}
+  if data_cfg.standardize:
+    parts = standardize(parts, specs)
+  logging.info("%s: pool %d, val %d, test %d; modalities %s", data_cfg.name,
+               len(parts["pool"]), len(parts["val"]), len(parts["test"]),
+               ", ".join(f"{s.name}{s.shape}" for s in specs))
+  return DatasetSplits(name=data_cfg.name, modalities=specs,
+                       num_classes=int(labels.max()) + 1, pool=parts["pool"],
+                       val=parts["val"], test=parts["test"],
+                       class_names=tuple(str(i) for i in range(int(labels.max()) + 1)))

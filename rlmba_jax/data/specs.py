@@ -1,0 +1,71 @@
+"""Plain containers describing a multimodal data set held in memory."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal, Mapping, NamedTuple
+
+import numpy as np
+
+ModalityKind = Literal["vector", "image"]
+
+
+class ModalitySpec(NamedTuple):
+  """One modality: its name, the shape of one example and how to encode it.
+
+  ``kind`` is ``"vector"`` (shape ``(D,)``, an MLP encoder) or ``"image"``
+  (shape ``(H, W, channels)``, a CNN encoder).
+  """
+  name: str
+  shape: tuple[int, ...]
+  kind: ModalityKind = "vector"
+
+
+@dataclasses.dataclass(frozen=True)
+class MultimodalArrays:
+  """Examples of one split as host arrays.
+
+  Attributes:
+    inputs: modality name -> ``[N, *spec.shape]`` float32.
+    labels: ``[N]`` int32 class indices.
+    ids: ``[N]`` int64 example ids, stable across runs (the ledger records these).
+  """
+  inputs: Mapping[str, np.ndarray]
+  labels: np.ndarray
+  ids: np.ndarray
+
+  def __post_init__(self):
+    n = len(self.labels)
+    if self.ids.shape != (n,):
+      raise ValueError(f"ids have shape {self.ids.shape}, expected ({n},)")
+    for name, x in self.inputs.items():
+      if x.shape[0] != n:
+        raise ValueError(f"modality {name!r} has {x.shape[0]} rows, labels have {n}")
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+  def take(self, index: np.ndarray) -> "MultimodalArrays":
+    return MultimodalArrays(
+        inputs={k: v[index] for k, v in self.inputs.items()},
+        labels=self.labels[index], ids=self.ids[index])
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSplits:
+  """A data set split for pool-based active learning.
+
+  ``pool`` is what the learner may ask labels for; ``val`` is the fixed, stratified
+  validation set (modality contributions, the policy's state); ``test`` is only reported.
+  """
+  name: str
+  modalities: tuple[ModalitySpec, ...]
+  num_classes: int
+  pool: MultimodalArrays
+  val: MultimodalArrays
+  test: MultimodalArrays
+  class_names: tuple[str, ...] = ()
+
+  @property
+  def modality_names(self) -> tuple[str, ...]:
+    return tuple(m.name for m in self.modalities)

@@ -1,0 +1,171 @@
+"""The experiment configuration: defaults, validation and the resume-compatibility check.
+
+``default_config()`` is the schema: every config file starts from it and overrides values,
+so a misspelt key or a value of the wrong type is caught before any work is done.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+import ml_collections
+
+# Keys that may differ when an existing workdir is continued (they change how far the run
+# goes or where caches live, not what it computes).
+RESUMABLE_KEYS = ("al.rounds", "data.data_dir")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Defaults for the embedded mfeat data set (2,000 digits, six views)."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.num_devices = 0  # 0: every visible device
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "uci_mfeat"
+  c.data.source = "tfds"  # "tfds": ArrayRecord via tfds.data_source; "files": read the CSVs
+  c.data.data_dir = ""  # TFDS data_dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+  c.data.manual_dir = ""  # folder with the source files ("" = the packaged copy)
+  c.data.modalities = "fou,fac,kar,pix,zer,mor"
+  c.data.pix_as_image = True  # read mfeat's pix view as a 16x15 image (CNN encoder)
+  c.data.test_size = 400  # Trusted Multi-View Classification's 1600/400 protocol
+  c.data.val_size = 200  # fixed, stratified; taken from the 1,600 (pool = 1,400)
+  c.data.split_seed = 0  # independent of `seed`: every run sees the same test set
+  c.data.standardize = True
+
+  c.model = ml_collections.ConfigDict()
+  c.model.width = 128  # encoder output width per modality
+  c.model.hidden = (256,)
+  c.model.conv_channels = (32, 64)
+  c.model.dropout = 0.1
+
+  c.train = ml_collections.ConfigDict()
+  c.train.batch_size = 64
+  c.train.eval_batch_size = 512
+  c.train.num_epochs = 40
+  c.train.learning_rate = 1e-3
+  c.train.weight_decay = 1e-4
+  c.train.grad_clip_norm = 0.0  # 0: off
+  c.train.warm_start = False  # paper protocol: re-initialise every round
+
+  c.al = ml_collections.ConfigDict()
+  c.al.strategy = "random"
+  c.al.initial_size = 50
+  c.al.budget_per_round = 50
+  c.al.rounds = 5  # selection rounds after the initial set
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.max_to_keep = 2
+  return c
+
+
+class ConfigError(ValueError):
+  pass
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+  out = {}
+  for k, v in d.items():
+    key = f"{prefix}{k}"
+    if isinstance(v, dict):
+      out.update(_flatten(v, key + "."))
+    else:
+      out[key] = v
+  return out
+
+
+def flat_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """``{"al.rounds": 5, ...}`` with tuples as lists (JSON round-trip)."""
+  return _flatten(json.loads(config.to_json()))
+
+
+def _check_type(key: str, value: Any, default: Any) -> None:
+  if isinstance(default, bool):
+    ok = isinstance(value, bool)
+  elif isinstance(default, int):
+    ok = isinstance(value, int) and not isinstance(value, bool)
+  elif isinstance(default, float):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  elif isinstance(default, str):
+    ok = isinstance(value, str)
+  elif isinstance(default, (tuple, list)):
+    ok = isinstance(value, (tuple, list))
+  else:
+    ok = True
+  if not ok:
+    raise ConfigError(f"config.{key}={value!r} should be of type {type(default).__name__} "
+                      f"(default {default!r})")
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ``ConfigError`` naming the key for unknown keys and bad values."""
+  from rlmba_jax import selection  # pylint: disable=g-import-not-at-top
+
+  defaults = flat_dict(default_config())
+  given = flat_dict(config)
+  for key, value in given.items():
+    if key not in defaults:
+      close = difflib.get_close_matches(key, defaults, n=1)
+      hint = f"; did you mean config.{close[0]}?" if close else ""
+      raise ConfigError(f"unknown config key config.{key}{hint}")
+    _check_type(key, value, defaults[key])
+  for key in defaults:
+    if key not in given:
+      raise ConfigError(f"config.{key} is missing; start config files from "
+                        "rlmba_jax.experiment.config.default_config()")
+
+  def positive(key):
+    if given[key] <= 0:
+      raise ConfigError(f"config.{key}={given[key]!r} must be positive")
+
+  for key in ("al.initial_size", "al.budget_per_round", "train.batch_size",
+              "train.eval_batch_size", "train.num_epochs", "train.learning_rate",
+              "model.width", "checkpoint.max_to_keep"):
+    positive(key)
+  for key in ("al.rounds", "data.test_size", "data.val_size", "train.weight_decay",
+              "train.grad_clip_norm", "num_devices"):
+    if given[key] < 0:
+      raise ConfigError(f"config.{key}={given[key]!r} must not be negative")
+  if not 0.0 <= given["model.dropout"] < 1.0:
+    raise ConfigError(f"config.model.dropout={given['model.dropout']!r} must be in [0, 1)")
+  if given["al.strategy"] not in selection.available_strategies():
+    raise ConfigError(f"config.al.strategy={given['al.strategy']!r} is not a strategy; "
+                      f"choose from {', '.join(selection.available_strategies())}")
+  if given["data.source"] not in ("tfds", "files"):
+    raise ConfigError(f"config.data.source={given['data.source']!r}; use 'tfds' or 'files'")
+
+
+def check_budget(config: ml_collections.ConfigDict, pool_size: int) -> None:
+  """The whole schedule must fit in the pool."""
+  needed = config.al.initial_size + config.al.rounds * config.al.budget_per_round
+  if needed > pool_size:
+    raise ConfigError(
+        f"the schedule needs {needed} labels (al.initial_size={config.al.initial_size} + "
+        f"al.rounds={config.al.rounds} x al.budget_per_round={config.al.budget_per_round}) "
+        f"but the pool holds {pool_size}; lower al.rounds or al.budget_per_round")
+
+
+def config_differences(stored: dict[str, Any], config: ml_collections.ConfigDict
+                       ) -> list[str]:
+  """Keys whose values differ between a workdir's stored config and ``config``.
+
+  Keys in ``RESUMABLE_KEYS`` are ignored (continuing a run with more rounds is allowed).
+  """
+  now = flat_dict(config)
+  before = _flatten(stored)
+  diffs = []
+  for key in sorted(set(now) | set(before)):
+    if key in RESUMABLE_KEYS:
+      continue
+    if now.get(key, "<absent>") != before.get(key, "<absent>"):
+      diffs.append(f"config.{key}: workdir has {before.get(key, '<absent>')!r}, "
+                   f"now {now.get(key, '<absent>')!r}")
+  return diffs
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Lets this module serve as a config file itself (``--config=.../config.py``)."""
+  del arg
+  return default_config()

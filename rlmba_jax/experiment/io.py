@@ -1,0 +1,42 @@
+"""Small durable-file helpers for the workdir."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Iterable
+
+
+def write_atomic(path: str, text: str) -> None:
+  """Replaces ``path`` with ``text`` so that readers see the old or the new file, never half."""
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def write_json(path: str, obj: Any) -> None:
+  write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_jsonl(path: str, rows: Iterable[dict]) -> None:
+  write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+
+
+def append_jsonl(path: str, row: dict) -> None:
+  line = json.dumps(row, sort_keys=True) + "\n"
+  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+  try:
+    os.write(fd, line.encode())
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+def read_jsonl(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]

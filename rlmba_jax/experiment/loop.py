@@ -1,0 +1,279 @@
+"""The active-learning loop: select -> label -> retrain -> evaluate, with exact resume.
+
+Workdir layout::
+
+  config.json     the config the run was started with (resuming checks it)
+  ledger.jsonl    one line per round: the example ids labelled in that round (round 0 =
+                  the initial set); append-only, fsync'ed, the record of what was labelled
+  rounds.jsonl    one line of metrics per finished round
+  summary.json    the learning curve and the final metrics
+  checkpoints/    Orbax round checkpoints (state + metric history)
+
+Commit order inside round r: ledger line r -> train -> evaluate -> checkpoint r ->
+rounds.jsonl line r. On restart the latest checkpoint is the truth: ``rounds.jsonl`` is
+rewritten from its history, and a ledger line without a checkpoint (selected, not trained)
+is honoured as it stands, so a run killed at any point ends with the same ledger and metrics
+as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import logging
+
+from rlmba_jax import parallel
+from rlmba_jax import selection
+from rlmba_jax.data import DatasetSplits, Ledger, LedgerError, load_dataset
+from rlmba_jax.experiment import io
+from rlmba_jax.experiment.checkpoint import RoundCheckpointer
+from rlmba_jax.experiment.config import (ConfigError, check_budget, config_differences,
+                                         validate_config)
+from rlmba_jax.models import build_model
+from rlmba_jax.train import Trainer, TrainState, classification_metrics, make_optimizer
+
+logging = logging.getLogger(__name__)
+
+# Purposes a round's key is split into (fold_in constants: never change their values).
+_INIT, _TRAIN, _SELECT = 0, 1, 2
+
+PhaseCallback = Callable[[int, str], None]
+
+
+class WorkdirError(RuntimeError):
+  pass
+
+
+def round_keys(seed: int, round_index: int) -> dict[str, jax.Array]:
+  """The keys of one round, derived from the seed alone (nothing advanced is stored)."""
+  round_key = jax.random.fold_in(jax.random.key(seed), round_index)
+  return {"init": jax.random.fold_in(round_key, _INIT),
+          "train": jax.random.fold_in(round_key, _TRAIN),
+          "select": jax.random.fold_in(round_key, _SELECT)}
+
+
+def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    if os.path.exists(os.path.join(workdir, "ledger.jsonl")):
+      raise WorkdirError(f"{workdir} holds a ledger.jsonl but no config.json; it is not a "
+                         "workdir of this tool. Choose another --workdir.")
+    return
+  try:
+    with open(path) as f:
+      stored = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise WorkdirError(f"{path} is unreadable ({e}); nothing was changed. Restore it or "
+                       "choose another --workdir.") from e
+  diffs = config_differences(stored, config)
+  if diffs:
+    raise WorkdirError(
+        f"{workdir} holds a run with a different config; nothing was changed. Use another "
+        "--workdir, or the same config (only al.rounds may grow). Differences:\n  "
+        + "\n  ".join(diffs))
+
+
+def _softmax_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
+  return {"probs": jax.nn.softmax(outputs["fused_logits"], axis=-1),
+          "modality_probs": {m: jax.nn.softmax(l, axis=-1)
+                             for m, l in outputs["logits"].items()},
+          "features": outputs["features"]}
+
+
+@jax.jit
+def _evaluate(outputs: Mapping[str, Any], labels: jnp.ndarray) -> dict[str, Any]:
+  probs = _softmax_outputs(outputs)
+  metrics = classification_metrics(probs["probs"], labels)
+  metrics["per_modality_top1"] = {
+      m: jnp.mean(jnp.argmax(p, -1) == labels) for m, p in probs["modality_probs"].items()}
+  return metrics
+
+
+def _to_python(tree: Any) -> Any:
+  return jax.tree.map(lambda x: float(x) if np.ndim(x) == 0 else np.asarray(x).tolist(),
+                      jax.device_get(tree))
+
+
+def area_under_curve(num_labeled: list[int], top1: list[float]) -> float:
+  """Trapezoidal area under test top-1 vs labels, divided by the label range (in [0, 1])."""
+  if len(num_labeled) < 2:
+    return float(top1[0]) if top1 else float("nan")
+  x, y = np.asarray(num_labeled, float), np.asarray(top1, float)
+  return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / (x[-1] - x[0]))
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *,
+        phase_callback: PhaseCallback | None = None) -> dict[str, Any]:
+  """Runs (or continues) the active-learning experiment described by ``config``.
+
+  Args:
+    config: an ml_collections config built from ``experiment.config.default_config()``.
+    workdir: output folder; an existing run there is continued.
+    phase_callback: called as ``(round, phase)`` after each durable step, phases
+      ``"labelled"``, ``"trained"``, ``"checkpointed"``, ``"reported"`` (progress bars,
+      notebooks, fault-injection tests).
+
+  Returns:
+    The summary written to ``summary.json``.
+  """
+  t_start = time.time()
+  validate_config(config)
+  workdir = os.path.abspath(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  _check_workdir(workdir, config)
+  data = load_dataset(config.data)
+  check_budget(config, len(data.pool))
+  writer = jax.process_index() == 0
+  if writer and not os.path.exists(os.path.join(workdir, "config.json")):
+    io.write_atomic(os.path.join(workdir, "config.json"), config.to_json(indent=2) + "\n")
+
+  mesh = parallel.make_mesh(config.num_devices)
+  model = build_model(config.model, data.modalities, data.num_classes)
+  trainer = Trainer(model, make_optimizer(config.train), batch_size=config.train.batch_size,
+                    num_epochs=config.train.num_epochs,
+                    eval_batch_size=config.train.eval_batch_size, mesh=mesh)
+  pool_inputs = parallel.put_replicated(dict(data.pool.inputs), mesh)
+  pool_labels = parallel.put_replicated(data.pool.labels, mesh)
+  evals = {split: (parallel.put_replicated(dict(arrays.inputs), mesh),
+                   parallel.put_replicated(arrays.labels, mesh))
+           for split, arrays in (("val", data.val), ("test", data.test))}
+  example = jax.tree.map(lambda x: x[:1], pool_inputs)
+  num_pool = len(data.pool)
+  strategy_fn = jax.jit(selection.get_strategy(config.al.strategy), static_argnums=2)
+  initial_fn = jax.jit(selection.get_strategy("random"), static_argnums=2)
+  position_of = {int(i): p for p, i in enumerate(data.pool.ids)}
+
+  ledger = Ledger(os.path.join(workdir, "ledger.jsonl"))
+  checkpointer = RoundCheckpointer(os.path.join(workdir, "checkpoints"),
+                                   config.checkpoint.max_to_keep)
+  rounds_path = os.path.join(workdir, "rounds.jsonl")
+  try:
+    entries = ledger.read() if writer else []
+  except LedgerError as e:
+    raise WorkdirError(str(e)) from e
+
+  target = {"train": trainer.init(round_keys(config.seed, 0)["init"], example),
+            "labelled": parallel.put_replicated(np.zeros(num_pool, bool), mesh)}
+  latest = checkpointer.latest_round()
+  if latest is None:
+    state, history, start = None, [], 0
+    labelled = target["labelled"]
+  else:
+    state, meta = checkpointer.restore(latest, target)
+    history, start = list(meta["history"]), latest + 1
+    labelled = state["labelled"]
+    if len(history) != start:
+      raise WorkdirError(f"checkpoint {latest} holds {len(history)} rounds of history; "
+                         "the checkpoint is inconsistent. Move checkpoints/ away to restart.")
+  if writer and not start <= len(entries) <= start + 1:
+    raise WorkdirError(
+        f"{ledger.path} records {len(entries)} rounds but the latest checkpoint is "
+        f"{'none' if latest is None else latest}; the ledger and checkpoints disagree. "
+        "Nothing was changed; restore the workdir or start a new one.")
+  if writer:
+    io.write_jsonl(rounds_path, history)  # the checkpoint's history is the truth
+
+  total_rounds = config.al.rounds
+  if start > total_rounds:
+    logging.info("%s is complete (%d rounds); raise al.rounds to continue.", workdir,
+                 start - 1)
+  for r in range(start, total_rounds + 1):
+    keys = round_keys(config.seed, r)
+    t0 = time.time()
+    if r < len(entries):
+      ids = [int(i) for i in entries[r]["ids"]]
+      unknown = [i for i in ids if i not in position_of]
+      if unknown:
+        raise WorkdirError(f"ledger round {r} names ids {unknown[:5]} that are not in the "
+                           "pool of this data split")
+      positions = np.asarray([position_of[i] for i in ids], np.int32)
+      logging.info("round %d: using the %d ids already in the ledger", r, len(ids))
+    else:
+      if r == 0:
+        view = selection.PoolView(None, {}, {}, labelled)
+        positions = initial_fn(keys["select"], view, config.al.initial_size)
+      else:
+        outputs = _softmax_outputs(trainer.predict(state["train"].params, pool_inputs))
+        view = selection.PoolView(outputs["probs"], outputs["modality_probs"],
+                                  outputs["features"], labelled)
+        positions = strategy_fn(keys["select"], view, config.al.budget_per_round)
+      positions = np.asarray(jax.device_get(positions), np.int32)
+      ids = [int(i) for i in data.pool.ids[positions]]
+      if len(set(ids)) != len(ids) or np.asarray(jax.device_get(labelled))[positions].any():
+        raise RuntimeError(f"round {r}: the strategy returned repeated or already labelled "
+                           "examples; this is a bug in the strategy")
+      if writer:
+        ledger.append(r, ids)
+    select_seconds = time.time() - t0
+    if phase_callback:
+      phase_callback(r, "labelled")
+
+    labelled = labelled.at[positions].set(True)
+    t1 = time.time()
+    if config.train.warm_start and state is not None:
+      params = state["train"].params
+      train_state = TrainState(params, trainer.optimizer.init(params))
+    else:
+      train_state = trainer.init(keys["init"], example)
+    train_state, train_log = trainer.train(train_state, keys["train"], pool_inputs,
+                                           pool_labels, labelled)
+    jax.block_until_ready(train_state)
+    train_seconds = time.time() - t1
+    if phase_callback:
+      phase_callback(r, "trained")
+
+    t2 = time.time()
+    metrics = {split: _to_python(_evaluate(trainer.predict(train_state.params, x), y))
+               for split, (x, y) in evals.items()}
+    log = _to_python(train_log)
+    record = {
+        "round": r, "num_labeled": int(jnp.sum(labelled)), "strategy": config.al.strategy,
+        "seed": int(config.seed),
+        "test_top1": metrics["test"]["top1"], "test_nll": metrics["test"]["nll"],
+        "test_ece": metrics["test"]["ece"],
+        "val_top1": metrics["val"]["top1"], "val_nll": metrics["val"]["nll"],
+        "val_ece": metrics["val"]["ece"],
+        "per_modality_test_top1": metrics["test"]["per_modality_top1"],
+        "per_modality_val_top1": metrics["val"]["per_modality_top1"],
+        "train_loss": log.epoch_loss[-1], "train_loss_curve": log.epoch_loss,
+        "train_grad_norm": log.epoch_grad_norm[-1], "train_steps": int(log.num_steps),
+        "select_seconds": round(select_seconds, 4), "train_seconds": round(train_seconds, 4),
+        "eval_seconds": round(time.time() - t2, 4),
+    }
+    history.append(record)
+    state = {"train": train_state, "labelled": labelled}
+    checkpointer.save(r, state, {"history": history})
+    if phase_callback:
+      phase_callback(r, "checkpointed")
+    if writer:
+      io.append_jsonl(rounds_path, record)
+    if phase_callback:
+      phase_callback(r, "reported")
+    logging.info("round %d/%d | %s | labels %d | test top-1 %.4f | val top-1 %.4f | "
+                 "select %.2fs train %.2fs", r, total_rounds, config.al.strategy,
+                 record["num_labeled"], record["test_top1"], record["val_top1"],
+                 select_seconds, train_seconds)
+
+  checkpointer.close()
+  summary = {
+      "strategy": config.al.strategy, "seed": int(config.seed), "data": config.data.name,
+      "rounds": len(history) - 1,
+      "num_labeled": [h["num_labeled"] for h in history],
+      "test_top1": [h["test_top1"] for h in history],
+      "final": {k: v for k, v in history[-1].items() if k != "train_loss_curve"}
+               if history else {},
+      "area_under_curve": area_under_curve([h["num_labeled"] for h in history],
+                                           [h["test_top1"] for h in history]),
+      "devices": [str(d) for d in mesh.devices.flat],
+      "seconds_this_invocation": round(time.time() - t_start, 3),
+  }
+  if writer:
+    io.write_json(os.path.join(workdir, "summary.json"), summary)
+  return summary

@@ -1,0 +1,57 @@
+r"""Runs an active-learning experiment.
+
+  python -m rlmba_jax.main --workdir=/tmp/rlmba/mfeat
+  python -m rlmba_jax.main --config=configs/mfeat.py --workdir=/tmp/rlmba/entropy \
+      --config.al.strategy=entropy --config.al.rounds=4 --config.seed=3
+
+Re-running a command on the same workdir continues the run from its last finished round.
+"""
+
+import logging as std_logging
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from rlmba_jax import parallel
+
+
+def _default_config_path() -> str:
+  local = os.path.join("configs", "mfeat.py")
+  if os.path.exists(local):
+    return local
+  return os.path.join(os.path.dirname(__file__), "experiment", "config.py")
+
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", _default_config_path(), "Config file (get_config(arg) -> ConfigDict).",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Output folder; an existing run is continued.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  parallel.initialize_distributed()
+  from rlmba_jax.experiment import ConfigError, WorkdirError, run  # pylint: disable=g-import-not-at-top
+  # Our progress at INFO; libraries (Orbax logs every file it writes) at WARNING.
+  logging.set_verbosity(logging.WARNING)
+  std_logging.getLogger("rlmba_jax").setLevel(std_logging.INFO)
+  try:
+    summary = run(_CONFIG.value, _WORKDIR.value)
+  except (ConfigError, WorkdirError) as e:
+    raise app.UsageError(str(e)) from None
+  print(f"done: {summary['strategy']} seed {summary['seed']}: test top-1 "
+        f"{summary['final'].get('test_top1', float('nan')):.4f} with "
+        f"{summary['final'].get('num_labeled', 0)} labels; outputs in {_WORKDIR.value}")
+
+
+def entry_point():
+  flags.mark_flag_as_required("workdir")
+  app.run(main)
+
+
+if __name__ == "__main__":
+  entry_point()

@@ -1,0 +1,67 @@
+"""Device mesh, shardings and multi-host start-up.
+
+One data axis: batches and pool chunks are split over it, parameters are replicated. The same
+code runs on one CPU, one GPU, N local devices or a multi-host slice.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def initialize_distributed() -> None:
+  """Calls ``jax.distributed.initialize()`` when this is one process of a multi-host job.
+
+  Detected from ``JAX_COORDINATOR_ADDRESS`` (with ``JAX_NUM_PROCESSES``/``JAX_PROCESS_ID``)
+  or a cluster environment JAX recognises (SLURM, Cloud TPU, ...) when
+  ``RLMBA_DISTRIBUTED=1``. Must run before any other JAX call.
+  """
+  if os.environ.get("JAX_COORDINATOR_ADDRESS"):
+    jax.distributed.initialize(
+        coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+        num_processes=int(os.environ.get("JAX_NUM_PROCESSES", "1")),
+        process_id=int(os.environ.get("JAX_PROCESS_ID", "0")))
+  elif os.environ.get("RLMBA_DISTRIBUTED") == "1":
+    jax.distributed.initialize()
+
+
+def make_mesh(num_devices: int | None = None) -> Mesh:
+  """A 1-D mesh over ``num_devices`` devices (default: all) with axis ``"data"``."""
+  devices = jax.devices()
+  n = len(devices) if num_devices in (None, 0, -1) else int(num_devices)
+  if n > len(devices) or n < 1:
+    raise ValueError(f"asked for a mesh of {n} devices; {len(devices)} are visible")
+  kwargs: dict[str, Any] = {"devices": devices[:n]}
+  axis_type = getattr(jax.sharding, "AxisType", None)
+  if axis_type is not None:
+    # Classic GSPMD propagation with explicit constraints where we want them.
+    kwargs["axis_types"] = (axis_type.Auto,)
+  try:
+    return jax.make_mesh((n,), (DATA_AXIS,), **kwargs)
+  except TypeError:
+    return Mesh(np.asarray(devices[:n]), (DATA_AXIS,))
+
+
+def data_sharding(mesh: Mesh) -> NamedSharding:
+  """Leading (batch / pool) axis split over the data axis."""
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def put_replicated(tree: Any, mesh: Mesh) -> Any:
+  """Places a host pytree on every device of ``mesh`` (works across hosts too)."""
+  sharding = replicated(mesh)
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)

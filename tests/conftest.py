@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny, fast configuration of the mfeat experiment."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+# A persistent XLA compilation cache shared by every test process (set before JAX loads):
+# most of a tiny run's time is compiling the same programs again.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      os.path.join(tempfile.gettempdir(), "rlmba_jax_test_xla_cache"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
+import pytest  # pylint: disable=g-import-not-at-top
+
+from rlmba_jax.experiment.config import default_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_tiny_config(**overrides):
+  """Two selection rounds on mfeat with small budgets and few epochs (seconds on CPU)."""
+  c = default_config()
+  c.data.source = "files"  # skip building the ArrayRecord copy (tested separately)
+  c.al.initial_size = 20
+  c.al.budget_per_round = 10
+  c.al.rounds = 2
+  c.train.num_epochs = 20
+  c.train.learning_rate = 5e-3
+  c.train.batch_size = 32
+  c.train.eval_batch_size = 256
+  c.model.width = 32
+  c.model.hidden = (32,)
+  c.model.conv_channels = (8, 16)
+  for key, value in overrides.items():
+    node = c
+    *path, last = key.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return c
+
+
+@pytest.fixture
+def tiny_config():
+  return make_tiny_config
+
+
+def run_python(code: str, *, env: dict | None = None, timeout: int = 600
+               ) -> subprocess.CompletedProcess:
+  """Runs ``code`` in a fresh interpreter (own XLA flags, killable) from the repo root."""
+  full_env = dict(os.environ)
+  full_env.update(env or {})
+  full_env["PYTHONPATH"] = REPO + os.pathsep + full_env.get("PYTHONPATH", "")
+  return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=full_env,
+                        capture_output=True, text=True, timeout=timeout)

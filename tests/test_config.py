@@ -1,0 +1,63 @@
+import pytest
+
+from rlmba_jax.experiment.config import (ConfigError, check_budget, config_differences,
+                                         default_config, flat_dict, validate_config)
+
+
+def test_default_and_file_configs_validate():
+  import importlib.util, os
+  validate_config(default_config())
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", "mfeat.py")
+  spec = importlib.util.spec_from_file_location("mfeat_cfg", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  validate_config(module.get_config())
+  validate_config(module.get_config("runlocal"))
+  with pytest.raises(ValueError, match="runlocal"):
+    module.get_config("bogus")
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("al.strategy", "nope", "is not a strategy"),
+    ("al.initial_size", 0, "must be positive"),
+    ("al.rounds", -1, "must not be negative"),
+    ("train.num_epochs", 0, "must be positive"),
+    ("model.dropout", 1.0, r"must be in \[0, 1\)"),
+    ("data.source", "s3", "use 'tfds' or 'files'"),
+])
+def test_bad_values_are_named(key, value, message):
+  config = default_config()
+  section, name = key.split(".")
+  with config.unlocked():
+    config[section][name] = value
+  with pytest.raises(ConfigError, match=message):
+    validate_config(config)
+
+
+def test_unknown_key_gets_a_suggestion():
+  config = default_config()
+  with config.unlocked():
+    config.al.strateg = "entropy"
+  with pytest.raises(ConfigError, match="did you mean config.al.strategy"):
+    validate_config(config)
+
+
+def test_budget_must_fit_the_pool():
+  config = default_config()
+  check_budget(config, 1400)
+  config.al.rounds = 100
+  with pytest.raises(ConfigError, match="needs 5050 labels .* pool holds 1400"):
+    check_budget(config, 1400)
+
+
+def test_differences_ignore_rounds_only():
+  stored = flat_dict(default_config())
+  nested = {}
+  for k, v in stored.items():
+    a, b = k.split(".") if "." in k else (None, k)
+    (nested.setdefault(a, {}) if a else nested)[b] = v
+  config = default_config()
+  config.al.rounds = 9
+  assert config_differences(nested, config) == []
+  config.seed = 4
+  assert config_differences(nested, config) == ["config.seed: workdir has 0, now 4"]

@@ -1,0 +1,139 @@
+"""End-to-end runs of the active-learning loop: outputs, determinism, resume, bad input."""
+
+import json
+import os
+import textwrap
+
+import pytest
+
+from conftest import make_tiny_config, run_python
+from rlmba_jax.experiment import ConfigError, WorkdirError, run
+
+TIMING = ("select_seconds", "train_seconds", "eval_seconds")
+
+
+def _rounds(workdir):
+  with open(os.path.join(workdir, "rounds.jsonl")) as f:
+    return [{k: v for k, v in json.loads(l).items() if k not in TIMING} for l in f]
+
+
+def _ledger(workdir):
+  with open(os.path.join(workdir, "ledger.jsonl")) as f:
+    return [json.loads(l) for l in f]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """One uninterrupted entropy run every other test compares with."""
+  workdir = str(tmp_path_factory.mktemp("reference"))
+  summary = run(make_tiny_config(**{"al.strategy": "entropy"}), workdir)
+  return workdir, summary
+
+
+def test_outputs(reference):
+  workdir, summary = reference
+  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "ledger.jsonl",
+                                         "rounds.jsonl", "summary.json"]
+  rounds = _rounds(workdir)
+  assert [r["round"] for r in rounds] == [0, 1, 2]
+  assert [r["num_labeled"] for r in rounds] == [20, 30, 40]
+  for r in rounds:
+    assert r["strategy"] == "entropy" and r["seed"] == 0
+    assert 0.0 <= r["test_top1"] <= 1.0 and 0.0 <= r["val_top1"] <= 1.0
+    assert set(r["per_modality_test_top1"]) == {"fou", "fac", "kar", "pix", "zer", "mor"}
+  ledger = _ledger(workdir)
+  assert [len(e["ids"]) for e in ledger] == [20, 10, 10]
+  all_ids = [i for e in ledger for i in e["ids"]]
+  assert len(set(all_ids)) == 40
+  assert summary["num_labeled"] == [20, 30, 40]
+  assert summary["final"]["test_top1"] == rounds[-1]["test_top1"]
+  assert rounds[-1]["test_top1"] > 0.5  # far above chance (0.1) even with 40 labels
+
+
+def test_same_seed_same_ledger_other_seed_other_ledger(reference, tmp_path):
+  workdir, _ = reference
+  run(make_tiny_config(**{"al.strategy": "entropy"}), str(tmp_path / "again"))
+  assert _ledger(tmp_path / "again") == _ledger(workdir)
+  assert _rounds(tmp_path / "again") == _rounds(workdir)
+  run(make_tiny_config(**{"al.strategy": "entropy", "seed": 1, "al.rounds": 0}),
+      str(tmp_path / "other"))
+  assert _ledger(tmp_path / "other")[0] != _ledger(workdir)[0]
+
+
+def test_more_rounds_continue_a_finished_run(reference, tmp_path):
+  workdir, _ = reference
+  short = str(tmp_path / "short")
+  run(make_tiny_config(**{"al.strategy": "entropy", "al.rounds": 1}), short)
+  assert len(_ledger(short)) == 2
+  run(make_tiny_config(**{"al.strategy": "entropy", "al.rounds": 1}), short)  # no-op
+  assert len(_ledger(short)) == 2
+  run(make_tiny_config(**{"al.strategy": "entropy"}), short)
+  assert _ledger(short) == _ledger(workdir)
+  assert _rounds(short) == _rounds(workdir)
+
+
+KILL_DRIVER = textwrap.dedent("""
+    import os, signal, sys
+    sys.path.insert(0, "tests")
+    from conftest import make_tiny_config
+    from rlmba_jax.experiment import run
+    at = (int(sys.argv[2]) if len(sys.argv) > 2 else None, sys.argv[3] if len(sys.argv) > 3 else None)
+    def cb(r, phase):
+      if (r, phase) == at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    run(make_tiny_config(**{"al.strategy": "entropy"}), sys.argv[1], phase_callback=cb)
+""")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("round_index,phase", [(1, "labelled"), (1, "trained"),
+                                               (2, "checkpointed")])
+def test_kill_minus_nine_then_resume_is_exact(reference, tmp_path, round_index, phase):
+  workdir = str(tmp_path / "killed")
+  code = f"import sys; sys.argv = ['x', {workdir!r}, '{round_index}', '{phase}']\n" + KILL_DRIVER
+  killed = run_python(code)
+  assert killed.returncode == -9, killed.stderr[-2000:]
+  resumed = run_python(f"import sys; sys.argv = ['x', {workdir!r}]\n" + KILL_DRIVER)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  ref, _ = reference
+  assert _ledger(workdir) == _ledger(ref)
+  assert _rounds(workdir) == _rounds(ref)
+
+
+def test_torn_ledger_line_is_recovered(reference, tmp_path):
+  ref, _ = reference
+  workdir = str(tmp_path / "torn")
+  run(make_tiny_config(**{"al.strategy": "entropy", "al.rounds": 1}), workdir)
+  with open(os.path.join(workdir, "ledger.jsonl"), "a") as f:
+    f.write('{"round": 2, "ids": [1')
+  run(make_tiny_config(**{"al.strategy": "entropy"}), workdir)
+  assert _ledger(workdir) == _ledger(ref)
+  assert any(".torn-" in p for p in os.listdir(workdir))
+
+
+def test_refuses_a_workdir_with_another_config_and_changes_nothing(reference, tmp_path):
+  ref, _ = reference
+  before = {p: open(os.path.join(ref, p), "rb").read()
+            for p in ("config.json", "ledger.jsonl", "rounds.jsonl", "summary.json")}
+  with pytest.raises(WorkdirError, match="config.al.strategy: workdir has 'entropy', now "
+                                          "'random'"):
+    run(make_tiny_config(), ref)
+  after = {p: open(os.path.join(ref, p), "rb").read() for p in before}
+  assert after == before
+
+
+def test_budget_larger_than_the_pool_stops_before_any_work(tmp_path):
+  with pytest.raises(ConfigError, match="pool holds 1400"):
+    run(make_tiny_config(**{"al.budget_per_round": 700}), str(tmp_path / "w"))
+  assert os.listdir(tmp_path / "w") == []
+
+
+def test_inconsistent_ledger_is_refused(reference, tmp_path):
+  workdir = str(tmp_path / "bad")
+  run(make_tiny_config(**{"al.strategy": "entropy", "al.rounds": 0}), workdir)
+  with open(os.path.join(workdir, "ledger.jsonl"), "a") as f:
+    f.write('{"round":1,"ids":[1]}\n{"round":2,"ids":[2]}\n')
+  before = open(os.path.join(workdir, "ledger.jsonl")).read()
+  with pytest.raises(WorkdirError, match="records 3 rounds but the latest checkpoint is 0"):
+    run(make_tiny_config(**{"al.strategy": "entropy"}), workdir)
+  assert open(os.path.join(workdir, "ledger.jsonl")).read() == before

@@ -1,0 +1,68 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from rlmba_jax import parallel
+from rlmba_jax.data.specs import ModalitySpec
+from rlmba_jax.models import MultimodalClassifier
+from rlmba_jax.train import Trainer, multimodal_cross_entropy
+
+
+def _problem(n=96, seed=0):
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, 3, n).astype(np.int32)
+  centres = rng.normal(size=(3, 6)) * 3
+  inputs = {"x": (centres[labels] + rng.normal(size=(n, 6))).astype(np.float32),
+            "y": (centres[labels][:, :4] + rng.normal(size=(n, 4))).astype(np.float32)}
+  model = MultimodalClassifier((ModalitySpec("x", (6,)), ModalitySpec("y", (4,))),
+                               num_classes=3, width=8, hidden=(16,))
+  trainer = Trainer(model, optax.adam(1e-2), batch_size=16, num_epochs=6,
+                    eval_batch_size=32, mesh=parallel.make_mesh(1))
+  return inputs, labels, trainer
+
+
+def test_loss_is_mean_of_fused_and_unimodal_cross_entropies():
+  logits = jnp.array([[2.0, 0.0], [0.0, 1.0]])
+  out = {"fused_logits": logits, "logits": {"a": logits * 0, "b": -logits}}
+  labels = jnp.array([0, 1])
+  ce = lambda l: optax.softmax_cross_entropy_with_integer_labels(l, labels)
+  want = (ce(logits) + ce(logits * 0) + ce(-logits)) / 3
+  got = multimodal_cross_entropy(out, labels, jnp.array([1.0, 1.0]))
+  np.testing.assert_allclose(got, want.mean(), rtol=1e-6)
+  got0 = multimodal_cross_entropy(out, labels, jnp.array([1.0, 0.0]))
+  np.testing.assert_allclose(got0, want[0], rtol=1e-6)
+
+
+def test_training_reduces_loss_and_compiles_once_for_any_labelled_set():
+  inputs, labels, trainer = _problem()
+  example = jax.tree.map(lambda v: v[:1], inputs)
+  for count in (5, 40, 96):
+    mask = np.zeros(len(labels), bool)
+    mask[:count] = True
+    state = trainer.init(jax.random.key(0), example)
+    state, log = trainer.train(state, jax.random.key(1), inputs, labels, mask)
+    assert int(log.num_steps) == 6 * max(1, -(-count // 16))
+    assert float(log.epoch_loss[-1]) < float(log.epoch_loss[0])
+  assert trainer.train._cache_size() == 1
+  out = trainer.predict(state.params, inputs)
+  assert out["fused_logits"].shape == (96, 3)
+  assert trainer.predict._cache_size() == 1
+
+
+def test_unlabelled_examples_never_influence_training():
+  inputs, labels, trainer = _problem()
+  example = jax.tree.map(lambda v: v[:1], inputs)
+  mask = np.zeros(len(labels), bool)
+  mask[::3] = True
+  scrambled = labels.copy()
+  scrambled[~mask] = (scrambled[~mask] + 1) % 3
+  noisy = {k: v.copy() for k, v in inputs.items()}
+  noisy["x"][~mask] = 1e3
+  a, _ = trainer.train(trainer.init(jax.random.key(0), example), jax.random.key(1),
+                       inputs, labels, mask)
+  b, _ = trainer.train(trainer.init(jax.random.key(0), example), jax.random.key(1),
+                       noisy, scrambled, mask)
+  for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+    np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-6)
