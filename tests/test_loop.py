@@ -41,6 +41,12 @@ def test_outputs(reference):
     assert r["strategy"] == "entropy" and r["seed"] == 0
     assert 0.0 <= r["test_top1"] <= 1.0 and 0.0 <= r["val_top1"] <= 1.0
     assert set(r["per_modality_test_top1"]) == {"fou", "fac", "kar", "pix", "zer", "mor"}
+    assert 0.0 <= r["test_macro_f1"] <= 1.0 and len(r["per_class_test_top1"]) == 10
+    for key in ("shapley", "top1_gap", "modality_weights"):
+      assert set(r[key]) == set(r["per_modality_test_top1"])
+    assert abs(sum(r["modality_weights"].values()) - 1.0) < 1e-5
+    assert 0.0 <= r["balance"] <= 1.0
+    assert r["pool_uncertainty"] is None  # softmax heads
   ledger = _ledger(workdir)
   assert [len(e["ids"]) for e in ledger] == [20, 10, 10]
   all_ids = [i for e in ledger for i in e["ids"]]
@@ -137,3 +143,23 @@ def test_inconsistent_ledger_is_refused(reference, tmp_path):
   with pytest.raises(WorkdirError, match="records 3 rounds but the latest checkpoint is 0"):
     run(make_tiny_config(**{"al.strategy": "entropy"}), workdir)
   assert open(os.path.join(workdir, "ledger.jsonl")).read() == before
+
+
+def test_evidential_amcb_run_resumes_exactly(tmp_path):
+  """RL-MBA's fusion: the AMCB weight state is checkpointed and drives the next round."""
+  cfg = dict(**{"al.strategy": "entropy", "model.head": "evidential",
+                "model.fusion": "evidence", "modality.momentum": 0.5})
+  straight = str(tmp_path / "straight")
+  run(make_tiny_config(**cfg), straight)
+  rounds = _rounds(straight)
+  assert rounds[0]["pool_uncertainty"] > 0
+  # Round 0 trains with uniform weights; later weights follow the measured contributions.
+  weights = [r["modality_weights"] for r in rounds]
+  assert weights[0] != weights[1]
+  best = max(rounds[0]["top1_gap"], key=rounds[0]["top1_gap"].get)
+  assert weights[0][best] == max(weights[0].values())
+  staged = str(tmp_path / "staged")
+  run(make_tiny_config(**dict(cfg, **{"al.rounds": 1})), staged)
+  run(make_tiny_config(**cfg), staged)
+  assert _ledger(staged) == _ledger(straight)
+  assert _rounds(staged) == rounds

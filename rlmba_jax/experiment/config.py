@@ -40,6 +40,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.hidden = (256,)
   c.model.conv_channels = (32, 64)
   c.model.dropout = 0.1
+  c.model.head = "softmax"  # "softmax" | "evidential" (Dirichlet heads)
+  c.model.fusion = "concat"  # "concat" | "tmc" (Dempster-Shafer) | "evidence" (RL-MBA)
+  c.model.evidence_activation = "softplus"  # "softplus" | "relu" | "exp"
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64
@@ -49,6 +52,15 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.weight_decay = 1e-4
   c.train.grad_clip_norm = 0.0  # 0: off
   c.train.warm_start = False  # paper protocol: re-initialise every round
+  c.train.annealing_epochs = 10.0  # evidential KL weight min(1, epoch / T)
+
+  # AMCB modality weights w = eps + (1 - M eps) softmax(Delta / tau), Delta measured on the
+  # validation set after every round (our defaults; the paper does not give tau or eps).
+  c.modality = ml_collections.ConfigDict()
+  c.modality.contribution = "top1_gap"  # "top1_gap" (AMCB) | "shapley" (mean Shapley value)
+  c.modality.temperature = 0.1
+  c.modality.floor = 0.02
+  c.modality.momentum = 0.0  # EMA of the contributions over rounds (0: this round's)
 
   c.al = ml_collections.ConfigDict()
   c.al.strategy = "random"
@@ -133,6 +145,25 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   if given["al.strategy"] not in selection.available_strategies():
     raise ConfigError(f"config.al.strategy={given['al.strategy']!r} is not a strategy; "
                       f"choose from {', '.join(selection.available_strategies())}")
+  from rlmba_jax.models.classifier import check_head_and_fusion  # pylint: disable=g-import-not-at-top
+  try:
+    check_head_and_fusion(given["model.head"], given["model.fusion"])
+  except ValueError as e:
+    raise ConfigError(f"config.{e}") from None
+  if given["model.evidence_activation"] not in ("softplus", "relu", "exp"):
+    raise ConfigError(f"config.model.evidence_activation={given['model.evidence_activation']!r}"
+                      "; use softplus, relu or exp")
+  if given["modality.contribution"] not in ("top1_gap", "shapley"):
+    raise ConfigError(f"config.modality.contribution={given['modality.contribution']!r}; use "
+                      "'top1_gap' or 'shapley'")
+  if given["modality.temperature"] <= 0:
+    raise ConfigError("config.modality.temperature must be positive")
+  if not 0.0 <= given["modality.momentum"] < 1.0:
+    raise ConfigError("config.modality.momentum must be in [0, 1)")
+  num_modalities = len([m for m in str(given["data.modalities"]).split(",") if m.strip()])
+  if not 0.0 <= given["modality.floor"] * num_modalities < 1.0:
+    raise ConfigError(f"config.modality.floor={given['modality.floor']} times "
+                      f"{num_modalities} modalities must be in [0, 1)")
   if given["data.source"] not in ("tfds", "files"):
     raise ConfigError(f"config.data.source={given['data.source']!r}; use 'tfds' or 'files'")
 

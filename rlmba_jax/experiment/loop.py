@@ -29,6 +29,8 @@ import ml_collections
 import numpy as np
 import logging
 
+from rlmba_jax import fusion as fusion_lib
+from rlmba_jax import modality
 from rlmba_jax import parallel
 from rlmba_jax import selection
 from rlmba_jax.data import DatasetSplits, Ledger, LedgerError, load_dataset
@@ -37,7 +39,8 @@ from rlmba_jax.experiment.checkpoint import RoundCheckpointer
 from rlmba_jax.experiment.config import (ConfigError, check_budget, config_differences,
                                          validate_config)
 from rlmba_jax.models import build_model
-from rlmba_jax.train import Trainer, TrainState, classification_metrics, make_optimizer
+from rlmba_jax.train import (Trainer, TrainState, classification_metrics, make_loss,
+                             make_optimizer, top1)
 
 logging = logging.getLogger(__name__)
 
@@ -80,20 +83,46 @@ def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
         + "\n  ".join(diffs))
 
 
-def _softmax_outputs(outputs: Mapping[str, Any]) -> dict[str, Any]:
-  return {"probs": jax.nn.softmax(outputs["fused_logits"], axis=-1),
-          "modality_probs": {m: jax.nn.softmax(l, axis=-1)
-                             for m, l in outputs["logits"].items()},
-          "features": outputs["features"]}
+def pool_view(outputs: Mapping[str, Any], labelled: jnp.ndarray) -> selection.PoolView:
+  """What strategies see: the model's pool outputs and the labelled mask."""
+  return selection.PoolView(outputs["fused_probs"], outputs["probs"], outputs["features"],
+                            labelled)
 
 
 @jax.jit
 def _evaluate(outputs: Mapping[str, Any], labels: jnp.ndarray) -> dict[str, Any]:
-  probs = _softmax_outputs(outputs)
-  metrics = classification_metrics(probs["probs"], labels)
-  metrics["per_modality_top1"] = {
-      m: jnp.mean(jnp.argmax(p, -1) == labels) for m, p in probs["modality_probs"].items()}
+  metrics = classification_metrics(outputs["fused_probs"], labels)
+  metrics["per_modality_top1"] = {m: top1(p, labels) for m, p in outputs["probs"].items()}
   return metrics
+
+
+def make_modality_analysis(model_cfg, names: tuple[str, ...]):
+  """``(val_outputs, val_labels, weights) -> (top1_gap [M], shapley [M])``, jitted.
+
+  Shapley values: each modality's exact contribution to the fused head's probability of the
+  true class (all 2^M coalitions, absent modalities masked), averaged over the examples.
+  """
+  masks = jnp.asarray(modality.coalition_masks(len(names)))
+
+  @jax.jit
+  def analyse(outputs, labels, weights):
+    fused_top1 = top1(outputs["fused_probs"], labels)
+    modality_top1 = jnp.stack([top1(outputs["probs"][m], labels) for m in names])
+    coalition_probs = modality.coalition_probabilities(
+        outputs, masks, modalities=names, head=model_cfg.head, fusion=model_cfg.fusion,
+        evidence_activation=model_cfg.evidence_activation, modality_weights=weights)
+    shapley = modality.shapley_values(modality.true_class_values(coalition_probs, labels))
+    return modality.top1_gap(modality_top1, fused_top1), jnp.mean(shapley, axis=-1)
+
+  return analyse
+
+
+@jax.jit
+def _pool_uncertainty(outputs: Mapping[str, Any], labelled: jnp.ndarray) -> jnp.ndarray:
+  """Mean Dirichlet-variance difficulty U(x) of the fused opinion over the unlabelled pool."""
+  u = fusion_lib.mean_dirichlet_variance(outputs["fused_alpha"])
+  unlabelled = (~labelled).astype(u.dtype)
+  return jnp.sum(u * unlabelled) / jnp.maximum(jnp.sum(unlabelled), 1.0)
 
 
 def _to_python(tree: Any) -> Any:
@@ -138,7 +167,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   model = build_model(config.model, data.modalities, data.num_classes)
   trainer = Trainer(model, make_optimizer(config.train), batch_size=config.train.batch_size,
                     num_epochs=config.train.num_epochs,
-                    eval_batch_size=config.train.eval_batch_size, mesh=mesh)
+                    eval_batch_size=config.train.eval_batch_size, mesh=mesh,
+                    loss_fn=make_loss(config.model, config.train))
+  names = data.modality_names
+  analyse = make_modality_analysis(config.model, names)
+  amcb = dict(temperature=config.modality.temperature, floor=config.modality.floor,
+              momentum=config.modality.momentum)
   pool_inputs = parallel.put_replicated(dict(data.pool.inputs), mesh)
   pool_labels = parallel.put_replicated(data.pool.labels, mesh)
   evals = {split: (parallel.put_replicated(dict(arrays.inputs), mesh),
@@ -160,15 +194,18 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     raise WorkdirError(str(e)) from e
 
   target = {"train": trainer.init(round_keys(config.seed, 0)["init"], example),
-            "labelled": parallel.put_replicated(np.zeros(num_pool, bool), mesh)}
+            "labelled": parallel.put_replicated(np.zeros(num_pool, bool), mesh),
+            "modality_weights": parallel.put_replicated(modality.amcb_init(len(names)), mesh)}
   latest = checkpointer.latest_round()
   if latest is None:
     state, history, start = None, [], 0
     labelled = target["labelled"]
+    weight_state = target["modality_weights"]
   else:
     state, meta = checkpointer.restore(latest, target)
     history, start = list(meta["history"]), latest + 1
     labelled = state["labelled"]
+    weight_state = state["modality_weights"]
     if len(history) != start:
       raise WorkdirError(f"checkpoint {latest} holds {len(history)} rounds of history; "
                          "the checkpoint is inconsistent. Move checkpoints/ away to restart.")
@@ -200,10 +237,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
         view = selection.PoolView(None, {}, {}, labelled)
         positions = initial_fn(keys["select"], view, config.al.initial_size)
       else:
-        outputs = _softmax_outputs(trainer.predict(state["train"].params, pool_inputs))
-        view = selection.PoolView(outputs["probs"], outputs["modality_probs"],
-                                  outputs["features"], labelled)
-        positions = strategy_fn(keys["select"], view, config.al.budget_per_round)
+        outputs = trainer.predict(state["train"].params, pool_inputs, weight_state.weights)
+        positions = strategy_fn(keys["select"], pool_view(outputs, labelled),
+                                config.al.budget_per_round)
       positions = np.asarray(jax.device_get(positions), np.int32)
       ids = [int(i) for i in data.pool.ids[positions]]
       if len(set(ids)) != len(ids) or np.asarray(jax.device_get(labelled))[positions].any():
@@ -222,17 +258,28 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       train_state = TrainState(params, trainer.optimizer.init(params))
     else:
       train_state = trainer.init(keys["init"], example)
+    train_weights = weight_state.weights
     train_state, train_log = trainer.train(train_state, keys["train"], pool_inputs,
-                                           pool_labels, labelled)
+                                           pool_labels, labelled, train_weights)
     jax.block_until_ready(train_state)
     train_seconds = time.time() - t1
     if phase_callback:
       phase_callback(r, "trained")
 
     t2 = time.time()
-    metrics = {split: _to_python(_evaluate(trainer.predict(train_state.params, x), y))
-               for split, (x, y) in evals.items()}
+    outputs = {split: trainer.predict(train_state.params, x, train_weights)
+               for split, (x, _) in evals.items()}
+    metrics = {split: _to_python(_evaluate(outputs[split], evals[split][1]))
+               for split in evals}
+    gap, shapley = analyse(outputs["val"], evals["val"][1], train_weights)
+    contributions = gap if config.modality.contribution == "top1_gap" else shapley
+    weight_state = modality.amcb_update(weight_state, contributions, **amcb)
+    pool_uncertainty = None
+    if config.model.head == "evidential":
+      pool_uncertainty = float(_pool_uncertainty(
+          trainer.predict(train_state.params, pool_inputs, train_weights), labelled))
     log = _to_python(train_log)
+    as_dict = lambda v: dict(zip(names, _to_python(v)))
     record = {
         "round": r, "num_labeled": int(jnp.sum(labelled)), "strategy": config.al.strategy,
         "seed": int(config.seed),
@@ -240,15 +287,21 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
         "test_ece": metrics["test"]["ece"],
         "val_top1": metrics["val"]["top1"], "val_nll": metrics["val"]["nll"],
         "val_ece": metrics["val"]["ece"],
+        "test_macro_f1": metrics["test"]["macro_f1"],
+        "per_class_test_top1": metrics["test"]["per_class_top1"],
         "per_modality_test_top1": metrics["test"]["per_modality_top1"],
         "per_modality_val_top1": metrics["val"]["per_modality_top1"],
+        "top1_gap": as_dict(gap), "shapley": as_dict(shapley),
+        "balance": float(modality.modality_balance(shapley)),
+        "modality_weights": as_dict(weight_state.weights),
+        "pool_uncertainty": pool_uncertainty,
         "train_loss": log.epoch_loss[-1], "train_loss_curve": log.epoch_loss,
         "train_grad_norm": log.epoch_grad_norm[-1], "train_steps": int(log.num_steps),
         "select_seconds": round(select_seconds, 4), "train_seconds": round(train_seconds, 4),
         "eval_seconds": round(time.time() - t2, 4),
     }
     history.append(record)
-    state = {"train": train_state, "labelled": labelled}
+    state = {"train": train_state, "labelled": labelled, "modality_weights": weight_state}
     checkpointer.save(r, state, {"history": history})
     if phase_callback:
       phase_callback(r, "checkpointed")

@@ -1,22 +1,53 @@
-"""The multimodal classifier: one encoder and one head per modality, and a fused head."""
+"""The multimodal classifier: one encoder and one head per modality, and a fused prediction.
+
+Heads are ``softmax`` (logits) or ``evidential`` (Dirichlet ``alpha = evidence + 1``). The
+fused prediction is
+
+* ``concat``: a linear head over the concatenated features (written as one bias plus one
+  ``[D, C]`` block per modality, i.e. exactly ``Dense`` on the concatenation, so each
+  modality's share of the fused logits, ``fused_parts``, is available for masking);
+* ``tmc``: Dempster-Shafer combination of the modality opinions (Trusted Multi-View
+  Classification; evidential heads);
+* ``evidence``: RL-MBA's weighted evidence fusion ``1 + sum_m w_m (alpha_m - 1)`` with the
+  AMCB weights passed as ``modality_weights`` (evidential heads).
+"""
 
 from __future__ import annotations
 
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from rlmba_jax import fusion as fusion_lib
 from rlmba_jax.data.specs import ModalitySpec
 from rlmba_jax.models.encoders import ConvEncoder, MLPEncoder
 
+HEADS = ("softmax", "evidential")
+FUSIONS = ("concat", "tmc", "evidence")
+
+
+def check_head_and_fusion(head: str, fusion: str) -> None:
+  if head not in HEADS:
+    raise ValueError(f"model.head={head!r}; choose from {HEADS}")
+  if fusion not in FUSIONS:
+    raise ValueError(f"model.fusion={fusion!r}; choose from {FUSIONS}")
+  if fusion in ("tmc", "evidence") and head != "evidential":
+    raise ValueError(f"model.fusion={fusion!r} combines Dirichlet opinions and needs "
+                     "model.head='evidential'")
+
 
 class MultimodalClassifier(nn.Module):
-  """Encoders per modality, unimodal heads and a fused head over the concatenated features.
+  """``__call__(inputs, train, modality_weights)`` -> dict of outputs.
 
-  ``__call__(inputs, train)`` takes ``inputs``: modality -> ``[B, *shape]`` and returns a
-  dict with ``features`` (modality -> ``[B, width]``), ``logits`` (modality -> ``[B, C]``)
-  and ``fused_logits`` ``[B, C]``.
+  Inputs: modality -> ``[B, *shape]``; ``modality_weights`` ``[M]`` (``evidence`` fusion
+  only; uniform if None). Outputs (B batch, C classes, D width):
+    ``features`` m -> ``[B, D]``; ``logits`` m -> ``[B, C]`` raw head outputs;
+    ``probs`` m -> ``[B, C]``; ``fused_logits`` ``[B, C]`` (log alpha for Dirichlet fusions);
+    ``fused_probs`` ``[B, C]``; evidential heads add ``alpha`` m -> ``[B, C]`` and
+    ``fused_alpha``; ``concat`` adds ``fused_parts`` m -> ``[B, C]`` and ``fused_bias``
+    ``[B, C]`` (``fused_logits = fused_bias + sum_m fused_parts[m]``).
   """
   modalities: tuple[ModalitySpec, ...]
   num_classes: int
@@ -24,14 +55,28 @@ class MultimodalClassifier(nn.Module):
   hidden: Sequence[int] = (256,)
   conv_channels: Sequence[int] = (32, 64)
   dropout: float = 0.0
+  head: str = "softmax"
+  fusion: str = "concat"
+  evidence_activation: str = "softplus"
+
+  def _distribution(self, logits):
+    if self.head == "evidential":
+      alpha = fusion_lib.alpha_from_evidence(
+          fusion_lib.evidence_from_logits(logits, self.evidence_activation))
+      return fusion_lib.expected_probabilities(alpha), alpha
+    return jax.nn.softmax(logits, axis=-1), None
 
   @nn.compact
-  def __call__(self, inputs, *, train: bool = False):
+  def __call__(self, inputs, *, train: bool = False, modality_weights=None):
+    check_head_and_fusion(self.head, self.fusion)
     missing = [s.name for s in self.modalities if s.name not in inputs]
     if missing:
       raise KeyError(f"the batch has no input for modality {missing}; it has "
                      f"{sorted(inputs)}")
-    features, logits = {}, {}
+    names = [s.name for s in self.modalities]
+    out = {"features": {}, "logits": {}, "probs": {}}
+    if self.head == "evidential":
+      out["alpha"] = {}
     for spec in self.modalities:
       if spec.kind == "image":
         encoder = ConvEncoder(self.conv_channels, self.width, self.dropout,
@@ -39,17 +84,44 @@ class MultimodalClassifier(nn.Module):
       else:
         encoder = MLPEncoder(self.hidden, self.width, self.dropout,
                              name=f"encoder_{spec.name}")
-      features[spec.name] = encoder(inputs[spec.name], train=train)
-      logits[spec.name] = nn.Dense(self.num_classes, name=f"head_{spec.name}")(
-          features[spec.name])
-    joint = jnp.concatenate([features[s.name] for s in self.modalities], axis=-1)
-    fused = nn.Dense(self.num_classes, name="fused_head")(joint)
-    return {"features": features, "logits": logits, "fused_logits": fused}
+      f = encoder(inputs[spec.name], train=train)
+      logits = nn.Dense(self.num_classes, name=f"head_{spec.name}")(f)
+      out["features"][spec.name], out["logits"][spec.name] = f, logits
+      out["probs"][spec.name], alpha = self._distribution(logits)
+      if alpha is not None:
+        out["alpha"][spec.name] = alpha
+
+    if self.fusion == "concat":
+      # Dense over the concatenation, one block per modality (same init scale as one Dense).
+      init = nn.initializers.variance_scaling(1.0 / len(names), "fan_in", "truncated_normal")
+      parts = {m: nn.Dense(self.num_classes, use_bias=False, kernel_init=init,
+                           name=f"fused_head_{m}")(out["features"][m]) for m in names}
+      bias = self.param("fused_bias", nn.initializers.zeros, (self.num_classes,))
+      fused_logits = bias + sum(parts.values())
+      out["fused_parts"] = parts
+      out["fused_bias"] = jnp.broadcast_to(bias, fused_logits.shape)
+      out["fused_logits"] = fused_logits
+      out["fused_probs"], fused_alpha = self._distribution(fused_logits)
+    else:
+      alphas = jnp.stack([out["alpha"][m] for m in names])
+      if self.fusion == "tmc":
+        fused_alpha = fusion_lib.tmc_fusion(alphas)
+      else:
+        weights = (jnp.full((len(names),), 1.0 / len(names)) if modality_weights is None
+                   else modality_weights)
+        fused_alpha = fusion_lib.weighted_evidence_fusion(alphas, weights)
+      out["fused_logits"] = jnp.log(fused_alpha)
+      out["fused_probs"] = fusion_lib.expected_probabilities(fused_alpha)
+    if fused_alpha is not None:
+      out["fused_alpha"] = fused_alpha
+    return out
 
 
 def build_model(model_cfg, modalities: tuple[ModalitySpec, ...], num_classes: int
                 ) -> MultimodalClassifier:
+  check_head_and_fusion(model_cfg.head, model_cfg.fusion)
   return MultimodalClassifier(
       modalities=tuple(modalities), num_classes=num_classes, width=model_cfg.width,
       hidden=tuple(model_cfg.hidden), conv_channels=tuple(model_cfg.conv_channels),
-      dropout=model_cfg.dropout)
+      dropout=model_cfg.dropout, head=model_cfg.head, fusion=model_cfg.fusion,
+      evidence_activation=model_cfg.evidence_activation)

@@ -39,5 +39,39 @@ def expected_calibration_error(probs: jnp.ndarray, labels: jnp.ndarray,
 
 
 def classification_metrics(probs: jnp.ndarray, labels: jnp.ndarray) -> dict[str, jnp.ndarray]:
+  """top-1, NLL, ECE (15 bins), macro-F1 and per-class accuracy of ``probs [N, C]``."""
   return {"top1": top1(probs, labels), "nll": nll(probs, labels),
-          "ece": expected_calibration_error(probs, labels)}
+          "ece": expected_calibration_error(probs, labels),
+          "macro_f1": macro_f1(probs, labels),
+          "per_class_top1": per_class_accuracy(probs, labels)}
+
+
+def confusion_matrix(predictions: jnp.ndarray, labels: jnp.ndarray, num_classes: int
+                     ) -> jnp.ndarray:
+  """``[C, C]`` counts, rows = true class, columns = predicted class."""
+  index = labels * num_classes + predictions
+  return jnp.bincount(index, length=num_classes * num_classes).reshape(num_classes,
+                                                                      num_classes)
+
+
+def macro_f1(probs: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+  """Unweighted mean over classes of F1 = 2TP / (2TP + FP + FN).
+
+  Classes that neither occur nor are predicted are left out of the mean (their F1 is
+  undefined); a class that occurs but is never predicted correctly scores 0.
+  """
+  num_classes = probs.shape[-1]
+  cm = confusion_matrix(jnp.argmax(probs, -1), labels, num_classes).astype(jnp.float32)
+  tp = jnp.diag(cm)
+  denominator = cm.sum(0) + cm.sum(1)  # = 2TP + FP + FN
+  present = denominator > 0
+  f1 = jnp.where(present, 2 * tp / jnp.where(present, denominator, 1.0), 0.0)
+  return jnp.sum(f1) / jnp.maximum(jnp.sum(present), 1)
+
+
+def per_class_accuracy(probs: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+  """``[C]`` recall of each class (NaN for a class absent from ``labels``)."""
+  num_classes = probs.shape[-1]
+  cm = confusion_matrix(jnp.argmax(probs, -1), labels, num_classes).astype(jnp.float32)
+  support = cm.sum(1)
+  return jnp.where(support > 0, jnp.diag(cm) / jnp.where(support > 0, support, 1.0), jnp.nan)

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
+from rlmba_jax import fusion as fusion_lib
 from rlmba_jax import parallel
 
 Inputs = Mapping[str, jnp.ndarray]
@@ -36,7 +37,8 @@ class TrainLog(NamedTuple):
 
 
 def multimodal_cross_entropy(outputs: Mapping[str, Any], labels: jnp.ndarray,
-                             weights: jnp.ndarray) -> jnp.ndarray:
+                             weights: jnp.ndarray, epoch: jnp.ndarray | None = None
+                             ) -> jnp.ndarray:
   """Mean of the fused and every unimodal cross-entropy (the paper's training loss).
 
   Args:
@@ -47,12 +49,37 @@ def multimodal_cross_entropy(outputs: Mapping[str, Any], labels: jnp.ndarray,
   Returns:
     scalar: sum_b weights_b * (CE_fused + sum_m CE_m)_b / (M + 1) / sum_b weights_b.
   """
+  del epoch
   chex.assert_shape(labels, outputs["fused_logits"].shape[:1])
   per_head = [optax.softmax_cross_entropy_with_integer_labels(outputs["fused_logits"], labels)]
   per_head += [optax.softmax_cross_entropy_with_integer_labels(l, labels)
                for l in outputs["logits"].values()]
   per_example = sum(per_head) / len(per_head)
   return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def make_evidential_loss(annealing_epochs: float):
+  """Mean of the fused and every unimodal evidential loss (TMC's objective, averaged).
+
+  Returns ``loss(outputs, labels, weights, epoch)``; the KL term is annealed by
+  ``min(1, epoch / annealing_epochs)`` with ``epoch`` counted from 0 in each round.
+  """
+  def loss(outputs, labels, weights, epoch):
+    chex.assert_shape(labels, outputs["fused_alpha"].shape[:1])
+    annealing = fusion_lib.annealing_coefficient(epoch, annealing_epochs)
+    per_head = [fusion_lib.evidential_loss(outputs["fused_alpha"], labels, annealing)]
+    per_head += [fusion_lib.evidential_loss(a, labels, annealing)
+                 for a in outputs["alpha"].values()]
+    per_example = sum(per_head) / len(per_head)
+    return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+  return loss
+
+
+def make_loss(model_cfg, train_cfg):
+  """The training loss for the configured heads."""
+  if model_cfg.head == "evidential":
+    return make_evidential_loss(train_cfg.annealing_epochs)
+  return multimodal_cross_entropy
 
 
 def make_optimizer(train_cfg) -> optax.GradientTransformation:
@@ -78,7 +105,7 @@ class Trainer:
     num_epochs: passes over the labelled set per round.
     eval_batch_size: chunk size for pool/val/test inference (a multiple of the mesh size).
     mesh: the device mesh (axis ``data``).
-    loss_fn: ``(outputs, labels, weights) -> scalar``.
+    loss_fn: ``(outputs, labels, weights, epoch) -> scalar``.
   """
 
   def __init__(self, model: nn.Module, optimizer: optax.GradientTransformation, *,
@@ -107,7 +134,8 @@ class Trainer:
     return TrainState(params, self.optimizer.init(params))
 
   def _train(self, state: TrainState, key: jax.Array, inputs: Inputs, labels: jnp.ndarray,
-             labelled: jnp.ndarray) -> tuple[TrainState, TrainLog]:
+             labelled: jnp.ndarray, modality_weights: jnp.ndarray | None = None
+             ) -> tuple[TrainState, TrainLog]:
     """Trains ``num_epochs`` epochs over the examples where ``labelled`` is true.
 
     Args:
@@ -116,6 +144,7 @@ class Trainer:
       inputs: modality -> ``[N, ...]`` the whole pool.
       labels: ``[N]``; only labelled entries are read.
       labelled: ``[N]`` bool mask.
+      modality_weights: ``[M]`` weights for the ``evidence`` fusion (None: uniform).
     """
     num_pool = labels.shape[0]
     chex.assert_shape(labelled, (num_pool,))
@@ -123,10 +152,11 @@ class Trainer:
     num_labelled = jnp.sum(labelled.astype(jnp.int32))
     steps = jnp.maximum((num_labelled + bsz - 1) // bsz, 1)
 
-    def loss_of(params, batch, batch_labels, weights, dropout_key):
+    def loss_of(params, batch, batch_labels, weights, dropout_key, e):
       outputs = self.model.apply({"params": params}, batch, train=True,
+                                 modality_weights=modality_weights,
                                  rngs={"dropout": dropout_key})
-      return self.loss_fn(outputs, batch_labels, weights)
+      return self.loss_fn(outputs, batch_labels, weights, e)
 
     def epoch(e, carry):
       state, losses, norms = carry
@@ -143,7 +173,7 @@ class Trainer:
         batch, batch_labels, weights = jax.lax.with_sharding_constraint(
             (batch, labels[idx], weights), self._batch_sharding)
         loss, grads = jax.value_and_grad(loss_of)(
-            state.params, batch, batch_labels, weights, jax.random.fold_in(epoch_key, i))
+            state.params, batch, batch_labels, weights, jax.random.fold_in(epoch_key, i), e)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, opt_state), loss_sum + loss, norm_sum + _global_norm(grads)
@@ -156,7 +186,8 @@ class Trainer:
     state, losses, norms = jax.lax.fori_loop(0, self.num_epochs, epoch, (state, zeros, zeros))
     return state, TrainLog(losses, norms, steps * self.num_epochs)
 
-  def _predict(self, params: Any, inputs: Inputs) -> dict[str, Any]:
+  def _predict(self, params: Any, inputs: Inputs,
+               modality_weights: jnp.ndarray | None = None) -> dict[str, Any]:
     """Deterministic outputs for every row of ``inputs`` (modality -> ``[N, ...]``).
 
     Rows are processed in chunks of ``eval_batch_size``, each sharded over the mesh.
@@ -172,7 +203,8 @@ class Trainer:
 
     def apply_chunk(batch):
       batch = jax.lax.with_sharding_constraint(batch, self._batch_sharding)
-      return self.model.apply({"params": params}, batch, train=False)
+      return self.model.apply({"params": params}, batch, train=False,
+                              modality_weights=modality_weights)
 
     outputs = jax.lax.map(apply_chunk, jax.tree.map(to_chunks, dict(inputs)))
     return jax.tree.map(lambda y: y.reshape((num_chunks * chunk,) + y.shape[2:])[:n], outputs)
