@@ -15,6 +15,17 @@ def test_default_and_file_configs_validate():
   validate_config(module.get_config("runlocal"))
   with pytest.raises(ValueError, match="runlocal"):
     module.get_config("bogus")
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", "mfeat_full.py")
+  spec = importlib.util.spec_from_file_location("mfeat_full_cfg", path)
+  full = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(full)
+  for fusion in ("concat", "tmc", "evidence"):
+    config = full.get_config(fusion)
+    validate_config(config)
+    check_budget(config, 1400)
+    assert config.al.initial_size == 1400 and config.al.rounds == 0
+  with pytest.raises(ValueError, match="concat, tmc or evidence"):
+    full.get_config("sum")
 
 
 @pytest.mark.parametrize("key,value,message", [
@@ -24,6 +35,11 @@ def test_default_and_file_configs_validate():
     ("train.num_epochs", 0, "must be positive"),
     ("model.dropout", 1.0, r"must be in \[0, 1\)"),
     ("data.source", "s3", "use 'tfds' or 'files'"),
+    ("model.fusion", "tmc", "needs model.head='evidential'"),
+    ("model.fusion", "sum", "choose from"),
+    ("model.evidence_activation", "tanh", "use softplus, relu or exp"),
+    ("modality.floor", 0.2, "must be in"),
+    ("modality.contribution", "loo", "'top1_gap' or 'shapley'"),
 ])
 def test_bad_values_are_named(key, value, message):
   config = default_config()
