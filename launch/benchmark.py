@@ -19,6 +19,7 @@ from absl import flags
 from rlmba_jax import parallel, selection
 from rlmba_jax.data import load_dataset
 from rlmba_jax.experiment.config import default_config
+from rlmba_jax.experiment.logs import configure_logging
 from rlmba_jax.models import build_model
 from rlmba_jax.train import Trainer, make_optimizer
 
@@ -83,6 +84,7 @@ def mfeat_round(labels: int, repeats: int, strategy: str):
 
 def main(argv):
   del argv
+  configure_logging()
   if _WHICH.value == "mfeat_round":
     for row in mfeat_round(_LABELS.value, _REPEATS.value, _STRATEGY.value):
       print(json.dumps(row), flush=True)

@@ -15,6 +15,7 @@ from absl import app
 from absl import flags
 
 from rlmba_jax.experiment import run
+from rlmba_jax.experiment.logs import configure_logging
 
 _FUSIONS = flags.DEFINE_list("fusions", ["concat", "tmc", "evidence"], "Fused predictions.")
 _SEEDS = flags.DEFINE_integer("seeds", 5, "Seeds 0..N-1.")
@@ -33,6 +34,7 @@ def _load_config(path, arg):
 
 def main(argv):
   del argv
+  configure_logging()
   rows = []
   for fusion in _FUSIONS.value:
     accs = []

@@ -7,12 +7,10 @@ r"""Runs an active-learning experiment.
 Re-running a command on the same workdir continues the run from its last finished round.
 """
 
-import logging as std_logging
 import os
 
 from absl import app
 from absl import flags
-from absl import logging
 from ml_collections import config_flags
 
 from rlmba_jax import parallel
@@ -36,9 +34,8 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   parallel.initialize_distributed()
   from rlmba_jax.experiment import ConfigError, WorkdirError, run  # pylint: disable=g-import-not-at-top
-  # Our progress at INFO; libraries (Orbax logs every file it writes) at WARNING.
-  logging.set_verbosity(logging.WARNING)
-  std_logging.getLogger("rlmba_jax").setLevel(std_logging.INFO)
+  from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top
+  configure_logging()
   try:
     summary = run(_CONFIG.value, _WORKDIR.value)
   except (ConfigError, WorkdirError) as e:
