@@ -1,7 +1,5 @@
 """Known answers and properties of the evidential maths (rlmba_jax.fusion)."""
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,8 +8,6 @@ from hypothesis import given, settings, strategies as st
 from scipy.special import digamma, gammaln
 
 from rlmba_jax import fusion
-
-jax.config.update("jax_enable_x64", False)
 
 
 def test_dirichlet_statistics_known_answers():

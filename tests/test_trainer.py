@@ -2,7 +2,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pytest
 
 from rlmba_jax import parallel
 from rlmba_jax.data.specs import ModalitySpec

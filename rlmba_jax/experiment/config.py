@@ -150,9 +150,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     check_head_and_fusion(given["model.head"], given["model.fusion"])
   except ValueError as e:
     raise ConfigError(f"config.{e}") from None
-  if given["model.evidence_activation"] not in ("softplus", "relu", "exp"):
+  from rlmba_jax.fusion import EVIDENCE_ACTIVATIONS  # pylint: disable=g-import-not-at-top
+  if given["model.evidence_activation"] not in EVIDENCE_ACTIVATIONS:
     raise ConfigError(f"config.model.evidence_activation={given['model.evidence_activation']!r}"
-                      "; use softplus, relu or exp")
+                      f"; use {', '.join(EVIDENCE_ACTIVATIONS[:-1])} or {EVIDENCE_ACTIVATIONS[-1]}")
   if given["modality.contribution"] not in ("top1_gap", "shapley"):
     raise ConfigError(f"config.modality.contribution={given['modality.contribution']!r}; use "
                       "'top1_gap' or 'shapley'")

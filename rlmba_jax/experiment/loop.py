@@ -33,11 +33,10 @@ from rlmba_jax import fusion as fusion_lib
 from rlmba_jax import modality
 from rlmba_jax import parallel
 from rlmba_jax import selection
-from rlmba_jax.data import DatasetSplits, Ledger, LedgerError, load_dataset
+from rlmba_jax.data import Ledger, LedgerError, load_dataset
 from rlmba_jax.experiment import io
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
-from rlmba_jax.experiment.config import (ConfigError, check_budget, config_differences,
-                                         validate_config)
+from rlmba_jax.experiment.config import check_budget, config_differences, validate_config
 from rlmba_jax.models import build_model
 from rlmba_jax.train import (Trainer, TrainState, classification_metrics, make_loss,
                              make_optimizer, top1)

@@ -4,7 +4,8 @@ weighted evidence fusion and the evidential loss. Pure functions over arrays."""
 from rlmba_jax.fusion.combination import (alpha_from_opinion, conflict, ds_combine,
                                           ds_combine_evidence, ds_combine_many, tmc_fusion,
                                           weighted_evidence_fusion)
-from rlmba_jax.fusion.dirichlet import (MAX_EVIDENCE, alpha_from_evidence,
+from rlmba_jax.fusion.dirichlet import (EVIDENCE_ACTIVATIONS, MAX_EVIDENCE,
+                                        alpha_from_evidence,
                                         belief_and_uncertainty, dirichlet_strength,
                                         dirichlet_variance, evidence_from_logits,
                                         expected_probabilities, mean_dirichlet_variance)

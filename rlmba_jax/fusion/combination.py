@@ -12,7 +12,7 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlmba_jax.fusion.dirichlet import MAX_EVIDENCE, belief_and_uncertainty
+from rlmba_jax.fusion.dirichlet import MAX_EVIDENCE
 
 _TINY = 1e-30
 

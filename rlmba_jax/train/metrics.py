@@ -32,18 +32,9 @@ def expected_calibration_error(probs: jnp.ndarray, labels: jnp.ndarray,
   confidence = jnp.max(probs, axis=-1)
   correct = (jnp.argmax(probs, axis=-1) == labels).astype(jnp.float32)
   bins = jnp.clip(jnp.ceil(confidence * num_bins).astype(jnp.int32) - 1, 0, num_bins - 1)
-  count = jax.ops.segment_sum(jnp.ones_like(confidence), bins, num_bins)
   conf_sum = jax.ops.segment_sum(confidence, bins, num_bins)
   acc_sum = jax.ops.segment_sum(correct, bins, num_bins)
   return jnp.sum(jnp.abs(acc_sum - conf_sum)) / confidence.shape[0]
-
-
-def classification_metrics(probs: jnp.ndarray, labels: jnp.ndarray) -> dict[str, jnp.ndarray]:
-  """top-1, NLL, ECE (15 bins), macro-F1 and per-class accuracy of ``probs [N, C]``."""
-  return {"top1": top1(probs, labels), "nll": nll(probs, labels),
-          "ece": expected_calibration_error(probs, labels),
-          "macro_f1": macro_f1(probs, labels),
-          "per_class_top1": per_class_accuracy(probs, labels)}
 
 
 def confusion_matrix(predictions: jnp.ndarray, labels: jnp.ndarray, num_classes: int
@@ -54,14 +45,16 @@ def confusion_matrix(predictions: jnp.ndarray, labels: jnp.ndarray, num_classes:
                                                                       num_classes)
 
 
-def macro_f1(probs: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
-  """Unweighted mean over classes of F1 = 2TP / (2TP + FP + FN).
+def _confusion(probs: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+  return confusion_matrix(jnp.argmax(probs, -1), labels, probs.shape[-1]).astype(jnp.float32)
+
+
+def macro_f1_from_confusion(cm: jnp.ndarray) -> jnp.ndarray:
+  """Unweighted mean over classes of F1 = 2TP / (2TP + FP + FN) from a ``[C, C]`` matrix.
 
   Classes that neither occur nor are predicted are left out of the mean (their F1 is
   undefined); a class that occurs but is never predicted correctly scores 0.
   """
-  num_classes = probs.shape[-1]
-  cm = confusion_matrix(jnp.argmax(probs, -1), labels, num_classes).astype(jnp.float32)
   tp = jnp.diag(cm)
   denominator = cm.sum(0) + cm.sum(1)  # = 2TP + FP + FN
   present = denominator > 0
@@ -69,9 +62,26 @@ def macro_f1(probs: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
   return jnp.sum(f1) / jnp.maximum(jnp.sum(present), 1)
 
 
-def per_class_accuracy(probs: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
-  """``[C]`` recall of each class (NaN for a class absent from ``labels``)."""
-  num_classes = probs.shape[-1]
-  cm = confusion_matrix(jnp.argmax(probs, -1), labels, num_classes).astype(jnp.float32)
+def recall_from_confusion(cm: jnp.ndarray) -> jnp.ndarray:
+  """``[C]`` recall of each class from a ``[C, C]`` matrix (NaN for an absent class)."""
   support = cm.sum(1)
   return jnp.where(support > 0, jnp.diag(cm) / jnp.where(support > 0, support, 1.0), jnp.nan)
+
+
+def macro_f1(probs: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+  """Macro-F1 of the arg-max predictions of ``probs [N, C]``."""
+  return macro_f1_from_confusion(_confusion(probs, labels))
+
+
+def per_class_accuracy(probs: jnp.ndarray, labels: jnp.ndarray) -> jnp.ndarray:
+  """``[C]`` recall of each class (NaN for a class absent from ``labels``)."""
+  return recall_from_confusion(_confusion(probs, labels))
+
+
+def classification_metrics(probs: jnp.ndarray, labels: jnp.ndarray) -> dict[str, jnp.ndarray]:
+  """top-1, NLL, ECE (15 bins), macro-F1 and per-class accuracy of ``probs [N, C]``."""
+  cm = _confusion(probs, labels)
+  return {"top1": top1(probs, labels), "nll": nll(probs, labels),
+          "ece": expected_calibration_error(probs, labels),
+          "macro_f1": macro_f1_from_confusion(cm),
+          "per_class_top1": recall_from_confusion(cm)}

@@ -8,7 +8,6 @@ parameters replicated; the same code runs on 1 or N devices.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Mapping, NamedTuple
 
 import chex
@@ -54,7 +53,11 @@ def multimodal_cross_entropy(outputs: Mapping[str, Any], labels: jnp.ndarray,
   per_head = [optax.softmax_cross_entropy_with_integer_labels(outputs["fused_logits"], labels)]
   per_head += [optax.softmax_cross_entropy_with_integer_labels(l, labels)
                for l in outputs["logits"].values()]
-  per_example = sum(per_head) / len(per_head)
+  return _weighted_mean(sum(per_head) / len(per_head), weights)
+
+
+def _weighted_mean(per_example: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
+  """``sum_b w_b x_b / sum_b w_b`` (0 when every weight is 0, e.g. an all-padding batch)."""
   return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
@@ -70,8 +73,7 @@ def make_evidential_loss(annealing_epochs: float):
     per_head = [fusion_lib.evidential_loss(outputs["fused_alpha"], labels, annealing)]
     per_head += [fusion_lib.evidential_loss(a, labels, annealing)
                  for a in outputs["alpha"].values()]
-    per_example = sum(per_head) / len(per_head)
-    return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+    return _weighted_mean(sum(per_head) / len(per_head), weights)
   return loss
 
 
