@@ -40,12 +40,20 @@ def test_default_and_file_configs_validate():
     ("model.evidence_activation", "tanh", "use softplus, relu or exp"),
     ("modality.floor", 0.2, "must be in"),
     ("modality.contribution", "loo", "'top1_gap' or 'shapley'"),
+    ("al.bald.passes", 1, "at least 2 dropout passes"),
+    ("al.gcnal.method", "gcn", "'coregcn' or 'uncertaingcn'"),
+    ("al.gcnal.dropout", 1.5, r"must be in \[0, 1\)"),
+    ("al.deepfool.max_iterations", 0, "must be positive"),
+    ("al.kmeans.iterations", -1, "must not be negative"),
 ])
 def test_bad_values_are_named(key, value, message):
   config = default_config()
-  section, name = key.split(".")
+  *path, name = key.split(".")
+  node = config
+  for p in path:
+    node = node[p]
   with config.unlocked():
-    config[section][name] = value
+    node[name] = value
   with pytest.raises(ConfigError, match=message):
     validate_config(config)
 
@@ -66,14 +74,44 @@ def test_budget_must_fit_the_pool():
     check_budget(config, 1400)
 
 
-def test_differences_ignore_rounds_only():
-  stored = flat_dict(default_config())
+def _nested(flat):
   nested = {}
-  for k, v in stored.items():
-    a, b = k.split(".") if "." in k else (None, k)
-    (nested.setdefault(a, {}) if a else nested)[b] = v
+  for k, v in flat.items():
+    *path, last = k.split(".")
+    node = nested
+    for p in path:
+      node = node.setdefault(p, {})
+    node[last] = v
+  return nested
+
+
+def test_differences_ignore_rounds_only():
+  nested = _nested(flat_dict(default_config()))
   config = default_config()
   config.al.rounds = 9
   assert config_differences(nested, config) == []
   config.seed = 4
   assert config_differences(nested, config) == ["config.seed: workdir has 0, now 4"]
+
+
+def test_options_added_later_at_their_defaults_do_not_block_a_resume():
+  flat = flat_dict(default_config())
+  older = _nested({k: v for k, v in flat.items() if not k.startswith("al.gcnal.")})
+  config = default_config()
+  assert config_differences(older, config) == []
+  config.al.gcnal.epochs = 10
+  assert config_differences(older, config) == [
+      "config.al.gcnal.epochs: workdir has '<absent>', now 10"]
+
+
+def test_bald_without_dropout_is_refused_and_options_reach_the_strategy():
+  from rlmba_jax.experiment.config import strategy_options
+  config = default_config()
+  config.al.strategy = "bald"
+  config.model.dropout = 0.0
+  with pytest.raises(ConfigError, match="set a dropout rate"):
+    validate_config(config)
+  config.al.strategy = "gcnal"
+  assert strategy_options(config)["method"] == "coregcn"
+  config.al.strategy = "entropy"
+  assert strategy_options(config) == {}

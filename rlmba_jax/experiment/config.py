@@ -67,6 +67,24 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.initial_size = 50
   c.al.budget_per_round = 50
   c.al.rounds = 5  # selection rounds after the initial set
+  # Options of individual strategies (passed to the strategy whose name they carry).
+  c.al.bald = ml_collections.ConfigDict()
+  c.al.bald.passes = 10  # MC-dropout forward passes (the BMMAL code's 10)
+  c.al.kmeans = ml_collections.ConfigDict()
+  c.al.kmeans.iterations = 10  # Lloyd steps after k-means++ seeding
+  c.al.deepfool = ml_collections.ConfigDict()
+  c.al.deepfool.candidate_classes = 10  # most likely other classes tried per step
+  c.al.deepfool.max_iterations = 50
+  c.al.deepfool.overshoot = 0.02
+  c.al.gcnal = ml_collections.ConfigDict()  # Caramalau et al.'s settings
+  c.al.gcnal.method = "coregcn"  # "coregcn" | "uncertaingcn"
+  c.al.gcnal.epochs = 200
+  c.al.gcnal.hidden = 128
+  c.al.gcnal.dropout = 0.3
+  c.al.gcnal.learning_rate = 1e-3
+  c.al.gcnal.weight_decay = 5e-4
+  c.al.gcnal.unlabelled_weight = 1.2  # lambda on the unlabelled-node loss
+  c.al.gcnal.margin = 0.1  # uncertaingcn: pick scores closest to this
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.max_to_keep = 2
@@ -134,14 +152,29 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 
   for key in ("al.initial_size", "al.budget_per_round", "train.batch_size",
               "train.eval_batch_size", "train.num_epochs", "train.learning_rate",
-              "model.width", "checkpoint.max_to_keep"):
+              "model.width", "checkpoint.max_to_keep", "al.deepfool.candidate_classes",
+              "al.deepfool.max_iterations", "al.gcnal.epochs", "al.gcnal.hidden",
+              "al.gcnal.learning_rate"):
     positive(key)
   for key in ("al.rounds", "data.test_size", "data.val_size", "train.weight_decay",
-              "train.grad_clip_norm", "num_devices"):
+              "train.grad_clip_norm", "num_devices", "al.kmeans.iterations",
+              "al.deepfool.overshoot", "al.gcnal.weight_decay", "al.gcnal.unlabelled_weight"):
     if given[key] < 0:
       raise ConfigError(f"config.{key}={given[key]!r} must not be negative")
-  if not 0.0 <= given["model.dropout"] < 1.0:
-    raise ConfigError(f"config.model.dropout={given['model.dropout']!r} must be in [0, 1)")
+  for key in ("model.dropout", "al.gcnal.dropout"):
+    if not 0.0 <= given[key] < 1.0:
+      raise ConfigError(f"config.{key}={given[key]!r} must be in [0, 1)")
+  if given["al.bald.passes"] < 2:
+    raise ConfigError(f"config.al.bald.passes={given['al.bald.passes']!r}: BALD needs at "
+                      "least 2 dropout passes")
+  if given["al.strategy"] == "bald" and given["model.dropout"] == 0.0:
+    raise ConfigError("config.al.strategy='bald' samples dropout masks but "
+                      "config.model.dropout=0.0; set a dropout rate such as 0.1")
+  if given["al.gcnal.method"] not in ("coregcn", "uncertaingcn"):
+    raise ConfigError(f"config.al.gcnal.method={given['al.gcnal.method']!r}; use 'coregcn' "
+                      "or 'uncertaingcn'")
+  if not 0.0 <= given["al.gcnal.margin"] <= 1.0:
+    raise ConfigError("config.al.gcnal.margin must be in [0, 1]")
   if given["al.strategy"] not in selection.available_strategies():
     raise ConfigError(f"config.al.strategy={given['al.strategy']!r} is not a strategy; "
                       f"choose from {', '.join(selection.available_strategies())}")
@@ -187,14 +220,25 @@ def config_differences(stored: dict[str, Any], config: ml_collections.ConfigDict
   """
   now = flat_dict(config)
   before = _flatten(stored)
+  defaults = flat_dict(default_config())
   diffs = []
   for key in sorted(set(now) | set(before)):
     if key in RESUMABLE_KEYS:
       continue
+    if key not in before and key in defaults and now.get(key) == defaults[key]:
+      continue  # an option added after the run started, left at its default
     if now.get(key, "<absent>") != before.get(key, "<absent>"):
       diffs.append(f"config.{key}: workdir has {before.get(key, '<absent>')!r}, "
                    f"now {now.get(key, '<absent>')!r}")
   return diffs
+
+
+def strategy_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """Keyword options of the configured strategy: ``config.al.<strategy>`` if it exists."""
+  options = config.al.get(config.al.strategy)
+  if isinstance(options, ml_collections.ConfigDict):
+    return options.to_dict()
+  return {}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -18,6 +18,7 @@ as one that was never interrupted.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -36,15 +37,16 @@ from rlmba_jax import selection
 from rlmba_jax.data import Ledger, LedgerError, load_dataset
 from rlmba_jax.experiment import io
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
-from rlmba_jax.experiment.config import check_budget, config_differences, validate_config
-from rlmba_jax.models import build_model
+from rlmba_jax.experiment.config import (check_budget, config_differences, strategy_options,
+                                         validate_config)
+from rlmba_jax.models import build_model, make_fused_head
 from rlmba_jax.train import (Trainer, TrainState, classification_metrics, make_loss,
                              make_optimizer, top1)
 
 logging = logging.getLogger(__name__)
 
 # Purposes a round's key is split into (fold_in constants: never change their values).
-_INIT, _TRAIN, _SELECT = 0, 1, 2
+_INIT, _TRAIN, _SELECT, _MC_DROPOUT = 0, 1, 2, 3
 
 PhaseCallback = Callable[[int, str], None]
 
@@ -58,7 +60,8 @@ def round_keys(seed: int, round_index: int) -> dict[str, jax.Array]:
   round_key = jax.random.fold_in(jax.random.key(seed), round_index)
   return {"init": jax.random.fold_in(round_key, _INIT),
           "train": jax.random.fold_in(round_key, _TRAIN),
-          "select": jax.random.fold_in(round_key, _SELECT)}
+          "select": jax.random.fold_in(round_key, _SELECT),
+          "mc_dropout": jax.random.fold_in(round_key, _MC_DROPOUT)}
 
 
 def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -82,10 +85,36 @@ def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
         + "\n  ".join(diffs))
 
 
-def pool_view(outputs: Mapping[str, Any], labelled: jnp.ndarray) -> selection.PoolView:
-  """What strategies see: the model's pool outputs and the labelled mask."""
-  return selection.PoolView(outputs["fused_probs"], outputs["probs"], outputs["features"],
-                            labelled)
+def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Trainer,
+                           names: tuple[str, ...]):
+  """``(params, weights, labelled, pool_inputs, key) -> PoolView`` for the configured
+  strategy, with the optional fields it ``needs`` filled in (dropout passes, coalition
+  probabilities, the fused head)."""
+  needs = selection.strategy_needs(config.al.strategy)
+  masks = jnp.asarray(modality.coalition_masks(len(names)))
+  fused_head = make_fused_head(model) if "fused_head" in needs else None
+
+  @jax.jit
+  def coalitions(outputs, weights):
+    return modality.coalition_probabilities(
+        outputs, masks, modalities=names, head=config.model.head, fusion=config.model.fusion,
+        evidence_activation=config.model.evidence_activation, modality_weights=weights)
+
+  def build(params, weights, labelled, pool_inputs, key):
+    outputs = trainer.predict(params, pool_inputs, weights)
+    extra = {}
+    if "mc_probs" in needs:
+      extra["mc_probs"] = trainer.predict_mc(params, pool_inputs, key,
+                                             config.al.bald.passes, weights)
+    if "coalition_probs" in needs:
+      extra["coalition_probs"] = coalitions(outputs, weights)
+    if "fused_head" in needs:
+      extra["head_params"] = {"params": params, "modality_weights": weights}
+      extra["fused_head"] = fused_head
+    return selection.PoolView(outputs["fused_probs"], outputs["probs"], outputs["features"],
+                              labelled, modality_names=names, **extra)
+
+  return build
 
 
 @jax.jit
@@ -179,7 +208,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
            for split, arrays in (("val", data.val), ("test", data.test))}
   example = jax.tree.map(lambda x: x[:1], pool_inputs)
   num_pool = len(data.pool)
-  strategy_fn = jax.jit(selection.get_strategy(config.al.strategy), static_argnums=2)
+  strategy_fn = jax.jit(functools.partial(selection.get_strategy(config.al.strategy),
+                                          **strategy_options(config)), static_argnums=2)
+  build_view = make_pool_view_builder(config, model, trainer, names)
   initial_fn = jax.jit(selection.get_strategy("random"), static_argnums=2)
   position_of = {int(i): p for p, i in enumerate(data.pool.ids)}
 
@@ -236,9 +267,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
         view = selection.PoolView(None, {}, {}, labelled)
         positions = initial_fn(keys["select"], view, config.al.initial_size)
       else:
-        outputs = trainer.predict(state["train"].params, pool_inputs, weight_state.weights)
-        positions = strategy_fn(keys["select"], pool_view(outputs, labelled),
-                                config.al.budget_per_round)
+        view = build_view(state["train"].params, weight_state.weights, labelled, pool_inputs,
+                          keys["mc_dropout"])
+        positions = strategy_fn(keys["select"], view, config.al.budget_per_round)
       positions = np.asarray(jax.device_get(positions), np.int32)
       ids = [int(i) for i in data.pool.ids[positions]]
       if len(set(ids)) != len(ids) or np.asarray(jax.device_get(labelled))[positions].any():

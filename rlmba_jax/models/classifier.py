@@ -125,3 +125,38 @@ def build_model(model_cfg, modalities: tuple[ModalitySpec, ...], num_classes: in
       hidden=tuple(model_cfg.hidden), conv_channels=tuple(model_cfg.conv_channels),
       dropout=model_cfg.dropout, head=model_cfg.head, fusion=model_cfg.fusion,
       evidence_activation=model_cfg.evidence_activation)
+
+
+def make_fused_head(model: MultimodalClassifier):
+  """The fused prediction as a function of the features: ``(head_params, h) -> logits``.
+
+  ``h`` is ``[B, sum_m D_m]``, the modality features concatenated in the model's modality
+  order; ``head_params`` is ``{"params": params, "modality_weights": [M] or None}``. Returns
+  the model's ``fused_logits`` (``log alpha`` for the Dirichlet fusions), whose argmax is the
+  fused prediction. DeepFool perturbs ``h`` through this function.
+  """
+  names = [s.name for s in model.modalities]
+
+  def fused_head(head_params, h):
+    params = head_params["params"]
+    sizes = [params[f"head_{m}"]["kernel"].shape[0] for m in names]
+    if h.shape[-1] != sum(sizes):
+      raise ValueError(f"fused features have width {h.shape[-1]}, the heads expect "
+                       f"{sum(sizes)} ({dict(zip(names, sizes))})")
+    offsets = [sum(sizes[:i]) for i in range(len(sizes) + 1)]
+    parts = {m: h[..., offsets[i]:offsets[i + 1]] for i, m in enumerate(names)}
+    if model.fusion == "concat":
+      return params["fused_bias"] + sum(parts[m] @ params[f"fused_head_{m}"]["kernel"]
+                                        for m in names)
+    alphas = jnp.stack([
+        fusion_lib.alpha_from_evidence(fusion_lib.evidence_from_logits(
+            parts[m] @ params[f"head_{m}"]["kernel"] + params[f"head_{m}"]["bias"],
+            model.evidence_activation)) for m in names])
+    if model.fusion == "tmc":
+      return jnp.log(fusion_lib.tmc_fusion(alphas))
+    weights = head_params.get("modality_weights")
+    if weights is None:
+      weights = jnp.full((len(names),), 1.0 / len(names))
+    return jnp.log(fusion_lib.weighted_evidence_fusion(alphas, weights))
+
+  return fused_head

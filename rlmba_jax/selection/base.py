@@ -1,45 +1,88 @@
 """The interface every acquisition strategy shares, and the registry that names them.
 
-A strategy is a pure function ``select(key, pool, budget) -> [budget] int32`` positions in the
-pool. ``pool`` is a ``PoolView``: the current model's outputs on every pool example plus the
-labelled mask. Shapes are fixed (the whole pool, masked), so a jitted strategy compiles once
-per run; ``budget`` is static.
+A strategy is a pure function ``select(key, pool, budget, **options) -> [budget] int32``
+positions in the pool. ``pool`` is a ``PoolView``: the current model's outputs on every pool
+example plus the labelled mask. Shapes are fixed (the whole pool, masked), so a jitted strategy
+compiles once per run; ``budget`` and ``options`` are static.
+
+Strategies that need more than one deterministic forward pass say so when they register
+(``needs``), and the loop fills the matching optional fields of the view:
+
+* ``"mc_probs"``: ``[T, N, C]`` fused probabilities from T dropout passes (BALD);
+* ``"coalition_probs"``: ``[2^M, N, C]`` fused probabilities with each coalition of
+  modalities present (BMMAL's per-sample Shapley contributions);
+* ``"fused_head"``: the fused head as a function of the fused features (DeepFool).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import chex
+import flax.struct
 import jax
 import jax.numpy as jnp
 
+NEEDS = ("mc_probs", "coalition_probs", "fused_head")
 
-class PoolView(NamedTuple):
-  """What a strategy may look at. N pool size, C classes, D feature width.
+
+@flax.struct.dataclass
+class PoolView:
+  """What a strategy may look at. N pool size, C classes, D_m feature width of modality m.
 
   Attributes:
     probs: ``[N, C]`` fused predictive probabilities.
     modality_probs: modality -> ``[N, C]`` unimodal probabilities.
-    features: modality -> ``[N, D_m]`` encoder features.
+    features: modality -> ``[N, D_m]`` encoder features (the fused head's input).
     labelled: ``[N]`` bool, true where the label is already bought.
+    mc_probs: ``[T, N, C]`` fused probabilities under dropout, or None.
+    coalition_probs: ``[2^M, N, C]`` fused probabilities per coalition (rows ordered as
+      ``modality.coalition_masks(M)`` over ``modality_names``), or None.
+    head_params: parameters ``fused_head`` reads, or None.
+    fused_head: static ``(head_params, fused_features [N, D]) -> fused logits [N, C]``.
+    modality_names: static order of the modalities (sorted names if empty).
   """
   probs: jnp.ndarray
   modality_probs: Mapping[str, jnp.ndarray]
   features: Mapping[str, jnp.ndarray]
   labelled: jnp.ndarray
+  mc_probs: jnp.ndarray | None = None
+  coalition_probs: jnp.ndarray | None = None
+  head_params: Any = None
+  fused_head: Callable[[Any, jnp.ndarray], jnp.ndarray] | None = flax.struct.field(
+      pytree_node=False, default=None)
+  modality_names: tuple[str, ...] = flax.struct.field(pytree_node=False, default=())
+
+  @property
+  def names(self) -> tuple[str, ...]:
+    return self.modality_names or tuple(sorted(self.features))
+
+  def fused_features(self) -> jnp.ndarray:
+    """``[N, sum_m D_m]``: the modality features concatenated in ``names`` order."""
+    return jnp.concatenate([self.features[m] for m in self.names], axis=-1)
 
 
-Strategy = Callable[[jax.Array, PoolView, int], jnp.ndarray]
-_REGISTRY: dict[str, Strategy] = {}
+Strategy = Callable[..., jnp.ndarray]
 
 
-def register(name: str) -> Callable[[Strategy], Strategy]:
+class StrategySpec(NamedTuple):
+  select: Strategy
+  needs: frozenset[str]
+
+
+_REGISTRY: dict[str, StrategySpec] = {}
+
+
+def register(name: str, needs: tuple[str, ...] = ()) -> Callable[[Strategy], Strategy]:
   """Decorator adding a strategy to the registry under ``name``."""
+  unknown = set(needs) - set(NEEDS)
+  if unknown:
+    raise ValueError(f"strategy {name!r} needs unknown pool fields {sorted(unknown)}")
+
   def wrap(fn: Strategy) -> Strategy:
     if name in _REGISTRY:
       raise ValueError(f"strategy {name!r} is registered twice")
-    _REGISTRY[name] = fn
+    _REGISTRY[name] = StrategySpec(fn, frozenset(needs))
     return fn
   return wrap
 
@@ -48,10 +91,27 @@ def available_strategies() -> tuple[str, ...]:
   return tuple(sorted(_REGISTRY))
 
 
-def get_strategy(name: str) -> Strategy:
+def _spec(name: str) -> StrategySpec:
   if name not in _REGISTRY:
     raise ValueError(f"unknown strategy {name!r}; available: {', '.join(available_strategies())}")
   return _REGISTRY[name]
+
+
+def get_strategy(name: str) -> Strategy:
+  return _spec(name).select
+
+
+def strategy_needs(name: str) -> frozenset[str]:
+  """Which optional ``PoolView`` fields the strategy reads (see the module docstring)."""
+  return _spec(name).needs
+
+
+def check_view(pool: PoolView, needs: tuple[str, ...], strategy: str) -> None:
+  """Raises if a field the strategy needs was not filled in."""
+  for field in needs:
+    if getattr(pool, field) is None:
+      raise ValueError(f"strategy {strategy!r} needs PoolView.{field}; build the view with "
+                       f"it (the experiment loop does this from the strategy's `needs`)")
 
 
 def top_scores(scores: jnp.ndarray, available: jnp.ndarray, budget: int) -> jnp.ndarray:

@@ -1,4 +1,4 @@
-"""Uncertainty sampling on the fused prediction."""
+"""Uncertainty sampling on the fused prediction: entropy, margin, least confidence, BALD."""
 
 from __future__ import annotations
 
@@ -6,14 +6,40 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlmba_jax.selection.base import PoolView, register, top_scores
+from rlmba_jax.selection.base import PoolView, check_view, register, top_scores
+
+
+def _xlogx(p: jnp.ndarray) -> jnp.ndarray:
+  return jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)
 
 
 def predictive_entropy(probs: jnp.ndarray) -> jnp.ndarray:
   """Shannon entropy -sum_c p_c log p_c of each row. ``[N, C] -> [N]`` (0 log 0 = 0)."""
   chex.assert_rank(probs, 2)
-  return -jnp.sum(jnp.where(probs > 0, probs * jnp.log(jnp.where(probs > 0, probs, 1.0)), 0.0),
-                  axis=-1)
+  return -jnp.sum(_xlogx(probs), axis=-1)
+
+
+def margin_uncertainty(probs: jnp.ndarray) -> jnp.ndarray:
+  """``1 - (p_(1) - p_(2))``: one minus the gap between the two most likely classes. ``[N]``."""
+  chex.assert_rank(probs, 2)
+  top2 = jax.lax.top_k(probs, 2)[0]
+  return 1.0 - (top2[:, 0] - top2[:, 1])
+
+
+def least_confidence(probs: jnp.ndarray) -> jnp.ndarray:
+  """``1 - max_c p_c`` of each row. ``[N, C] -> [N]``."""
+  chex.assert_rank(probs, 2)
+  return 1.0 - jnp.max(probs, axis=-1)
+
+
+def bald_mutual_information(mc_probs: jnp.ndarray) -> jnp.ndarray:
+  """BALD score I(y; w | x) = H(E_w p) - E_w H(p) from T stochastic passes (Houlsby et al.).
+
+  ``[T, N, C] -> [N]``, non-negative up to rounding.
+  """
+  chex.assert_rank(mc_probs, 3)
+  mean_entropy = -jnp.mean(jnp.sum(_xlogx(mc_probs), axis=-1), axis=0)
+  return predictive_entropy(jnp.mean(mc_probs, axis=0)) - mean_entropy
 
 
 @register("entropy")
@@ -21,3 +47,30 @@ def entropy_sampling(key: jax.Array, pool: PoolView, budget: int) -> jnp.ndarray
   """The ``budget`` unlabelled examples of highest predictive entropy (``key`` unused)."""
   del key
   return top_scores(predictive_entropy(pool.probs), ~pool.labelled, budget)
+
+
+@register("margin")
+def margin_sampling(key: jax.Array, pool: PoolView, budget: int) -> jnp.ndarray:
+  """The ``budget`` unlabelled examples with the smallest top-2 probability gap."""
+  del key
+  return top_scores(margin_uncertainty(pool.probs), ~pool.labelled, budget)
+
+
+@register("least_confidence")
+def least_confidence_sampling(key: jax.Array, pool: PoolView, budget: int) -> jnp.ndarray:
+  """The ``budget`` unlabelled examples whose most likely class is least probable."""
+  del key
+  return top_scores(least_confidence(pool.probs), ~pool.labelled, budget)
+
+
+@register("bald", needs=("mc_probs",))
+def bald_sampling(key: jax.Array, pool: PoolView, budget: int, passes: int = 10
+                  ) -> jnp.ndarray:
+  """The ``budget`` unlabelled examples of highest BALD mutual information over ``passes``
+  MC-dropout forward passes (``pool.mc_probs``)."""
+  del key
+  check_view(pool, ("mc_probs",), "bald")
+  if pool.mc_probs.shape[0] != passes:
+    raise ValueError(f"bald expects {passes} dropout passes, the view holds "
+                     f"{pool.mc_probs.shape[0]}")
+  return top_scores(bald_mutual_information(pool.mc_probs), ~pool.labelled, budget)

@@ -128,6 +128,7 @@ class Trainer:
     self.init = jax.jit(self._init, out_shardings=replicated)
     self.train = jax.jit(self._train, donate_argnums=(0,))
     self.predict = jax.jit(self._predict)
+    self.predict_mc = jax.jit(self._predict_mc, static_argnums=3)
 
   # -- pure functions (jitted in __init__) ----------------------------------------------
 
@@ -194,6 +195,20 @@ class Trainer:
 
     Rows are processed in chunks of ``eval_batch_size``, each sharded over the mesh.
     """
+    return self._chunked_apply(params, inputs, modality_weights, None)
+
+  def _predict_mc(self, params: Any, inputs: Inputs, key: jax.Array, num_passes: int,
+                  modality_weights: jnp.ndarray | None = None) -> jnp.ndarray:
+    """Fused probabilities of ``num_passes`` forward passes with dropout on (MC dropout).
+
+    Returns ``[num_passes, N, C]``; pass t uses ``fold_in(key, t)``.
+    """
+    def one_pass(t):
+      return self._chunked_apply(params, inputs, modality_weights,
+                                 jax.random.fold_in(key, t))["fused_probs"]
+    return jax.lax.map(one_pass, jnp.arange(num_passes))
+
+  def _chunked_apply(self, params, inputs, modality_weights, dropout_key):
     n = next(iter(inputs.values())).shape[0]
     chunk = self.eval_batch_size
     num_chunks = -(-n // chunk)
@@ -203,10 +218,16 @@ class Trainer:
       x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
       return x.reshape((num_chunks, chunk) + x.shape[1:])
 
-    def apply_chunk(batch):
+    def apply_chunk(args):
+      i, batch = args
       batch = jax.lax.with_sharding_constraint(batch, self._batch_sharding)
-      return self.model.apply({"params": params}, batch, train=False,
-                              modality_weights=modality_weights)
+      if dropout_key is None:
+        return self.model.apply({"params": params}, batch, train=False,
+                                modality_weights=modality_weights)
+      return self.model.apply({"params": params}, batch, train=True,
+                              modality_weights=modality_weights,
+                              rngs={"dropout": jax.random.fold_in(dropout_key, i)})
 
-    outputs = jax.lax.map(apply_chunk, jax.tree.map(to_chunks, dict(inputs)))
+    outputs = jax.lax.map(apply_chunk, (jnp.arange(num_chunks),
+                                        jax.tree.map(to_chunks, dict(inputs))))
     return jax.tree.map(lambda y: y.reshape((num_chunks * chunk,) + y.shape[2:])[:n], outputs)
