@@ -2,6 +2,15 @@ r"""Times the pieces of one active-learning round on the current device.
 
   python launch/benchmark.py --which=mfeat_round
   python launch/benchmark.py --which=mfeat_round --labels=1400 --repeats=5
+  python launch/benchmark.py --which=badge --badge_n=50000 --badge_c=31 --badge_b=1000
+  python launch/benchmark.py --which=strategies --pool_sizes=15000,50000,200000 \
+      --classes=31,309 --strategies=entropy,badge,bmmal
+
+``badge`` takes the same flags as ``../shared/bench/torch_reference.py --which badge`` and
+prints the same fields (``select_s``), so the two can be run side by side on one card.
+``strategies`` times every named strategy on a synthetic pool of N examples with two
+modalities of D/2 features each, C classes and ``--labelled`` labelled examples, picking
+``--picks``.
 
 Prints one JSON line per measurement: compile time (first call) separately from the
 steady-state time (median of --repeats calls), so figures are comparable across machines.
@@ -23,10 +32,25 @@ from rlmba_jax.experiment.logs import configure_logging
 from rlmba_jax.models import build_model
 from rlmba_jax.train import Trainer, make_optimizer
 
-_WHICH = flags.DEFINE_enum("which", "mfeat_round", ["mfeat_round"], "Workload.")
+_WHICH = flags.DEFINE_enum("which", "mfeat_round", ["mfeat_round", "badge", "strategies"],
+                           "Workload.")
 _LABELS = flags.DEFINE_integer("labels", 300, "Labelled examples the model trains on.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls after the first (compiling) one.")
 _STRATEGY = flags.DEFINE_string("strategy", "entropy", "Selection strategy to time.")
+_BADGE_N = flags.DEFINE_integer("badge_n", 15000, "badge: pool size N.")
+_BADGE_D = flags.DEFINE_integer("badge_d", 1024, "badge: fused feature width D.")
+_BADGE_C = flags.DEFINE_integer("badge_c", 31, "badge: classes C.")
+_BADGE_B = flags.DEFINE_integer("badge_b", 1000, "badge: picks b.")
+_POOL_SIZES = flags.DEFINE_list("pool_sizes", ["15000", "50000", "200000"],
+                                "strategies: pool sizes N.")
+_CLASSES = flags.DEFINE_list("classes", ["31", "309"], "strategies: class counts C.")
+_FEATURES = flags.DEFINE_integer("features", 1024, "strategies: fused feature width D.")
+_PICKS = flags.DEFINE_integer("picks", 1000, "strategies: picks b.")
+_LABELLED = flags.DEFINE_integer("labelled", 1000, "strategies: labelled examples.")
+_STRATEGIES = flags.DEFINE_list(
+    "strategies", ["random", "entropy", "margin", "least_confidence", "bald", "coreset",
+                   "kmeans", "badge", "bmmal", "deepfool", "gcnal"],
+    "strategies: which to time.")
 
 
 def _timed(fn, repeats):
@@ -82,12 +106,87 @@ def mfeat_round(labels: int, repeats: int, strategy: str):
              steady_s=round(steady, 4), budget=50)
 
 
+def _device():
+  return str(jax.devices()[0].device_kind)
+
+
+def badge(n: int, d: int, c: int, picks: int, repeats: int):
+  """BADGE selection on synthetic fused features and probabilities (factorised)."""
+  key_h, key_p = jax.random.split(jax.random.key(0))
+  h = jax.random.normal(key_h, (n, d))
+  probs = jax.nn.softmax(jax.random.normal(key_p, (n, c)), axis=-1)
+  available = jax.numpy.ones(n, bool)
+
+  @jax.jit
+  def select(key, h, probs):
+    return selection.gradient_embedding_kmeanspp(
+        key, selection.pseudo_label_residual(probs), [h], available, picks)
+
+  jax.block_until_ready((h, probs))
+  first, steady = _timed(lambda: select(jax.random.key(1), h, probs), repeats)
+  yield dict(workload="badge", n=n, d=d, c=c, picks=picks, select_s=round(steady, 4),
+             compile_and_first_s=round(first, 4), factorised=True,
+             materialised_emb_gb=round(n * c * d * 4 / 1e9, 3), device=_device(),
+             jax=jax.__version__)
+
+
+def synthetic_view(n: int, d: int, c: int, labelled: int, passes: int = 10):
+  """A pool of two modalities (D/2 features each) with every optional field filled in."""
+  keys = jax.random.split(jax.random.key(0), 6)
+  jnp = jax.numpy
+  half = d // 2
+  features = {"a": jax.nn.relu(jax.random.normal(keys[0], (n, half))),
+              "b": jax.nn.relu(jax.random.normal(keys[1], (n, d - half)))}
+  w = jax.random.normal(keys[2], (d, c)) / np.sqrt(d)
+
+  def fused_head(params, h):
+    return h @ params["w"] + params["b"]
+
+  logits = fused_head({"w": w, "b": jnp.zeros(c)},
+                      jnp.concatenate([features["a"], features["b"]], -1))
+  noise = jax.random.normal(keys[3], (passes, n, c)) * 0.5
+  coalition_logits = jnp.stack([logits * s for s in (0.0, 0.6, 0.4, 1.0)])
+  mask = np.zeros(n, bool)
+  mask[np.random.default_rng(0).permutation(n)[:labelled]] = True
+  return selection.PoolView(
+      jax.nn.softmax(logits), {}, features, jnp.asarray(mask),
+      mc_probs=jax.nn.softmax(logits[None] + noise),
+      coalition_probs=jax.nn.softmax(coalition_logits),
+      head_params={"w": w, "b": jnp.zeros(c)}, fused_head=fused_head,
+      modality_names=("a", "b"))
+
+
+_CLASS_FREE = ("random", "coreset", "kmeans", "gcnal")
+
+
+def strategies(names, pool_sizes, classes, d, picks, labelled, repeats):
+  for n in pool_sizes:
+    for c in classes:
+      view = jax.block_until_ready(synthetic_view(n, d, c, labelled))
+      for name in names:
+        if c != classes[0] and name in _CLASS_FREE:
+          continue  # these never look at the classes
+        select = jax.jit(selection.get_strategy(name), static_argnums=2)
+        first, steady = _timed(lambda: select(jax.random.key(1), view, picks), repeats)
+        yield dict(workload="select", strategy=name, n=n, d=d, c=c, picks=picks,
+                   labelled=labelled, select_s=round(steady, 4),
+                   compile_and_first_s=round(first, 4), device=_device())
+
+
 def main(argv):
   del argv
   configure_logging()
   if _WHICH.value == "mfeat_round":
-    for row in mfeat_round(_LABELS.value, _REPEATS.value, _STRATEGY.value):
-      print(json.dumps(row), flush=True)
+    rows = mfeat_round(_LABELS.value, _REPEATS.value, _STRATEGY.value)
+  elif _WHICH.value == "badge":
+    rows = badge(_BADGE_N.value, _BADGE_D.value, _BADGE_C.value, _BADGE_B.value,
+                 _REPEATS.value)
+  else:
+    rows = strategies(_STRATEGIES.value, [int(n) for n in _POOL_SIZES.value],
+                      [int(c) for c in _CLASSES.value], _FEATURES.value, _PICKS.value,
+                      _LABELLED.value, _REPEATS.value)
+  for row in rows:
+    print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -65,3 +65,26 @@ def test_unlabelled_examples_never_influence_training():
                        noisy, scrambled, mask)
   for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
     np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-6)
+
+
+def test_mc_dropout_passes_differ_and_are_seeded():
+  rng = np.random.default_rng(0)
+  inputs = {"x": rng.normal(size=(70, 6)).astype(np.float32)}
+  mesh = parallel.make_mesh(1)
+  outs = {}
+  for rate in (0.0, 0.5):
+    model = MultimodalClassifier((ModalitySpec("x", (6,)),), num_classes=3, width=8,
+                                 hidden=(16,), dropout=rate)
+    trainer = Trainer(model, optax.adam(1e-2), batch_size=16, num_epochs=1,
+                      eval_batch_size=32, mesh=mesh)
+    params = trainer.init(jax.random.key(0), {"x": inputs["x"][:1]}).params
+    mc = trainer.predict_mc(params, inputs, jax.random.key(3), 5)
+    assert mc.shape == (5, 70, 3)
+    np.testing.assert_allclose(mc.sum(-1), 1.0, atol=1e-5)
+    again = trainer.predict_mc(params, inputs, jax.random.key(3), 5)
+    np.testing.assert_array_equal(mc, again)
+    outs[rate] = (mc, trainer.predict(params, inputs)["fused_probs"])
+  mc, det = outs[0.0]
+  np.testing.assert_allclose(mc, np.broadcast_to(det, mc.shape), atol=1e-6)
+  mc, det = outs[0.5]
+  assert float(jnp.abs(mc[0] - mc[1]).max()) > 1e-3  # passes see different masks

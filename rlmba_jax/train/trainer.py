@@ -206,7 +206,7 @@ class Trainer:
     def one_pass(t):
       return self._chunked_apply(params, inputs, modality_weights,
                                  jax.random.fold_in(key, t))["fused_probs"]
-    return jax.lax.map(one_pass, jnp.arange(num_passes))
+    return jax.vmap(one_pass)(jnp.arange(num_passes))
 
   def _chunked_apply(self, params, inputs, modality_weights, dropout_key):
     n = next(iter(inputs.values())).shape[0]

@@ -1,0 +1,169 @@
+"""Comparison reports over finished runs: learning-curve tables and plots.
+
+A sweep folder holds ``runs/<label>/seed<k>/`` workdirs (``rounds.jsonl`` each).
+``collect(sweep_dir)`` reads them; ``markdown_report`` and ``plot_*`` turn them into the
+table and figures of ``report.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from rlmba_jax.experiment.loop import area_under_curve
+
+Runs = Mapping[str, Mapping[int, list[dict[str, Any]]]]  # label -> seed -> round records
+
+
+def read_rounds(workdir: str) -> list[dict[str, Any]]:
+  path = os.path.join(workdir, "rounds.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def collect(sweep_dir: str) -> dict[str, dict[int, list[dict[str, Any]]]]:
+  """``{label: {seed: [round records]}}`` for every run folder under ``sweep_dir/runs``."""
+  runs: dict[str, dict[int, list[dict[str, Any]]]] = {}
+  root = os.path.join(sweep_dir, "runs")
+  if not os.path.isdir(root):
+    return runs
+  for label in sorted(os.listdir(root)):
+    for seed_dir in sorted(os.listdir(os.path.join(root, label))):
+      if not seed_dir.startswith("seed"):
+        continue
+      records = read_rounds(os.path.join(root, label, seed_dir))
+      if records:
+        runs.setdefault(label, {})[int(seed_dir[4:])] = records
+  return runs
+
+
+def curve_matrix(per_seed: Mapping[int, list[dict[str, Any]]], key: str = "test_top1"
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """(label counts ``[R]``, values ``[S, R]``) over the rounds every seed has finished."""
+  rounds = min(len(r) for r in per_seed.values())
+  counts = np.asarray([rec["num_labeled"] for rec in next(iter(per_seed.values()))[:rounds]])
+  values = np.asarray([[rec[key] for rec in recs[:rounds]] for recs in per_seed.values()],
+                      float)
+  return counts, values
+
+
+def _mean_std(x: np.ndarray, scale: float = 100.0, digits: int = 1) -> str:
+  if x.size == 0:
+    return "-"
+  return f"{scale * np.mean(x):.{digits}f} ± {scale * np.std(x):.{digits}f}"
+
+
+def summary_rows(runs: Runs) -> list[dict[str, Any]]:
+  """Per label: counts, mean/std top-1 per count, AUC and final balance over seeds."""
+  rows = []
+  for label, per_seed in runs.items():
+    counts, top1 = curve_matrix(per_seed)
+    auc = np.asarray([area_under_curve(list(counts), list(v)) for v in top1])
+    balance = np.asarray([recs[len(counts) - 1]["balance"] for recs in per_seed.values()])
+    select = np.asarray([np.median([r["select_seconds"] for r in recs[1:len(counts)]])
+                         for recs in per_seed.values()]) if len(counts) > 1 else np.zeros(0)
+    rows.append({"label": label, "seeds": sorted(per_seed), "counts": counts.tolist(),
+                 "top1": top1, "auc": auc, "balance": balance, "select_seconds": select})
+  return rows
+
+
+def markdown_report(runs: Runs, *, title: str = "Active-learning comparison",
+                    notes: str = "", plots: tuple[str, ...] = ()) -> str:
+  """The report's markdown: test top-1 (%) at each label count, AUC, balance, select time."""
+  rows = summary_rows(runs)
+  if not rows:
+    return f"# {title}\n\nNo finished rounds yet.\n"
+  counts = max((r["counts"] for r in rows), key=len)
+  head = ("| strategy | seeds | " + " | ".join(f"{c} labels" for c in counts)
+          + " | AUC | balance | select s/round |")
+  lines = [f"# {title}", "", notes, "",
+           "Test top-1 (%) as mean ± std over seeds; AUC: area under test top-1 vs labels "
+           "divided by the label range (%); balance: modality balance of the last round's "
+           "model (0 one modality, 1 all equal); select: median seconds per selection "
+           "round (pool inference + strategy).",
+           "", head, "|" + " --- |" * (len(counts) + 5)]
+  best = {}
+  for i in range(len(counts)):
+    vals = [np.mean(r["top1"][:, i]) for r in rows if len(r["counts"]) > i]
+    best[i] = max(vals) if vals else None
+  for r in rows:
+    cells = []
+    for i in range(len(counts)):
+      if i >= len(r["counts"]):
+        cells.append("-")
+        continue
+      cell = _mean_std(r["top1"][:, i])
+      if np.isclose(np.mean(r["top1"][:, i]), best[i]):
+        cell = f"**{cell}**"
+      cells.append(cell)
+    lines.append(f"| {r['label']} | {len(r['seeds'])} | " + " | ".join(cells)
+                 + f" | {_mean_std(r['auc'])} | {_mean_std(r['balance'], 1.0, 2)} | "
+                 + (f"{np.mean(r['select_seconds']):.3f}" if r["select_seconds"].size else "-")
+                 + " |")
+  lines.append("")
+  for p in plots:
+    lines.append(f"![{os.path.splitext(os.path.basename(p))[0]}]({p})")
+  return "\n".join(lines) + "\n"
+
+
+def _pyplot():
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  return plt
+
+
+def plot_learning_curves(runs: Runs, path: str, *, full_data: float | None = None) -> str:
+  """Test top-1 vs labels per strategy, mean with a ±1 std band. Writes a PNG."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  for label, per_seed in runs.items():
+    counts, top1 = curve_matrix(per_seed)
+    mean, std = 100 * top1.mean(0), 100 * top1.std(0)
+    ax.plot(counts, mean, marker="o", ms=3, label=f"{label} ({top1.shape[0]})")
+    ax.fill_between(counts, mean - std, mean + std, alpha=0.15)
+  if full_data is not None:
+    ax.axhline(100 * full_data, color="k", ls="--", lw=1, label="full data")
+  ax.set_xlabel("labelled examples")
+  ax.set_ylabel("test top-1 (%)")
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7, ncol=2)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return path
+
+
+def plot_modality_series(runs: Runs, path: str, key: str, ylabel: str) -> str:
+  """One panel per strategy: a per-modality quantity (``modality_weights``, ``shapley``)
+  over rounds, averaged over seeds. Writes a PNG."""
+  plt = _pyplot()
+  labels = list(runs)
+  cols = min(4, len(labels))
+  rows = -(-len(labels) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False,
+                           sharey=True)
+  for ax, label in zip(axes.flat, labels):
+    per_seed = runs[label]
+    n = min(len(r) for r in per_seed.values())
+    first = next(iter(per_seed.values()))
+    names = list(first[0][key])
+    counts = [rec["num_labeled"] for rec in first[:n]]
+    for m in names:
+      series = np.mean([[rec[key][m] for rec in recs[:n]] for recs in per_seed.values()], 0)
+      ax.plot(counts, series, label=m)
+    ax.set_title(label, fontsize=9)
+    ax.grid(alpha=0.3)
+  for ax in list(axes.flat)[len(labels):]:
+    ax.axis("off")
+  axes.flat[0].set_ylabel(ylabel)
+  axes.flat[0].legend(fontsize=6)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
