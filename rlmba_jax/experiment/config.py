@@ -61,6 +61,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.modality.temperature = 0.1
   c.modality.floor = 0.02
   c.modality.momentum = 0.0  # EMA of the contributions over rounds (0: this round's)
+  c.modality.amcb = True  # False: uniform weights throughout (the AMCB-off ablation)
 
   c.al = ml_collections.ConfigDict()
   c.al.strategy = "random"
@@ -85,6 +86,27 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.gcnal.weight_decay = 5e-4
   c.al.gcnal.unlabelled_weight = 1.2  # lambda on the unlabelled-node loss
   c.al.gcnal.margin = 0.1  # uncertaingcn: pick scores closest to this
+  # RL-MBA (DESIGN §2 steps 4-6). The paper gives none of these values; ours are defaults.
+  c.al.rlmba = ml_collections.ConfigDict()
+  c.al.rlmba.kappa = 4  # candidates K = kappa * budget
+  c.al.rlmba.beta = 0.5  # weight of the diversity term in q
+  c.al.rlmba.lloyd_iterations = 5
+  c.al.rlmba.efda = True  # False: softmax entropy instead of evidential uncertainty
+  c.al.rlmba.policy = True  # False: top-b by q (the policy-off ablation)
+  c.al.rlmba.greedy = False  # True: the policy's top-b instead of a Plackett-Luce draw
+  c.al.rlmba.hidden = (64, 64)
+  c.al.rlmba.prior_temperature = 0.1  # untrained policy = softmax(q / this)
+  c.al.rlmba.learning_rate = 3e-3
+  c.al.rlmba.baseline_momentum = 0.8
+  c.al.rlmba.advantage_clip = 0.0  # 0: off
+  c.al.rlmba.entropy_weight = 0.01
+  c.al.rlmba.reward = "relative"  # "relative" | "incremental" | "absolute" (val top-1)
+  c.al.rlmba.balance_weight = 0.0  # lambda of the +lambda * balance term
+  c.al.rlmba.reward_ema = 0.0  # EMA smoothing of the reward (0: off)
+  # Workdirs (or rounds.jsonl files) of the reference strategies for the relative reward,
+  # comma-separated; "{seed}" is replaced by this run's seed.
+  c.al.rlmba.reference_runs = ""
+  c.al.rlmba.init_from = ""  # workdir of an earlier rlmba run to warm-start the policy
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.max_to_keep = 2
@@ -175,6 +197,28 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                       "or 'uncertaingcn'")
   if not 0.0 <= given["al.gcnal.margin"] <= 1.0:
     raise ConfigError("config.al.gcnal.margin must be in [0, 1]")
+  for key in ("al.rlmba.kappa", "al.rlmba.prior_temperature", "al.rlmba.learning_rate"):
+    positive(key)
+  for key in ("al.rlmba.beta", "al.rlmba.advantage_clip", "al.rlmba.entropy_weight",
+              "al.rlmba.lloyd_iterations"):
+    if given[key] < 0:
+      raise ConfigError(f"config.{key}={given[key]!r} must not be negative")
+  for key in ("al.rlmba.baseline_momentum", "al.rlmba.reward_ema"):
+    if not 0.0 <= given[key] < 1.0:
+      raise ConfigError(f"config.{key}={given[key]!r} must be in [0, 1)")
+  if given["al.rlmba.reward"] not in ("relative", "incremental", "absolute"):
+    raise ConfigError(f"config.al.rlmba.reward={given['al.rlmba.reward']!r}; use 'relative', "
+                      "'incremental' or 'absolute'")
+  if given["al.strategy"] == "rlmba":
+    if given["al.rlmba.efda"] and given["model.head"] != "evidential":
+      raise ConfigError("config.al.strategy='rlmba' with config.al.rlmba.efda=True scores "
+                        "evidential uncertainty; set config.model.head='evidential' (and "
+                        "model.fusion='evidence'), or config.al.rlmba.efda=False")
+    if (given["al.rlmba.policy"] and given["al.rlmba.reward"] == "relative"
+        and not str(given["al.rlmba.reference_runs"]).strip()):
+      raise ConfigError("config.al.rlmba.reward='relative' compares with reference runs; "
+                        "name their workdirs in config.al.rlmba.reference_runs, or use "
+                        "reward='incremental' or 'absolute'")
   if given["al.strategy"] not in selection.available_strategies():
     raise ConfigError(f"config.al.strategy={given['al.strategy']!r} is not a strategy; "
                       f"choose from {', '.join(selection.available_strategies())}")

@@ -33,6 +33,7 @@ import logging
 from rlmba_jax import fusion as fusion_lib
 from rlmba_jax import modality
 from rlmba_jax import parallel
+from rlmba_jax import policy as policy_lib
 from rlmba_jax import selection
 from rlmba_jax.data import Ledger, LedgerError, load_dataset
 from rlmba_jax.experiment import io
@@ -46,7 +47,7 @@ from rlmba_jax.train import (Trainer, TrainState, classification_metrics, make_l
 logging = logging.getLogger(__name__)
 
 # Purposes a round's key is split into (fold_in constants: never change their values).
-_INIT, _TRAIN, _SELECT, _MC_DROPOUT = 0, 1, 2, 3
+_INIT, _TRAIN, _SELECT, _MC_DROPOUT, _POLICY = 0, 1, 2, 3, 4
 
 PhaseCallback = Callable[[int, str], None]
 
@@ -61,7 +62,8 @@ def round_keys(seed: int, round_index: int) -> dict[str, jax.Array]:
   return {"init": jax.random.fold_in(round_key, _INIT),
           "train": jax.random.fold_in(round_key, _TRAIN),
           "select": jax.random.fold_in(round_key, _SELECT),
-          "mc_dropout": jax.random.fold_in(round_key, _MC_DROPOUT)}
+          "mc_dropout": jax.random.fold_in(round_key, _MC_DROPOUT),
+          "policy": jax.random.fold_in(round_key, _POLICY)}
 
 
 def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
@@ -83,6 +85,49 @@ def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
         f"{workdir} holds a run with a different config; nothing was changed. Use another "
         "--workdir, or the same config (only al.rounds may grow). Differences:\n  "
         + "\n  ".join(diffs))
+
+
+def _make_agent(config: ml_collections.ConfigDict, names: tuple[str, ...], pool_size: int):
+  """The RL-MBA agent and reference curve, or (None, None) for the other strategies."""
+  if config.al.strategy != "rlmba" or not config.al.rlmba.policy:
+    return None, None
+  options = config.al.rlmba.to_dict()
+  agent = policy_lib.RLMBAAgent(options, names, config.al.budget_per_round, pool_size)
+  references = None
+  if options["reward"] == "relative":
+    paths = [p.strip().replace("{seed}", str(config.seed))
+             for p in options["reference_runs"].split(",") if p.strip()]
+    try:
+      references = policy_lib.load_reference_curves(paths)
+    except policy_lib.ReferenceRunError as e:
+      raise WorkdirError(str(e)) from e
+    schedule = [config.al.initial_size + r * config.al.budget_per_round
+                for r in range(1, config.al.rounds + 1)]
+    missing = [n for n in schedule if n not in references]
+    if missing:
+      raise WorkdirError(
+          f"the reference runs {paths} have no val_top1 at {missing} labels, which this "
+          "schedule reaches; run them with the same al.initial_size, al.budget_per_round "
+          "and at least as many rounds")
+  return agent, references
+
+
+def _load_policy(workdir: str, target: dict[str, Any]):
+  """The policy state of the latest checkpoint of an earlier RL-MBA run (warm start)."""
+  source = RoundCheckpointer(os.path.join(workdir, "checkpoints"), 1)
+  latest = source.latest_round()
+  if latest is None:
+    raise WorkdirError(f"config.al.rlmba.init_from={workdir!r} holds no checkpoint")
+  try:
+    restored, _ = source.restore(latest, target)
+  except Exception as e:  # pylint: disable=broad-except
+    raise WorkdirError(f"cannot load the policy from {workdir!r} (round {latest}): {e}. "
+                       "It must be an rlmba run with the same modalities, budget and "
+                       "policy size.") from e
+  finally:
+    source.close()
+  logging.info("policy warm-started from %s (round %d)", workdir, latest)
+  return restored["policy"]
 
 
 def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Trainer,
@@ -111,6 +156,11 @@ def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Tr
     if "fused_head" in needs:
       extra["head_params"] = {"params": params, "modality_weights": weights}
       extra["fused_head"] = fused_head
+    if "evidential" in needs and "alpha" in outputs:
+      extra["modality_alphas"] = outputs["alpha"]
+      extra["fused_alpha"] = outputs["fused_alpha"]
+    if "modality_weights" in needs:
+      extra["modality_weights"] = weights
     return selection.PoolView(outputs["fused_probs"], outputs["probs"], outputs["features"],
                               labelled, modality_names=names, **extra)
 
@@ -213,6 +263,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   build_view = make_pool_view_builder(config, model, trainer, names)
   initial_fn = jax.jit(selection.get_strategy("random"), static_argnums=2)
   position_of = {int(i): p for p, i in enumerate(data.pool.ids)}
+  agent, references = _make_agent(config, names, len(data.pool))
 
   ledger = Ledger(os.path.join(workdir, "ledger.jsonl"))
   checkpointer = RoundCheckpointer(os.path.join(workdir, "checkpoints"),
@@ -226,16 +277,22 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   target = {"train": trainer.init(round_keys(config.seed, 0)["init"], example),
             "labelled": parallel.put_replicated(np.zeros(num_pool, bool), mesh),
             "modality_weights": parallel.put_replicated(modality.amcb_init(len(names)), mesh)}
+  if agent is not None:
+    target["policy"] = agent.init(round_keys(config.seed, 0)["policy"])
   latest = checkpointer.latest_round()
   if latest is None:
     state, history, start = None, [], 0
     labelled = target["labelled"]
     weight_state = target["modality_weights"]
+    policy_state = target.get("policy")
+    if agent is not None and config.al.rlmba.init_from:
+      policy_state = _load_policy(config.al.rlmba.init_from, target)
   else:
     state, meta = checkpointer.restore(latest, target)
     history, start = list(meta["history"]), latest + 1
     labelled = state["labelled"]
     weight_state = state["modality_weights"]
+    policy_state = state.get("policy")
     if len(history) != start:
       raise WorkdirError(f"checkpoint {latest} holds {len(history)} rounds of history; "
                          "the checkpoint is inconsistent. Move checkpoints/ away to restart.")
@@ -254,6 +311,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   for r in range(start, total_rounds + 1):
     keys = round_keys(config.seed, r)
     t0 = time.time()
+    transition = None
+    if agent is not None and r > 0:
+      # The policy's draw is recomputed even when the ledger already holds this round, so
+      # the REINFORCE update after a resume is the one an uninterrupted run makes.
+      view = build_view(state["train"].params, weight_state.weights, labelled, pool_inputs,
+                        keys["mc_dropout"])
+      drawn, transition, candidate_positions = agent.select(
+          policy_state, keys["select"], keys["policy"], view, history[-1],
+          float(jnp.mean(labelled)))
+      drawn = np.asarray(jax.device_get(drawn), np.int32)
+      candidate_positions = np.asarray(jax.device_get(candidate_positions))
     if r < len(entries):
       ids = [int(i) for i in entries[r]["ids"]]
       unknown = [i for i in ids if i not in position_of]
@@ -262,10 +330,18 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
                            "pool of this data split")
       positions = np.asarray([position_of[i] for i in ids], np.int32)
       logging.info("round %d: using the %d ids already in the ledger", r, len(ids))
+      if transition is not None and not np.array_equal(positions, drawn):
+        transition = agent.transition_for(transition, candidate_positions, positions)
+        if transition is None:
+          raise WorkdirError(
+              f"ledger round {r} holds examples the RL-MBA policy could not have drawn "
+              "from this round's candidates; the workdir was not produced by this config")
     else:
       if r == 0:
         view = selection.PoolView(None, {}, {}, labelled)
         positions = initial_fn(keys["select"], view, config.al.initial_size)
+      elif transition is not None:
+        positions = drawn
       else:
         view = build_view(state["train"].params, weight_state.weights, labelled, pool_inputs,
                           keys["mc_dropout"])
@@ -303,7 +379,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
                for split in evals}
     gap, shapley = analyse(outputs["val"], evals["val"][1], train_weights)
     contributions = gap if config.modality.contribution == "top1_gap" else shapley
-    weight_state = modality.amcb_update(weight_state, contributions, **amcb)
+    if config.modality.amcb:
+      weight_state = modality.amcb_update(weight_state, contributions, **amcb)
     pool_uncertainty = None
     if config.model.head == "evidential":
       pool_uncertainty = float(_pool_uncertainty(
@@ -331,8 +408,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
         "select_seconds": round(select_seconds, 4), "train_seconds": round(train_seconds, 4),
         "eval_seconds": round(time.time() - t2, 4),
     }
+    if transition is not None:
+      try:
+        raw_reward = agent.reward(record, history, references)
+      except policy_lib.ReferenceRunError as e:
+        raise WorkdirError(str(e)) from e
+      policy_state, info = agent.update(policy_state, transition, raw_reward)
+      record["policy"] = info
     history.append(record)
     state = {"train": train_state, "labelled": labelled, "modality_weights": weight_state}
+    if agent is not None:
+      state["policy"] = policy_state
     checkpointer.save(r, state, {"history": history})
     if phase_callback:
       phase_callback(r, "checkpointed")

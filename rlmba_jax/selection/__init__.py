@@ -14,6 +14,7 @@ badge              k-means++ over gradient embeddings of the fused head (BADGE),
 bmmal              BADGE with per-sample modality-contribution scaling (BMMAL)
 deepfool           smallest DeepFool perturbation of the fused features (DFAL)
 gcnal              GCN labelled-vs-unlabelled graph, then CoreGCN / UncertainGCN
+rlmba              RL-MBA: candidates by q = sum_m w_m u_m + beta d, drawn by a learnt policy
 =================  ==========================================================================
 """
 
@@ -22,6 +23,7 @@ from rlmba_jax.selection import diversity as _diversity
 from rlmba_jax.selection import gcn as _gcn
 from rlmba_jax.selection import gradient_embedding as _gradient_embedding
 from rlmba_jax.selection import random_sampling as _random_sampling
+from rlmba_jax.selection import rlmba as _rlmba
 from rlmba_jax.selection import uncertainty as _uncertainty
 from rlmba_jax.selection.base import (NEEDS, PoolView, Strategy, available_strategies,
                                       check_view, get_strategy, register, strategy_needs,
@@ -37,5 +39,8 @@ from rlmba_jax.selection.gradient_embedding import (bmmal_contributions, bmmal_s
                                                     materialised_gradient_embeddings,
                                                     materialised_kmeanspp,
                                                     pseudo_label_residual)
+from rlmba_jax.selection.rlmba import (RoundCandidates, centroid_distance, minmax_normalise,
+                                       modality_uncertainties, score_candidates,
+                                       weighted_fused_features)
 from rlmba_jax.selection.uncertainty import (bald_mutual_information, least_confidence,
                                              margin_uncertainty, predictive_entropy)

@@ -11,7 +11,9 @@ Strategies that need more than one deterministic forward pass say so when they r
 * ``"mc_probs"``: ``[T, N, C]`` fused probabilities from T dropout passes (BALD);
 * ``"coalition_probs"``: ``[2^M, N, C]`` fused probabilities with each coalition of
   modalities present (BMMAL's per-sample Shapley contributions);
-* ``"fused_head"``: the fused head as a function of the fused features (DeepFool).
+* ``"fused_head"``: the fused head as a function of the fused features (DeepFool);
+* ``"evidential"``: the Dirichlet parameters of every head (RL-MBA);
+* ``"modality_weights"``: the current AMCB weights (RL-MBA).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-NEEDS = ("mc_probs", "coalition_probs", "fused_head")
+NEEDS = ("mc_probs", "coalition_probs", "fused_head", "evidential", "modality_weights")
 
 
 @flax.struct.dataclass
@@ -40,6 +42,9 @@ class PoolView:
       ``modality.coalition_masks(M)`` over ``modality_names``), or None.
     head_params: parameters ``fused_head`` reads, or None.
     fused_head: static ``(head_params, fused_features [N, D]) -> fused logits [N, C]``.
+    modality_alphas: modality -> ``[N, C]`` Dirichlet parameters, or None.
+    fused_alpha: ``[N, C]`` fused Dirichlet parameters, or None.
+    modality_weights: ``[M]`` AMCB weights in ``names`` order, or None.
     modality_names: static order of the modalities (sorted names if empty).
   """
   probs: jnp.ndarray
@@ -49,6 +54,9 @@ class PoolView:
   mc_probs: jnp.ndarray | None = None
   coalition_probs: jnp.ndarray | None = None
   head_params: Any = None
+  modality_alphas: Mapping[str, jnp.ndarray] | None = None
+  fused_alpha: jnp.ndarray | None = None
+  modality_weights: jnp.ndarray | None = None
   fused_head: Callable[[Any, jnp.ndarray], jnp.ndarray] | None = flax.struct.field(
       pytree_node=False, default=None)
   modality_names: tuple[str, ...] = flax.struct.field(pytree_node=False, default=())

@@ -1,0 +1,160 @@
+"""RL-MBA's learning selector as the experiment loop runs it (DESIGN §2 steps 4–6).
+
+``RLMBAAgent`` ties candidate scoring (``selection.rlmba``), the policy network, Plackett–Luce
+draws and REINFORCE together with the round state and the reward. Everything it keeps between
+rounds is a ``PolicyState`` (checkpointed with the round), so a resumed run is exact.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rlmba_jax.policy.network import CandidatePolicy
+from rlmba_jax.policy.plackett_luce import gumbel_top_k
+from rlmba_jax.policy.reinforce import (PolicyState, Transition, reinforce_init,
+                                        reinforce_update)
+from rlmba_jax.selection.base import PoolView
+from rlmba_jax.selection.rlmba import score_candidates
+
+REWARDS = ("relative", "incremental", "absolute")
+
+
+class ReferenceRunError(ValueError):
+  pass
+
+
+def load_reference_curves(paths: Sequence[str], metric: str = "val_top1"
+                          ) -> dict[int, float]:
+  """``{num_labeled: mean metric}`` over the reference runs (workdirs or rounds.jsonl files)."""
+  curves = []
+  for path in paths:
+    file = os.path.join(path, "rounds.jsonl") if os.path.isdir(path) else path
+    if not os.path.exists(file):
+      raise ReferenceRunError(f"reference run {path!r} has no rounds.jsonl; run the reference "
+                            "strategy first or fix config.al.rlmba.reference_runs")
+    with open(file) as f:
+      try:
+        records = [json.loads(line) for line in f if line.strip()]
+      except json.JSONDecodeError as e:
+        raise ReferenceRunError(f"{file} is not valid JSON lines ({e})") from e
+    curves.append({int(r["num_labeled"]): float(r[metric]) for r in records})
+  counts = set.intersection(*(set(c) for c in curves)) if curves else set()
+  return {n: float(np.mean([c[n] for c in curves])) for n in sorted(counts)}
+
+
+def record_state(previous: Mapping[str, Any], names: Sequence[str], labelled_fraction: float
+                 ) -> np.ndarray:
+  """The round-state part read from the previous round's record: ``[6 + M]``.
+
+  [val top-1, val NLL, val ECE, Delta_1..Delta_M (top-1 gaps), loss slope over the last
+  quarter of epochs, last-epoch gradient norm, labelled fraction].
+  """
+  curve = np.asarray(previous["train_loss_curve"], np.float64)
+  k = max(1, len(curve) // 4)
+  slope = (curve[-1] - curve[-1 - k]) / k if len(curve) > k else 0.0
+  gaps = [previous["top1_gap"][m] for m in names]
+  return np.asarray([previous["val_top1"], previous["val_nll"], previous["val_ece"], *gaps,
+                     slope, previous["train_grad_norm"], labelled_fraction], np.float32)
+
+
+class RLMBAAgent:
+  """Selection and learning for ``al.strategy = "rlmba"`` with ``al.rlmba.policy = True``.
+
+  Args:
+    options: ``config.al.rlmba`` as a dict.
+    names: the M modality names.
+    budget: picks per round b.
+    pool_size: N.
+  """
+
+  def __init__(self, options: Mapping[str, Any], names: Sequence[str], budget: int,
+               pool_size: int):
+    self.options = dict(options)
+    self.names = tuple(names)
+    self.budget = budget
+    self.num_candidates = min(self.options["kappa"] * budget, pool_size)
+    self.feature_dim = 3 + 2 * len(names)
+    self.state_dim = 10 + len(names)
+    self.network = CandidatePolicy(tuple(self.options["hidden"]),
+                                   self.options["prior_temperature"])
+    self.optimizer = optax.adam(self.options["learning_rate"])
+    self._select = jax.jit(self._select_impl)
+    self._update = jax.jit(functools.partial(
+        reinforce_update, network=self.network, optimizer=self.optimizer,
+        baseline_momentum=self.options["baseline_momentum"],
+        advantage_clip=self.options["advantage_clip"],
+        entropy_weight=self.options["entropy_weight"]))
+
+  def init(self, key: jax.Array) -> PolicyState:
+    return reinforce_init(key, self.network, self.optimizer, self.num_candidates,
+                          self.feature_dim, self.state_dim)
+
+  def _select_impl(self, params, score_key, draw_key, pool: PoolView, state_part):
+    o = self.options
+    candidates = score_candidates(score_key, pool, self.budget, kappa=o["kappa"],
+                                  beta=o["beta"], efda=o["efda"],
+                                  lloyd_iterations=o["lloyd_iterations"])
+    round_state = jnp.concatenate([state_part, candidates.summary])
+    logits = self.network.apply({"params": params}, candidates.features, round_state)
+    if o["greedy"]:
+      order = jax.lax.top_k(jnp.where(candidates.valid, logits, -jnp.inf), self.budget)[1]
+    else:
+      order = gumbel_top_k(draw_key, logits, self.budget, candidates.valid)
+    order = order.astype(jnp.int32)
+    return (candidates.positions[order],
+            Transition(candidates.features, round_state, candidates.valid, order),
+            candidates.positions)
+
+  def select(self, policy: PolicyState, score_key: jax.Array, draw_key: jax.Array,
+             pool: PoolView, previous_record: Mapping[str, Any], labelled_fraction: float):
+    """-> (``[b]`` pool positions in draw order, the ``Transition`` to learn from, the
+    ``[K]`` candidate positions)."""
+    state_part = jnp.asarray(record_state(previous_record, self.names, labelled_fraction))
+    return self._select(policy.params, score_key, draw_key, pool, state_part)
+
+  @staticmethod
+  def transition_for(transition: Transition, candidate_positions: np.ndarray,
+                     ledger_positions: np.ndarray) -> Transition | None:
+    """The transition with ``order`` rebuilt from positions already in the ledger (a run
+    resumed on other hardware may draw differently); None if some are not candidates."""
+    index = {int(p): i for i, p in enumerate(candidate_positions)}
+    if not all(int(p) in index for p in ledger_positions):
+      return None
+    order = np.asarray([index[int(p)] for p in ledger_positions], np.int32)
+    return transition._replace(order=jnp.asarray(order))
+
+  def reward(self, record: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
+             references: Mapping[int, float] | None) -> float:
+    """The raw reward of the round that produced ``record`` (before EMA smoothing)."""
+    kind = self.options["reward"]
+    top1 = float(record["val_top1"])
+    if kind == "relative":
+      n = int(record["num_labeled"])
+      if not references or n not in references:
+        raise ReferenceRunError(f"no reference val_top1 at {n} labels for the relative reward")
+      value = top1 - references[n]
+    elif kind == "incremental":
+      value = top1 - float(history[-1]["val_top1"])
+    else:
+      value = top1
+    return value + self.options["balance_weight"] * float(record["balance"])
+
+  def update(self, policy: PolicyState, transition: Transition, raw_reward: float
+             ) -> tuple[PolicyState, dict[str, float]]:
+    ema = self.options["reward_ema"]
+    smoothed = raw_reward if int(policy.num_updates) == 0 else (
+        ema * float(policy.last_reward) + (1.0 - ema) * raw_reward)
+    baseline_before = float(policy.baseline) if int(policy.num_updates) else smoothed
+    policy, info = self._update(policy, transition, jnp.float32(smoothed))
+    return policy, {"raw_reward": raw_reward, "reward": float(info.reward),
+                    "baseline": baseline_before, "advantage": float(info.advantage),
+                    "log_prob": float(info.log_prob), "entropy": float(info.entropy),
+                    "grad_norm": float(info.grad_norm)}

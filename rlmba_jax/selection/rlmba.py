@@ -1,0 +1,142 @@
+r"""RL-MBA's candidate scoring (DESIGN §2 step 4) and its policy-free selection.
+
+For every unlabelled example
+
+    q(x) = sum_m w_m u~_m(x) + beta d~(x)
+
+with ``w`` the AMCB modality weights, ``u~_m`` modality m's evidential uncertainty (the class
+mean of its Dirichlet variance; the softmax entropy when EFDA is off) and ``d~`` the distance
+to the nearest of b k-means++ centroids, refined by at most ``lloyd_iterations`` Lloyd steps,
+on the weighted fused features ``f(x) = sum_m w_m P_m f_m(x)``. Every term is min–max
+normalised over the unlabelled pool of the round. The candidate set is the top ``K = kappa b``
+by q; the policy (``rlmba_jax.policy``) then draws b of them. ``P_m`` is the identity: the
+encoders of ``models.MultimodalClassifier`` share one output width.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+
+from rlmba_jax import fusion as fusion_lib
+from rlmba_jax.selection.base import PoolView, register
+from rlmba_jax.selection.diversity import kmeans_plusplus, lloyd_kmeans, squared_distances
+from rlmba_jax.selection.uncertainty import predictive_entropy
+
+
+class RoundCandidates(NamedTuple):
+  """The K candidates of a round and what the policy sees of them.
+
+  Attributes:
+    positions: ``[K]`` int32 pool positions, best q first.
+    valid: ``[K]`` bool; false where the pool had fewer than K unlabelled examples.
+    features: ``[K, 3 + 2M]`` per candidate: q, u~_1..u~_M, d~, U (fused difficulty), w_1..w_M.
+    summary: ``[4]`` mean and std of the modality-averaged u~ and of d~ over the unlabelled
+      pool (part of the policy's round state).
+  """
+  positions: jnp.ndarray
+  valid: jnp.ndarray
+  features: jnp.ndarray
+  summary: jnp.ndarray
+
+
+def minmax_normalise(x: jnp.ndarray, mask: jnp.ndarray) -> jnp.ndarray:
+  """``(x - min) / (max - min)`` over the rows where ``mask``; 0 where constant. ``[N]``."""
+  chex.assert_equal_shape((x, mask))
+  lo = jnp.min(jnp.where(mask, x, jnp.inf))
+  hi = jnp.max(jnp.where(mask, x, -jnp.inf))
+  span = hi - lo
+  return jnp.where(mask & (span > 0), (x - lo) / jnp.where(span > 0, span, 1.0), 0.0)
+
+
+def modality_uncertainties(pool: PoolView, efda: bool = True) -> jnp.ndarray:
+  """``[N, M]``: mean Dirichlet variance of each head (EFDA), or its normalised entropy."""
+  if efda:
+    if pool.modality_alphas is None:
+      raise ValueError("RL-MBA with EFDA needs evidential heads (PoolView.modality_alphas); "
+                       "set config.model.head='evidential' or config.al.rlmba.efda=False")
+    return jnp.stack([fusion_lib.mean_dirichlet_variance(pool.modality_alphas[m])
+                      for m in pool.names], -1)
+  num_classes = pool.probs.shape[-1]
+  return jnp.stack([predictive_entropy(pool.modality_probs[m]) / jnp.log(num_classes)
+                    for m in pool.names], -1)
+
+
+def weighted_fused_features(pool: PoolView, weights: jnp.ndarray) -> jnp.ndarray:
+  """``sum_m w_m f_m(x)`` -> ``[N, D]`` (all modalities share the width D)."""
+  widths = {pool.features[m].shape[-1] for m in pool.names}
+  if len(widths) != 1:
+    raise ValueError(f"RL-MBA sums modality features of one width; got widths {widths}")
+  return sum(w * pool.features[m] for w, m in zip(weights, pool.names))
+
+
+def centroid_distance(key: jax.Array, features: jnp.ndarray, available: jnp.ndarray,
+                      num_centroids: int, lloyd_iterations: int = 5) -> jnp.ndarray:
+  """Distance of every row to the nearest of ``num_centroids`` k-means centroids fitted on
+  the ``available`` rows (k-means++ start, ``lloyd_iterations`` Lloyd steps). ``[N]``."""
+  def to_row(j):
+    return squared_distances(features, features[j][None])[:, 0]
+
+  seeds = kmeans_plusplus(key, jnp.sum(features * features, -1), to_row, available,
+                          num_centroids, first="random")
+  centroids = lloyd_kmeans(features, available.astype(features.dtype), features[seeds],
+                           lloyd_iterations)
+  return jnp.sqrt(jnp.min(squared_distances(features, centroids), axis=1))
+
+
+def score_candidates(key: jax.Array, pool: PoolView, budget: int, *, kappa: int = 4,
+                     beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5
+                     ) -> RoundCandidates:
+  """The round's candidate set: the top ``kappa * budget`` unlabelled examples by q."""
+  names = pool.names
+  weights = (jnp.full((len(names),), 1.0 / len(names)) if pool.modality_weights is None
+             else pool.modality_weights)
+  chex.assert_shape(weights, (len(names),))
+  unlabelled = ~pool.labelled
+  u = modality_uncertainties(pool, efda)  # [N, M]
+  u_norm = jax.vmap(lambda col: minmax_normalise(col, unlabelled), in_axes=1, out_axes=1)(u)
+  d = centroid_distance(key, weighted_fused_features(pool, weights), unlabelled, budget,
+                        lloyd_iterations)
+  d_norm = minmax_normalise(d, unlabelled)
+  q = u_norm @ weights + beta * d_norm
+  if efda and pool.fused_alpha is not None:
+    difficulty = fusion_lib.mean_dirichlet_variance(pool.fused_alpha)
+  else:
+    difficulty = predictive_entropy(pool.probs) / jnp.log(pool.probs.shape[-1])
+  difficulty = minmax_normalise(difficulty, unlabelled)
+  k = min(kappa * budget, pool.labelled.shape[0])
+  scores, positions = jax.lax.top_k(jnp.where(unlabelled, q, -jnp.inf), k)
+  valid = jnp.isfinite(scores)
+  features = jnp.concatenate([
+      q[positions, None], u_norm[positions], d_norm[positions, None],
+      difficulty[positions, None], jnp.broadcast_to(weights, (k, len(names)))], -1)
+  count = jnp.maximum(jnp.sum(unlabelled), 1)
+  mean_u = jnp.mean(u_norm, -1)
+
+  def moments(x):
+    mean = jnp.sum(jnp.where(unlabelled, x, 0.0)) / count
+    var = jnp.sum(jnp.where(unlabelled, (x - mean) ** 2, 0.0)) / count
+    return mean, jnp.sqrt(var)
+
+  summary = jnp.stack([*moments(mean_u), *moments(d_norm)])
+  return RoundCandidates(positions.astype(jnp.int32), valid,
+                         jnp.where(valid[:, None], features, 0.0), summary)
+
+
+@register("rlmba", needs=("evidential", "modality_weights"))
+def rlmba_heuristic(key: jax.Array, pool: PoolView, budget: int, *, kappa: int = 4,
+                    beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5,
+                    **unused_policy_options) -> jnp.ndarray:
+  """RL-MBA without the policy: the top ``budget`` candidates by q.
+
+  The experiment loop runs the full method (policy draws, REINFORCE) when
+  ``config.al.rlmba.policy`` is true; this function is the ``policy=False`` ablation and
+  what a user calls to score a pool with RL-MBA's heuristic alone.
+  """
+  del unused_policy_options
+  candidates = score_candidates(key, pool, budget, kappa=kappa, beta=beta, efda=efda,
+                                lloyd_iterations=lloyd_iterations)
+  return candidates.positions[:budget]
