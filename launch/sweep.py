@@ -6,7 +6,10 @@ r"""Runs strategies x seeds on one config (resumable, in parallel processes), th
 A strategy entry is a registered name, or ``LABEL=NAME/key=value/key=value`` for a variant
 (``--strategies=gcn_u=gcnal/al.gcnal.method=uncertaingcn``). Each run is
 ``python -m rlmba_jax.main`` on ``WORKDIR/runs/<label>/seed<k>`` (log in ``log.txt`` there);
-finished runs are skipped, interrupted ones continue where they stopped. Then
+finished runs are skipped, interrupted ones continue where they stopped. RL-MBA entries
+(strategy ``rlmba``) run after the others: their relative reward reads the same-seed runs of
+``--references`` in this sweep (the paper's GCNAL, BADGE and BMMAL by default) unless the
+entry sets ``al.rlmba.reference_runs`` itself. Then
 ``WORKDIR/report.md`` is written with ``curves.png``, ``modality_weights.png`` and
 ``shapley.png``. ``--report_only`` rewrites the report from what is on disk.
 """
@@ -34,6 +37,8 @@ _WORKERS = flags.DEFINE_integer("workers", 0, "Parallel runs (0: one per two cor
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only rewrite the report.")
 _FULL_DATA = flags.DEFINE_float("full_data", None, "Full-data test top-1 drawn as a line.")
 _TITLE = flags.DEFINE_string("title", "Active-learning comparison", "Report title.")
+_REFERENCES = flags.DEFINE_list("references", ["gcnal", "badge", "bmmal"],
+                                "Labels whose runs give RL-MBA's relative reward.")
 
 
 def parse_entry(entry: str) -> tuple[str, str, dict[str, str]]:
@@ -80,11 +85,21 @@ def main(argv):
   labels = [e[0] for e in entries]
   if len(set(labels)) != len(labels):
     raise app.UsageError(f"--strategies has repeated labels: {labels}")
-  jobs = []
+  jobs, late_jobs = [], []
+  runs_dir = os.path.abspath(os.path.join(_WORKDIR.value, "runs"))
   for label, strategy, overrides in entries:
+    if strategy == "rlmba" and "al.rlmba.reference_runs" not in overrides:
+      missing = [r for r in _REFERENCES.value if r not in labels]
+      if missing and overrides.get("al.rlmba.policy", "true").lower() != "false":
+        raise app.UsageError(f"RL-MBA's reference strategies {missing} are not in "
+                             "--strategies; add them or set --references")
+      overrides = dict(overrides)
+      overrides["al.rlmba.reference_runs"] = ",".join(
+          os.path.join(runs_dir, r, "seed{seed}") for r in _REFERENCES.value)
     trial = config.copy_and_resolve_references()
     with trial.unlocked():
       trial.al.strategy = strategy
+      trial.al.rlmba.reference_runs = "(set by the sweep)"
     try:
       validate_config(trial)
     except ConfigError as e:
@@ -99,17 +114,18 @@ def main(argv):
       cmd += [f"--config.{k}={v}" for k, v in overrides.items()]
       # Flags given to this script as --config.x=y apply to every run.
       cmd += [a for a in sys.argv[1:] if a.startswith("--config.")]
-      jobs.append((cmd, workdir))
-  if not _REPORT_ONLY.value and jobs:
+      (late_jobs if strategy == "rlmba" else jobs).append((cmd, workdir))
+  if not _REPORT_ONLY.value and (jobs or late_jobs):
     workers = _WORKERS.value or max(1, (os.cpu_count() or 2) // 2)
-    print(f"{len(jobs)} runs to do, {workers} at a time", flush=True)
+    print(f"{len(jobs) + len(late_jobs)} runs to do, {workers} at a time", flush=True)
     failed = []
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-      for workdir, rc, seconds in pool.map(_run_one, jobs):
-        print(json.dumps({"run": workdir, "exit": rc, "seconds": round(seconds, 1)}),
-              flush=True)
-        if rc:
-          failed.append(workdir)
+    for phase in (jobs, late_jobs):  # references before the runs that read them
+      with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for workdir, rc, seconds in pool.map(_run_one, phase):
+          print(json.dumps({"run": workdir, "exit": rc, "seconds": round(seconds, 1)}),
+                flush=True)
+          if rc:
+            failed.append(workdir)
     if failed:
       print(f"{len(failed)} runs failed; see log.txt in: {', '.join(failed)}", flush=True)
   runs = report.collect(_WORKDIR.value)
