@@ -55,3 +55,19 @@ def run_python(code: str, *, env: dict | None = None, timeout: int = 600
   full_env["PYTHONPATH"] = REPO + os.pathsep + full_env.get("PYTHONPATH", "")
   return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=full_env,
                         capture_output=True, text=True, timeout=timeout)
+
+
+TIMING = ("select_seconds", "train_seconds", "eval_seconds")
+
+
+def read_rounds(workdir) -> list[dict]:
+  """A workdir's rounds.jsonl records without their (machine-dependent) timings."""
+  import json  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(workdir, "rounds.jsonl")) as f:
+    return [{k: v for k, v in json.loads(l).items() if k not in TIMING} for l in f]
+
+
+def read_ledger(workdir) -> list[dict]:
+  import json  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(workdir, "ledger.jsonl")) as f:
+    return [json.loads(l) for l in f]

@@ -1,25 +1,14 @@
 """End-to-end runs of the active-learning loop: outputs, determinism, resume, bad input."""
 
-import json
 import os
 import textwrap
 
 import pytest
 
-from conftest import make_tiny_config, run_python
+from conftest import make_tiny_config, read_ledger, read_rounds, run_python
 from rlmba_jax.experiment import ConfigError, WorkdirError, run
 
-TIMING = ("select_seconds", "train_seconds", "eval_seconds")
-
-
-def _rounds(workdir):
-  with open(os.path.join(workdir, "rounds.jsonl")) as f:
-    return [{k: v for k, v in json.loads(l).items() if k not in TIMING} for l in f]
-
-
-def _ledger(workdir):
-  with open(os.path.join(workdir, "ledger.jsonl")) as f:
-    return [json.loads(l) for l in f]
+_rounds, _ledger = read_rounds, read_ledger
 
 
 @pytest.fixture(scope="module")

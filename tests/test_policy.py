@@ -146,3 +146,31 @@ def test_rlmba_heuristic_needs_evidence_unless_efda_is_off():
     selection.get_strategy("rlmba")(jax.random.key(0), bare, 5)
   picks = selection.get_strategy("rlmba")(jax.random.key(0), bare, 5, efda=False)
   assert len(set(np.asarray(picks).tolist())) == 5
+
+
+def test_reference_curves_average_runs_over_shared_label_counts(tmp_path):
+  import json
+  for name, rows in (("a", [(20, 0.5), (30, 0.6), (40, 0.7)]), ("b", [(20, 0.7), (30, 0.8)])):
+    (tmp_path / name).mkdir()
+    with open(tmp_path / name / "rounds.jsonl", "w") as f:
+      for n, v in rows:
+        f.write(json.dumps({"num_labeled": n, "val_top1": v}) + "\n")
+  curve = policy.load_reference_curves([str(tmp_path / "a"), str(tmp_path / "b")])
+  assert curve == pytest.approx({20: 0.6, 30: 0.7})
+  (tmp_path / "c").mkdir()
+  (tmp_path / "c" / "rounds.jsonl").write_text("{broken\n")
+  with pytest.raises(policy.ReferenceRunError, match="not valid JSON"):
+    policy.load_reference_curves([str(tmp_path / "c")])
+
+
+def test_sweep_entries_parse_labels_and_overrides():
+  import importlib.util, os
+  path = os.path.join(os.path.dirname(__file__), "..", "launch", "sweep.py")
+  spec = importlib.util.spec_from_file_location("sweep", path)
+  sweep = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(sweep)
+  assert sweep.parse_entry("badge") == ("badge", "badge", {})
+  assert sweep.parse_entry("no_amcb=rlmba/modality.amcb=false/al.rlmba.kappa=2") == (
+      "no_amcb", "rlmba", {"modality.amcb": "false", "al.rlmba.kappa": "2"})
+  with pytest.raises(ValueError, match="is not key=value"):
+    sweep.parse_entry("x=rlmba/oops")

@@ -1,27 +1,17 @@
 """RL-MBA inside the loop: relative reward from reference runs, exact resume with the policy
 in the checkpoint, warm start, and the three ablations."""
 
-import json
-import os
 import textwrap
 
 import pytest
 
-from conftest import make_tiny_config, run_python
+from conftest import make_tiny_config, read_ledger, read_rounds, run_python
 from rlmba_jax.experiment import WorkdirError, run
 
-TIMING = ("select_seconds", "train_seconds", "eval_seconds")
 EVIDENTIAL = {"model.head": "evidential", "model.fusion": "evidence", "train.num_epochs": 10}
 
 
-def _rounds(workdir):
-  with open(os.path.join(workdir, "rounds.jsonl")) as f:
-    return [{k: v for k, v in json.loads(l).items() if k not in TIMING} for l in f]
-
-
-def _ledger(workdir):
-  with open(os.path.join(workdir, "ledger.jsonl")) as f:
-    return [json.loads(l) for l in f]
+_rounds, _ledger = read_rounds, read_ledger
 
 
 def rlmba_config(reference_dir, **extra):
