@@ -16,6 +16,7 @@ Prints one JSON line per measurement: compile time (first call) separately from 
 steady-state time (median of --repeats calls), so figures are comparable across machines.
 """
 
+import functools
 import json
 import statistics
 import time
@@ -25,7 +26,7 @@ import numpy as np
 from absl import app
 from absl import flags
 
-from rlmba_jax import parallel, selection
+from rlmba_jax import parallel, policy, selection
 from rlmba_jax.data import load_dataset
 from rlmba_jax.experiment.config import default_config
 from rlmba_jax.experiment.logs import configure_logging
@@ -49,7 +50,7 @@ _PICKS = flags.DEFINE_integer("picks", 1000, "strategies: picks b.")
 _LABELLED = flags.DEFINE_integer("labelled", 1000, "strategies: labelled examples.")
 _STRATEGIES = flags.DEFINE_list(
     "strategies", ["random", "entropy", "margin", "least_confidence", "bald", "coreset",
-                   "kmeans", "badge", "bmmal", "deepfool", "gcnal"],
+                   "kmeans", "badge", "bmmal", "deepfool", "gcnal", "rlmba"],
     "strategies: which to time.")
 
 
@@ -148,12 +149,27 @@ def synthetic_view(n: int, d: int, c: int, labelled: int, passes: int = 10):
   coalition_logits = jnp.stack([logits * s for s in (0.0, 0.6, 0.4, 1.0)])
   mask = np.zeros(n, bool)
   mask[np.random.default_rng(0).permutation(n)[:labelled]] = True
+  alphas = {m: 1.0 + jax.nn.softplus(logits + jax.random.normal(keys[4 + i], (n, c)))
+            for i, m in enumerate(("a", "b"))}
   return selection.PoolView(
-      jax.nn.softmax(logits), {}, features, jnp.asarray(mask),
+      jax.nn.softmax(logits), {m: a / a.sum(-1, keepdims=True) for m, a in alphas.items()},
+      features, jnp.asarray(mask),
       mc_probs=jax.nn.softmax(logits[None] + noise),
       coalition_probs=jax.nn.softmax(coalition_logits),
       head_params={"w": w, "b": jnp.zeros(c)}, fused_head=fused_head,
-      modality_names=("a", "b"))
+      modality_alphas=alphas, fused_alpha=1.0 + (alphas["a"] - 1.0) + (alphas["b"] - 1.0),
+      modality_weights=jnp.array([0.5, 0.5]), modality_names=("a", "b"))
+
+
+def _rlmba_select(view, picks):
+  """RL-MBA's full selection (candidate scoring, policy, Plackett-Luce draw) as a thunk."""
+  options = default_config().al.rlmba.to_dict()
+  agent = policy.RLMBAAgent(options, ("a", "b"), picks, view.labelled.shape[0])
+  state = agent.init(jax.random.key(0))
+  record = {"val_top1": 0.5, "val_nll": 1.0, "val_ece": 0.1, "top1_gap": {"a": 0.0, "b": 0.0},
+            "train_loss_curve": [1.0, 0.5], "train_grad_norm": 1.0}
+  return lambda: agent.select(state, jax.random.key(1), jax.random.key(2), view, record,
+                              0.1)[0]
 
 
 _CLASS_FREE = ("random", "coreset", "kmeans", "gcnal")
@@ -166,8 +182,12 @@ def strategies(names, pool_sizes, classes, d, picks, labelled, repeats):
       for name in names:
         if c != classes[0] and name in _CLASS_FREE:
           continue  # these never look at the classes
-        select = jax.jit(selection.get_strategy(name), static_argnums=2)
-        first, steady = _timed(lambda: select(jax.random.key(1), view, picks), repeats)
+        if name == "rlmba":
+          thunk = _rlmba_select(view, picks)
+        else:
+          select = jax.jit(selection.get_strategy(name), static_argnums=2)
+          thunk = functools.partial(select, jax.random.key(1), view, picks)
+        first, steady = _timed(thunk, repeats)
         yield dict(workload="select", strategy=name, n=n, d=d, c=c, picks=picks,
                    labelled=labelled, select_s=round(steady, 4),
                    compile_and_first_s=round(first, 4), device=_device())
