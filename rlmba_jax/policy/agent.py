@@ -54,15 +54,17 @@ def record_state(previous: Mapping[str, Any], names: Sequence[str], labelled_fra
                  ) -> np.ndarray:
   """The round-state part read from the previous round's record: ``[6 + M]``.
 
-  [val top-1, val NLL, val ECE, Delta_1..Delta_M (top-1 gaps), loss slope over the last
-  quarter of epochs, last-epoch gradient norm, labelled fraction].
+  [val top-1, log(1 + val NLL), val ECE, Delta_1..Delta_M (top-1 gaps), loss slope over the
+  last quarter of epochs, log(1 + last-epoch gradient norm), labelled fraction]; the logs
+  keep unbounded quantities in the range of the others.
   """
   curve = np.asarray(previous["train_loss_curve"], np.float64)
   k = max(1, len(curve) // 4)
   slope = (curve[-1] - curve[-1 - k]) / k if len(curve) > k else 0.0
   gaps = [previous["top1_gap"][m] for m in names]
-  return np.asarray([previous["val_top1"], previous["val_nll"], previous["val_ece"], *gaps,
-                     slope, previous["train_grad_norm"], labelled_fraction], np.float32)
+  return np.asarray([previous["val_top1"], np.log1p(previous["val_nll"]), previous["val_ece"],
+                     *gaps, slope, np.log1p(previous["train_grad_norm"]), labelled_fraction],
+                    np.float32)
 
 
 class RLMBAAgent:
