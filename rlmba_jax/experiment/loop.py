@@ -278,7 +278,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
             "labelled": parallel.put_replicated(np.zeros(num_pool, bool), mesh),
             "modality_weights": parallel.put_replicated(modality.amcb_init(len(names)), mesh)}
   if agent is not None:
-    target["policy"] = agent.init(round_keys(config.seed, 0)["policy"])
+    # Replicated like everything the policy meets, so its steps compile once per run.
+    target["policy"] = parallel.put_replicated(
+        agent.init(round_keys(config.seed, 0)["policy"]), mesh)
   latest = checkpointer.latest_round()
   if latest is None:
     state, history, start = None, [], 0
