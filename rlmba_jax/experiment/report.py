@@ -121,12 +121,16 @@ def _pyplot():
 def plot_learning_curves(runs: Runs, path: str, *, full_data: float | None = None) -> str:
   """Test top-1 vs labels per strategy, mean with a ±1 std band. Writes a PNG."""
   plt = _pyplot()
-  fig, ax = plt.subplots(figsize=(7, 4.5))
-  for label, per_seed in runs.items():
+  fig, ax = plt.subplots(figsize=(8, 5))
+  colours = plt.get_cmap("tab20").colors
+  styles = ("-", "--", ":", "-.")
+  for i, (label, per_seed) in enumerate(runs.items()):
     counts, top1 = curve_matrix(per_seed)
     mean, std = 100 * top1.mean(0), 100 * top1.std(0)
-    ax.plot(counts, mean, marker="o", ms=3, label=f"{label} ({top1.shape[0]})")
-    ax.fill_between(counts, mean - std, mean + std, alpha=0.15)
+    colour = colours[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20]
+    ax.plot(counts, mean, marker="os^v"[i // 4 % 4], ms=3, color=colour,
+            ls=styles[i % 4], label=f"{label} ({top1.shape[0]})")
+    ax.fill_between(counts, mean - std, mean + std, alpha=0.07, color=colour)
   if full_data is not None:
     ax.axhline(100 * full_data, color="k", ls="--", lw=1, label="full data")
   ax.set_xlabel("labelled examples")
