@@ -116,6 +116,9 @@ def main(argv):
       cmd += [a for a in sys.argv[1:] if a.startswith("--config.")]
       (late_jobs if strategy == "rlmba" else jobs).append((cmd, workdir))
   if not _REPORT_ONLY.value and (jobs or late_jobs):
+    # Build (or check) the data set once here, so parallel runs never build it together.
+    from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
+    load_dataset(config.data)
     workers = _WORKERS.value or max(1, (os.cpu_count() or 2) // 2)
     print(f"{len(jobs) + len(late_jobs)} runs to do, {workers} at a time", flush=True)
     failed = []
