@@ -8,6 +8,7 @@ Re-running a command on the same workdir continues the run from its last finishe
 """
 
 import os
+import sys
 
 from absl import app
 from absl import flags
@@ -23,9 +24,19 @@ def _default_config_path() -> str:
   return os.path.join(os.path.dirname(__file__), "experiment", "config.py")
 
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", _default_config_path(), "Config file (get_config(arg) -> ConfigDict).",
-    lock_config=True)
+def _bad_override(e: Exception) -> None:
+  detail = str(e).strip("'\"").replace("\\n", " ").replace("\n", " ").replace("\\'", "'")
+  overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
+  sys.exit(f"error in a --config.* override ({' '.join(overrides) or 'none given'}): "
+           f"{detail}. The keys and their defaults are in rlmba_jax/experiment/config.py.")
+
+
+try:  # config_flags reads the --config.* overrides from sys.argv right here
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config", _default_config_path(), "Config file (get_config(arg) -> ConfigDict).",
+      lock_config=True)
+except (AttributeError, KeyError, TypeError, ValueError) as _e:
+  _bad_override(_e)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder; an existing run is continued.")
 
 
@@ -45,9 +56,19 @@ def main(argv):
         f"{summary['final'].get('num_labeled', 0)} labels; outputs in {_WORKDIR.value}")
 
 
+def _parse_flags(argv):
+  """absl's parser, with config-override mistakes reported in one line, not a traceback."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f"FATAL Flags parsing error: {e}\nPass --helpshort or --helpfull for help.")
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    _bad_override(e)
+
+
 def entry_point():
   flags.mark_flag_as_required("workdir")
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

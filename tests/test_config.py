@@ -115,3 +115,14 @@ def test_bald_without_dropout_is_refused_and_options_reach_the_strategy():
   assert strategy_options(config)["method"] == "coregcn"
   config.al.strategy = "entropy"
   assert strategy_options(config) == {}
+
+
+def test_cli_reports_a_misspelt_override_in_one_line(tmp_path):
+  import subprocess, sys
+  from conftest import REPO
+  result = subprocess.run(
+      [sys.executable, "-m", "rlmba_jax.main", f"--workdir={tmp_path}",
+       "--config.al.stratgy=entropy"], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1
+  assert 'Did you mean "strategy"' in result.stderr and "Traceback" not in result.stderr
+  assert not any(tmp_path.iterdir())  # nothing written
