@@ -41,6 +41,7 @@ def test_default_and_file_configs_validate():
     ("modality.floor", 0.2, "must be in"),
     ("modality.contribution", "loo", "'top1_gap' or 'shapley'"),
     ("al.bald.passes", 1, "at least 2 dropout passes"),
+    ("modality.favour", "both", "'stronger' or 'weaker'"),
     ("al.gcnal.method", "gcn", "'coregcn' or 'uncertaingcn'"),
     ("al.gcnal.dropout", 1.5, r"must be in \[0, 1\)"),
     ("al.deepfool.max_iterations", 0, "must be positive"),

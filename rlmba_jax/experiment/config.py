@@ -62,6 +62,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.modality.floor = 0.02
   c.modality.momentum = 0.0  # EMA of the contributions over rounds (0: this round's)
   c.modality.amcb = True  # False: uniform weights throughout (the AMCB-off ablation)
+  # "stronger": w = softmax(+Delta / tau), as DESIGN §2 states it (a modality that beats the
+  # fused head gains weight); "weaker": softmax(-Delta / tau), weight to the lagging ones.
+  c.modality.favour = "stronger"
 
   c.al = ml_collections.ConfigDict()
   c.al.strategy = "random"
@@ -236,6 +239,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                       "'top1_gap' or 'shapley'")
   if given["modality.temperature"] <= 0:
     raise ConfigError("config.modality.temperature must be positive")
+  if given["modality.favour"] not in ("stronger", "weaker"):
+    raise ConfigError(f"config.modality.favour={given['modality.favour']!r}; use 'stronger' "
+                      "or 'weaker'")
   if not 0.0 <= given["modality.momentum"] < 1.0:
     raise ConfigError("config.modality.momentum must be in [0, 1)")
   num_modalities = len([m for m in str(given["data.modalities"]).split(",") if m.strip()])

@@ -381,6 +381,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
                for split in evals}
     gap, shapley = analyse(outputs["val"], evals["val"][1], train_weights)
     contributions = gap if config.modality.contribution == "top1_gap" else shapley
+    if config.modality.favour == "weaker":
+      contributions = -contributions
     if config.modality.amcb:
       weight_state = modality.amcb_update(weight_state, contributions, **amcb)
     pool_uncertainty = None
