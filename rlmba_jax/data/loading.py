@@ -14,12 +14,13 @@ import numpy as np
 import logging
 
 from rlmba_jax.data import splits as splits_lib
+from rlmba_jax.data import av_digits
 from rlmba_jax.data import uci_mfeat
 from rlmba_jax.data.specs import DatasetSplits, ModalitySpec, MultimodalArrays
 
 logging = logging.getLogger(__name__)
 
-DATASETS = ("uci_mfeat",)
+DATASETS = ("uci_mfeat", "av_digits")
 
 
 def default_data_dir() -> str:
@@ -48,6 +49,9 @@ def _read_tfds_records(name: str, data_dir: str, manual_dir: str | None,
 
   if name == "uci_mfeat":
     uci_mfeat.builder_class()  # registers the builder
+  elif name == "av_digits":
+    av_digits.recordings_dir(manual_dir)  # a clear error before TFDS's own
+    av_digits.builder_class()
   tfds.disable_progress_bar()
   prepare_kwargs = {}
   if manual_dir:
@@ -62,7 +66,7 @@ def _read_tfds_records(name: str, data_dir: str, manual_dir: str | None,
       for key, value in batch.items():
         columns.setdefault(key, []).append(np.asarray(value))
   except (FileNotFoundError, ValueError) as e:
-    if "uci_mfeat:" in str(e):
+    if f"{name}:" in str(e):
       raise
     raise RuntimeError(
         f"{name}: reading the prepared ArrayRecord copy under {data_dir!r} failed ({e}). If "
@@ -82,6 +86,8 @@ def _read_columns(data_cfg) -> dict[str, np.ndarray]:
   if data_cfg.source == "tfds":
     return _read_tfds_records(data_cfg.name, data_cfg.data_dir or default_data_dir(),
                               data_cfg.manual_dir)
+  if data_cfg.source == "files" and data_cfg.name == "av_digits":
+    return av_digits.build_columns(data_cfg.manual_dir)
   if data_cfg.source == "files":
     views, labels = uci_mfeat.read_mfeat_csvs(data_cfg.manual_dir)
     columns = dict(views)
@@ -139,7 +145,10 @@ def load_dataset(data_cfg) -> DatasetSplits:
     raise ValueError(f"config.data.name={data_cfg.name!r} is not a known data set; "
                      f"choose from {DATASETS}")
   names = parse_modalities(data_cfg.modalities)
-  specs = uci_mfeat.modality_specs(names, data_cfg.pix_as_image)
+  if data_cfg.name == "av_digits":
+    specs = av_digits.modality_specs(names)
+  else:
+    specs = uci_mfeat.modality_specs(names, data_cfg.pix_as_image)
   columns = _read_columns(data_cfg)
   for name in names:
     if name not in columns:
@@ -156,8 +165,18 @@ def load_dataset(data_cfg) -> DatasetSplits:
   if data_cfg.test_size + data_cfg.val_size >= n:
     raise ValueError(f"config.data.test_size + val_size = "
                      f"{data_cfg.test_size + data_cfg.val_size} leaves no pool out of {n}")
-  test_idx, val_idx, pool_idx = splits_lib.stratified_split(
-      labels, (data_cfg.test_size, data_cfg.val_size), data_cfg.split_seed)
+  if "is_test" in columns:  # an official test split (av_digits: FSDD's index 0-4)
+    is_test = columns["is_test"][order].astype(bool)
+    if data_cfg.test_size != int(is_test.sum()):
+      raise ValueError(f"{data_cfg.name} has an official test split of {int(is_test.sum())} "
+                       f"examples; set config.data.test_size={int(is_test.sum())}")
+    rest = np.flatnonzero(~is_test)
+    val_rel, pool_rel = splits_lib.stratified_split(labels[rest], (data_cfg.val_size,),
+                                                    data_cfg.split_seed)
+    test_idx, val_idx, pool_idx = np.flatnonzero(is_test), rest[val_rel], rest[pool_rel]
+  else:
+    test_idx, val_idx, pool_idx = splits_lib.stratified_split(
+        labels, (data_cfg.test_size, data_cfg.val_size), data_cfg.split_seed)
   parts = {"pool": everything.take(pool_idx), "val": everything.take(val_idx),
            "test": everything.take(test_idx)}
   if data_cfg.standardize:
