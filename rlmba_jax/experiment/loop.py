@@ -87,6 +87,18 @@ def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
         + "\n  ".join(diffs))
 
 
+def _coalition_probabilities_fn(model_cfg, names: tuple[str, ...]):
+  """``(outputs, weights) -> [2^M, B, C]`` fused probabilities of every modality coalition."""
+  masks = jnp.asarray(modality.coalition_masks(len(names)))
+
+  def coalitions(outputs, weights):
+    return modality.coalition_probabilities(
+        outputs, masks, modalities=names, head=model_cfg.head, fusion=model_cfg.fusion,
+        evidence_activation=model_cfg.evidence_activation, modality_weights=weights)
+
+  return coalitions
+
+
 def _make_agent(config: ml_collections.ConfigDict, names: tuple[str, ...], pool_size: int):
   """The RL-MBA agent and reference curve, or (None, None) for the other strategies."""
   if config.al.strategy != "rlmba" or not config.al.rlmba.policy:
@@ -136,14 +148,8 @@ def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Tr
   strategy, with the optional fields it ``needs`` filled in (dropout passes, coalition
   probabilities, the fused head)."""
   needs = selection.strategy_needs(config.al.strategy)
-  masks = jnp.asarray(modality.coalition_masks(len(names)))
   fused_head = make_fused_head(model) if "fused_head" in needs else None
-
-  @jax.jit
-  def coalitions(outputs, weights):
-    return modality.coalition_probabilities(
-        outputs, masks, modalities=names, head=config.model.head, fusion=config.model.fusion,
-        evidence_activation=config.model.evidence_activation, modality_weights=weights)
+  coalitions = jax.jit(_coalition_probabilities_fn(config.model, names))
 
   def build(params, weights, labelled, pool_inputs, key):
     outputs = trainer.predict(params, pool_inputs, weights)
@@ -180,15 +186,13 @@ def make_modality_analysis(model_cfg, names: tuple[str, ...]):
   Shapley values: each modality's exact contribution to the fused head's probability of the
   true class (all 2^M coalitions, absent modalities masked), averaged over the examples.
   """
-  masks = jnp.asarray(modality.coalition_masks(len(names)))
+  coalitions = _coalition_probabilities_fn(model_cfg, names)
 
   @jax.jit
   def analyse(outputs, labels, weights):
     fused_top1 = top1(outputs["fused_probs"], labels)
     modality_top1 = jnp.stack([top1(outputs["probs"][m], labels) for m in names])
-    coalition_probs = modality.coalition_probabilities(
-        outputs, masks, modalities=names, head=model_cfg.head, fusion=model_cfg.fusion,
-        evidence_activation=model_cfg.evidence_activation, modality_weights=weights)
+    coalition_probs = coalitions(outputs, weights)
     shapley = modality.shapley_values(modality.true_class_values(coalition_probs, labels))
     return modality.top1_gap(modality_top1, fused_top1), jnp.mean(shapley, axis=-1)
 

@@ -154,9 +154,8 @@ class RLMBAAgent:
     ema = self.options["reward_ema"]
     smoothed = raw_reward if int(policy.num_updates) == 0 else (
         ema * float(policy.last_reward) + (1.0 - ema) * raw_reward)
-    baseline_before = float(policy.baseline) if int(policy.num_updates) else smoothed
     policy, info = self._update(policy, transition, jnp.float32(smoothed))
     return policy, {"raw_reward": raw_reward, "reward": float(info.reward),
-                    "baseline": baseline_before, "advantage": float(info.advantage),
+                    "baseline": float(info.baseline), "advantage": float(info.advantage),
                     "log_prob": float(info.log_prob), "entropy": float(info.entropy),
                     "grad_norm": float(info.grad_norm)}

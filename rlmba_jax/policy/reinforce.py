@@ -38,6 +38,7 @@ class PolicyState(NamedTuple):
 
 class UpdateInfo(NamedTuple):
   reward: jnp.ndarray
+  baseline: jnp.ndarray  # the baseline the advantage was taken against
   advantage: jnp.ndarray
   log_prob: jnp.ndarray
   entropy: jnp.ndarray
@@ -80,5 +81,5 @@ def reinforce_update(state: PolicyState, transition: Transition, reward: jnp.nda
   params = optax.apply_updates(state.params, updates)
   new_baseline = baseline_momentum * baseline + (1.0 - baseline_momentum) * reward
   grad_norm = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))
-  info = UpdateInfo(reward, advantage, log_prob, entropy, grad_norm)
+  info = UpdateInfo(reward, baseline, advantage, log_prob, entropy, grad_norm)
   return PolicyState(params, opt_state, new_baseline, state.num_updates + 1, reward), info

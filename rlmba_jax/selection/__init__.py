@@ -29,9 +29,9 @@ from rlmba_jax.selection.base import (NEEDS, PoolView, Strategy, available_strat
                                       check_view, get_strategy, register, strategy_needs,
                                       top_scores)
 from rlmba_jax.selection.deepfool import deepfool_perturbation
-from rlmba_jax.selection.diversity import (kcenter_greedy, kmeans_plusplus, kmeans_select,
-                                           lloyd_kmeans, min_squared_distance_to_set,
-                                           squared_distances)
+from rlmba_jax.selection.diversity import (kcenter_greedy, kmeans_centroids, kmeans_plusplus,
+                                           kmeans_select, lloyd_kmeans,
+                                           min_squared_distance_to_set, squared_distances)
 from rlmba_jax.selection.gcn import (cosine_graph_propagation, dense_cosine_adjacency,
                                      train_labelled_node_gcn)
 from rlmba_jax.selection.gradient_embedding import (bmmal_contributions, bmmal_scales,

@@ -155,17 +155,23 @@ def nearest_distinct(features: jnp.ndarray, centroids: jnp.ndarray, available: j
   return jax.lax.fori_loop(0, centroids.shape[0], step, init)[1]
 
 
-def kmeans_select(key: jax.Array, features: jnp.ndarray, available: jnp.ndarray, budget: int,
-                  iterations: int = 10) -> jnp.ndarray:
-  """k-means with k = ``budget`` on the available rows (k-means++ start, ``iterations``
-  Lloyd steps), then the available row nearest to each centroid. -> ``[budget]`` int32."""
+def kmeans_centroids(key: jax.Array, features: jnp.ndarray, available: jnp.ndarray, k: int,
+                     iterations: int) -> jnp.ndarray:
+  """k-means on the available rows: k-means++ start (first pick uniform), then
+  ``iterations`` Lloyd steps. ``features [N, D]`` -> ``[k, D]`` centroids."""
   def to_row(j):
     return squared_distances(features, features[j][None])[:, 0]
 
-  seeds = kmeans_plusplus(key, jnp.sum(features * features, -1), to_row, available, budget,
+  seeds = kmeans_plusplus(key, jnp.sum(features * features, -1), to_row, available, k,
                           first="random")
-  centroids = lloyd_kmeans(features, available.astype(features.dtype), features[seeds],
-                           iterations)
+  return lloyd_kmeans(features, available.astype(features.dtype), features[seeds], iterations)
+
+
+def kmeans_select(key: jax.Array, features: jnp.ndarray, available: jnp.ndarray, budget: int,
+                  iterations: int = 10) -> jnp.ndarray:
+  """k-means with k = ``budget`` on the available rows, then the available row nearest to
+  each centroid. -> ``[budget]`` int32."""
+  centroids = kmeans_centroids(key, features, available, budget, iterations)
   return nearest_distinct(features, centroids, available)
 
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 
 from rlmba_jax import fusion as fusion_lib
 from rlmba_jax.selection.base import PoolView, register
-from rlmba_jax.selection.diversity import kmeans_plusplus, lloyd_kmeans, squared_distances
+from rlmba_jax.selection.diversity import kmeans_centroids, squared_distances
 from rlmba_jax.selection.uncertainty import predictive_entropy
 
 
@@ -77,13 +77,7 @@ def centroid_distance(key: jax.Array, features: jnp.ndarray, available: jnp.ndar
                       num_centroids: int, lloyd_iterations: int = 5) -> jnp.ndarray:
   """Distance of every row to the nearest of ``num_centroids`` k-means centroids fitted on
   the ``available`` rows (k-means++ start, ``lloyd_iterations`` Lloyd steps). ``[N]``."""
-  def to_row(j):
-    return squared_distances(features, features[j][None])[:, 0]
-
-  seeds = kmeans_plusplus(key, jnp.sum(features * features, -1), to_row, available,
-                          num_centroids, first="random")
-  centroids = lloyd_kmeans(features, available.astype(features.dtype), features[seeds],
-                           lloyd_iterations)
+  centroids = kmeans_centroids(key, features, available, num_centroids, lloyd_iterations)
   return jnp.sqrt(jnp.min(squared_distances(features, centroids), axis=1))
 
 
