@@ -118,11 +118,14 @@ def test_bald_without_dropout_is_refused_and_options_reach_the_strategy():
   assert strategy_options(config) == {}
 
 
-def test_cli_reports_a_misspelt_override_in_one_line(tmp_path):
+@pytest.mark.parametrize("config_flag", [[], ["--config=configs/mfeat.py:curves"]])
+def test_cli_reports_a_misspelt_override_in_one_line(tmp_path, config_flag):
+  # Without --config the override is read when the flag is defined; with it, when flags
+  # are parsed: both paths must give the one-line message.
   import subprocess, sys
   from conftest import REPO
   result = subprocess.run(
-      [sys.executable, "-m", "rlmba_jax.main", f"--workdir={tmp_path}",
+      [sys.executable, "-m", "rlmba_jax.main", f"--workdir={tmp_path}", *config_flag,
        "--config.al.stratgy=entropy"], cwd=REPO, capture_output=True, text=True, timeout=120)
   assert result.returncode == 1
   assert 'Did you mean "strategy"' in result.stderr and "Traceback" not in result.stderr
