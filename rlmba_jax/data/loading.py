@@ -20,7 +20,9 @@ from rlmba_jax.data.specs import DatasetSplits, ModalitySpec, MultimodalArrays
 
 logging = logging.getLogger(__name__)
 
-DATASETS = ("uci_mfeat", "av_digits")
+IN_MEMORY_DATASETS = ("uci_mfeat", "av_digits")
+RECORD_DATASETS = ("upmc_food101", "kinetics_sounds", "vggsound")
+DATASETS = IN_MEMORY_DATASETS + RECORD_DATASETS
 
 
 def default_data_dir() -> str:
@@ -139,11 +141,15 @@ def load_dataset(data_cfg) -> DatasetSplits:
   """Reads ``config.data`` into pool / val / test.
 
   The split is stratified and seeded by ``data.split_seed`` (not the experiment seed), so
-  every run of a comparison sees the same test and validation sets.
+  every run of a comparison sees the same test and validation sets. The paper's data sets
+  (``RECORD_DATASETS``) stay on disk: their splits are ``records.RecordSplit`` s.
   """
   if data_cfg.name not in DATASETS:
     raise ValueError(f"config.data.name={data_cfg.name!r} is not a known data set; "
                      f"choose from {DATASETS}")
+  if data_cfg.name in RECORD_DATASETS:
+    from rlmba_jax.data import record_datasets  # pylint: disable=g-import-not-at-top
+    return record_datasets.load_record_dataset(data_cfg)
   names = parse_modalities(data_cfg.modalities)
   if data_cfg.name == "av_digits":
     specs = av_digits.modality_specs(names)

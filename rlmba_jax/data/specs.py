@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Mapping, NamedTuple
+from typing import Any, Literal, Mapping, NamedTuple
 
 import numpy as np
 
-ModalityKind = Literal["vector", "image"]
+ModalityKind = Literal["vector", "image", "clip", "tokens"]
 
 
 class ModalitySpec(NamedTuple):
   """One modality: its name, the shape of one example and how to encode it.
 
-  ``kind`` is ``"vector"`` (shape ``(D,)``, an MLP encoder) or ``"image"``
-  (shape ``(H, W, channels)``, a CNN encoder).
+  ``kind`` is ``"vector"`` (shape ``(D,)``, an MLP encoder), ``"image"`` (shape
+  ``(H, W, channels)``, a CNN or ResNet), ``"clip"`` (``(T, H, W, 3)``, R(2+1)D) or
+  ``"tokens"`` (``(L,)`` int token ids, BERT).
   """
   name: str
   shape: tuple[int, ...]
@@ -57,14 +58,24 @@ class DatasetSplits:
 
   ``pool`` is what the learner may ask labels for; ``val`` is the fixed, stratified
   validation set (modality contributions, the policy's state); ``test`` is only reported.
+  Splits are ``MultimodalArrays`` (in memory) or ``records.RecordSplit`` (on disk, with
+  ``train_transform`` / ``eval_transform`` turning a record into model inputs).
   """
   name: str
   modalities: tuple[ModalitySpec, ...]
   num_classes: int
-  pool: MultimodalArrays
-  val: MultimodalArrays
-  test: MultimodalArrays
+  pool: "MultimodalArrays | Any"
+  val: "MultimodalArrays | Any"
+  test: "MultimodalArrays | Any"
   class_names: tuple[str, ...] = ()
+  train_transform: Any = None
+  eval_transform: Any = None
+  build_report: Mapping[str, int] | None = None
+  vocab_size: int | None = None  # of the text modality's tokenizer
+
+  @property
+  def streamed(self) -> bool:
+    return self.train_transform is not None
 
   @property
   def modality_names(self) -> tuple[str, ...]:

@@ -34,6 +34,17 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.val_size = 200  # fixed, stratified; taken from the 1,600 (pool = 1,400)
   c.data.split_seed = 0  # independent of `seed`: every run sees the same test set
   c.data.standardize = True
+  # Record data sets (upmc_food101, kinetics_sounds, vggsound): read from disk by grain.
+  c.data.on_error = "stop"  # a bad source file at build time: "stop" (name it) | "skip"
+  c.data.fixture = False  # True: write a small fixture in the real layout and use it
+  c.data.vocab = ""  # WordPiece vocab.txt ("" = manual_dir/vocab.txt or all-MiniLM-L6-v2's)
+  c.data.text_length = 100  # tokens per recipe text ([CLS] + 98 + [SEP])
+  c.data.image_resize = 256  # photos: short side resized to this, then ...
+  c.data.image_size = 224  # ... a crop of this size
+  c.data.frame_resize = (128, 171)  # clip frames resized to this (H, W), then ...
+  c.data.frame_size = 112  # ... a square crop of this size
+  c.data.num_frames = 5  # frames drawn of the 10 extracted per clip
+  c.data.audio_seconds = 5.0  # audio window of the 10 s clip
 
   c.model = ml_collections.ConfigDict()
   c.model.width = 128  # encoder output width per modality
@@ -43,6 +54,22 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.head = "softmax"  # "softmax" | "evidential" (Dirichlet heads)
   c.model.fusion = "concat"  # "concat" | "tmc" (Dempster-Shafer) | "evidence" (RL-MBA)
   c.model.evidence_activation = "softplus"  # "softplus" | "relu" | "exp"
+  # Per-modality encoders, "modality=name,...": mlp | cnn | resnet18 | resnet101 |
+  # r2plus1d_18 | bert (unnamed modalities: mlp for vectors, cnn for small images).
+  c.model.encoders = ""
+  c.model.encoder_filters = 64  # first-stage width of the ResNet / R(2+1)D encoders
+  # Pretrained encoder weights, "modality=path/model.safetensors,..." (torchvision /
+  # Hugging Face names; a BERT's config.json must sit next to its weights).
+  c.model.pretrained = ""
+  c.model.bert = ml_collections.ConfigDict()  # text encoder sizes when not pretrained
+  c.model.bert.vocab_size = 30522
+  c.model.bert.hidden_size = 768
+  c.model.bert.num_hidden_layers = 12
+  c.model.bert.num_attention_heads = 12
+  c.model.bert.intermediate_size = 3072
+  c.model.bert.max_position_embeddings = 512
+  c.model.bert_pooling = "cls"  # "cls" (the reference) | "mean"
+  c.model.dtype = "float32"  # "bfloat16": large encoders compute in bf16 (params stay f32)
 
   c.train = ml_collections.ConfigDict()
   c.train.batch_size = 64
@@ -53,6 +80,13 @@ def default_config() -> ml_collections.ConfigDict:
   c.train.grad_clip_norm = 0.0  # 0: off
   c.train.warm_start = False  # paper protocol: re-initialise every round
   c.train.annealing_epochs = 10.0  # evidential KL weight min(1, epoch / T)
+  c.train.optimizer = "adamw"  # "adamw" | "adam" (PyTorch Adam: L2 added to the gradient)
+  c.train.betas = (0.9, 0.999)
+  c.train.encoder_learning_rates = ""  # "video=2e-3,audio=1e-3": per-encoder rates
+  c.train.warmup_epochs = 0.0  # linear warm-up per step over this many epochs
+  c.train.lr_milestones = ()  # epochs at which the rate is multiplied by lr_decay
+  c.train.lr_decay = 0.1
+  c.train.data_workers = 0  # grain worker processes for record data sets (0: in-process)
 
   # AMCB modality weights w = eps + (1 - M eps) softmax(Delta / tau), Delta measured on the
   # validation set after every round (our defaults; the paper does not give tau or eps).
@@ -250,6 +284,53 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                       f"{num_modalities} modalities must be in [0, 1)")
   if given["data.source"] not in ("tfds", "files"):
     raise ConfigError(f"config.data.source={given['data.source']!r}; use 'tfds' or 'files'")
+  if given["data.on_error"] not in ("stop", "skip"):
+    raise ConfigError(f"config.data.on_error={given['data.on_error']!r}; use 'stop' or "
+                      "'skip'")
+  if given["train.optimizer"] not in ("adamw", "adam"):
+    raise ConfigError(f"config.train.optimizer={given['train.optimizer']!r}; use 'adamw' or "
+                      "'adam'")
+  if given["model.dtype"] not in ("float32", "bfloat16"):
+    raise ConfigError(f"config.model.dtype={given['model.dtype']!r}; use 'float32' or "
+                      "'bfloat16'")
+  if given["model.bert_pooling"] not in ("cls", "mean"):
+    raise ConfigError(f"config.model.bert_pooling={given['model.bert_pooling']!r}; use "
+                      "'cls' or 'mean'")
+  if len(given["train.betas"]) != 2 or not all(0 <= b < 1 for b in given["train.betas"]):
+    raise ConfigError(f"config.train.betas={given['train.betas']!r}: two numbers in [0, 1)")
+  if len(given["data.frame_resize"]) != 2:
+    raise ConfigError(f"config.data.frame_resize={given['data.frame_resize']!r}: (H, W)")
+  if given["data.image_size"] > given["data.image_resize"] or given["data.frame_size"] > min(
+      given["data.frame_resize"]):
+    raise ConfigError("config.data.image_size / frame_size must not exceed the resized "
+                      "image (data.image_resize / data.frame_resize)")
+  for key in ("data.text_length", "data.num_frames", "data.audio_seconds",
+              "model.encoder_filters", "train.lr_decay"):
+    positive(key)
+  for key in ("train.warmup_epochs", "train.data_workers"):
+    if given[key] < 0:
+      raise ConfigError(f"config.{key}={given[key]!r} must not be negative")
+  from rlmba_jax.models import classifier as classifier_lib  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.train.trainer import parse_assignments  # pylint: disable=g-import-not-at-top
+  try:
+    classifier_lib.encoder_names(config.model)
+    modalities = {m.strip() for m in str(given["data.modalities"]).split(",") if m.strip()}
+    for key in ("model.encoders", "model.pretrained", "train.encoder_learning_rates"):
+      named = parse_assignments(given[key], key)
+      unknown = sorted(set(named) - modalities)
+      if unknown:
+        raise ValueError(f"{key} names modalities {unknown} that data.modalities "
+                         f"({sorted(modalities)}) does not have")
+    for m, lr in parse_assignments(given["train.encoder_learning_rates"],
+                                   "train.encoder_learning_rates").items():
+      if float(lr) <= 0:
+        raise ValueError(f"train.encoder_learning_rates: {m}={lr} must be positive")
+    for m, path in parse_assignments(given["model.pretrained"], "model.pretrained").items():
+      import os  # pylint: disable=g-import-not-at-top
+      if not os.path.exists(path):
+        raise ValueError(f"model.pretrained: the weights for {m!r}, {path!r}, do not exist")
+  except ValueError as e:
+    raise ConfigError(f"config.{e}") from None
 
 
 def check_budget(config: ml_collections.ConfigDict, pool_size: int) -> None:

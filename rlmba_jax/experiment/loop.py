@@ -41,8 +41,11 @@ from rlmba_jax.experiment.checkpoint import RoundCheckpointer
 from rlmba_jax.experiment.config import (check_budget, config_differences, strategy_options,
                                          validate_config)
 from rlmba_jax.models import build_model, make_fused_head
-from rlmba_jax.train import (Trainer, TrainState, classification_metrics, make_loss,
-                             make_optimizer, top1)
+from rlmba_jax.models.pretrained import (PretrainedWeightsError, convert_state_dict,
+                                         load_safetensors)
+from rlmba_jax.train import (Trainer, classification_metrics, make_loss, make_optimizer, top1)
+from rlmba_jax.train.streaming import StreamingTrainer
+from rlmba_jax.train.trainer import parse_assignments, schedule_from_config
 
 logging = logging.getLogger(__name__)
 
@@ -142,21 +145,66 @@ def _load_policy(workdir: str, target: dict[str, Any]):
   return restored["policy"]
 
 
+def pretrained_hook(model_cfg):
+  """``variables -> variables`` that puts the pretrained encoders of ``model.pretrained``
+  in place (each file read once), or None when no modality names weights."""
+  weights = parse_assignments(model_cfg.pretrained, "model.pretrained")
+  if not weights:
+    return None
+  state_dicts: dict[str, Any] = {}
+
+  def hook(variables):
+    variables = {c: dict(v) for c, v in variables.items()}
+    for m, path in weights.items():
+      scope = f"encoder_{m}"
+      if scope not in variables["params"]:
+        raise WorkdirError(f"config.model.pretrained names modality {m!r}, which the model "
+                           "has no encoder for")
+      if path not in state_dicts:
+        state_dicts[path] = load_safetensors(path)
+      sub = {c: v[scope] for c, v in variables.items() if scope in v}
+      try:
+        loaded = convert_state_dict(state_dicts[path], sub, source=repr(path))
+      except PretrainedWeightsError as e:
+        raise WorkdirError(f"modality {m!r}: {e}") from e
+      for c, v in loaded.items():
+        variables[c][scope] = v
+    return variables
+
+  return hook
+
+
+def make_trainer(config: ml_collections.ConfigDict, model, data, mesh) -> Trainer:
+  """A ``Trainer`` (in-memory data) or ``StreamingTrainer`` (record data sets)."""
+  kwargs = dict(batch_size=config.train.batch_size, num_epochs=config.train.num_epochs,
+                eval_batch_size=config.train.eval_batch_size, mesh=mesh,
+                loss_fn=make_loss(config.model, config.train),
+                schedule=schedule_from_config(config.train),
+                init_hook=pretrained_hook(config.model))
+  if data.streamed:
+    return StreamingTrainer(model, make_optimizer(config.train),
+                            train_transform=data.train_transform,
+                            eval_transform=data.eval_transform,
+                            data_workers=config.train.data_workers, **kwargs)
+  return Trainer(model, make_optimizer(config.train), **kwargs)
+
+
 def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Trainer,
                            names: tuple[str, ...]):
-  """``(params, weights, labelled, pool_inputs, key) -> PoolView`` for the configured
+  """``(train_state, weights, labelled, pool_inputs, key) -> PoolView`` for the configured
   strategy, with the optional fields it ``needs`` filled in (dropout passes, coalition
   probabilities, the fused head)."""
   needs = selection.strategy_needs(config.al.strategy)
   fused_head = make_fused_head(model) if "fused_head" in needs else None
   coalitions = jax.jit(_coalition_probabilities_fn(config.model, names))
 
-  def build(params, weights, labelled, pool_inputs, key):
-    outputs = trainer.predict(params, pool_inputs, weights)
+  def build(train_state, weights, labelled, pool_inputs, key):
+    params, model_state = train_state.params, train_state.model_state
+    outputs = trainer.predict(params, pool_inputs, weights, model_state)
     extra = {}
     if "mc_probs" in needs:
       extra["mc_probs"] = trainer.predict_mc(params, pool_inputs, key,
-                                             config.al.bald.passes, weights)
+                                             config.al.bald.passes, weights, model_state)
     if "coalition_probs" in needs:
       extra["coalition_probs"] = coalitions(outputs, weights)
     if "fused_head" in needs:
@@ -247,20 +295,21 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
 
   mesh = parallel.make_mesh(config.num_devices)
   model = build_model(config.model, data.modalities, data.num_classes)
-  trainer = Trainer(model, make_optimizer(config.train), batch_size=config.train.batch_size,
-                    num_epochs=config.train.num_epochs,
-                    eval_batch_size=config.train.eval_batch_size, mesh=mesh,
-                    loss_fn=make_loss(config.model, config.train))
+  if data.vocab_size and model.bert_config and data.vocab_size > model.bert_config.vocab_size:
+    raise WorkdirError(
+        f"the text vocabulary has {data.vocab_size} tokens but the BERT encoder embeds "
+        f"{model.bert_config.vocab_size}; set config.model.bert.vocab_size (or use the "
+        "vocabulary of the pretrained weights, config.data.vocab)")
+  trainer = make_trainer(config, model, data, mesh)
   names = data.modality_names
   analyse = make_modality_analysis(config.model, names)
   amcb = dict(temperature=config.modality.temperature, floor=config.modality.floor,
               momentum=config.modality.momentum)
-  pool_inputs = parallel.put_replicated(dict(data.pool.inputs), mesh)
-  pool_labels = parallel.put_replicated(data.pool.labels, mesh)
-  evals = {split: (parallel.put_replicated(dict(arrays.inputs), mesh),
-                   parallel.put_replicated(arrays.labels, mesh))
+  pool_inputs = trainer.put(data.pool)
+  pool_labels = trainer.put_labels(data.pool)
+  evals = {split: (trainer.put(arrays), parallel.put_replicated(arrays.labels, mesh))
            for split, arrays in (("val", data.val), ("test", data.test))}
-  example = jax.tree.map(lambda x: x[:1], pool_inputs)
+  example = trainer.example(pool_inputs)
   num_pool = len(data.pool)
   strategy_fn = jax.jit(functools.partial(selection.get_strategy(config.al.strategy),
                                           **strategy_options(config)), static_argnums=2)
@@ -321,7 +370,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     if agent is not None and r > 0:
       # The policy's draw is recomputed even when the ledger already holds this round, so
       # the REINFORCE update after a resume is the one an uninterrupted run makes.
-      view = build_view(state["train"].params, weight_state.weights, labelled, pool_inputs,
+      view = build_view(state["train"], weight_state.weights, labelled, pool_inputs,
                         keys["mc_dropout"])
       drawn, transition, candidate_positions = agent.select(
           policy_state, keys["select"], keys["policy"], view, history[-1],
@@ -349,7 +398,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       elif transition is not None:
         positions = drawn
       else:
-        view = build_view(state["train"].params, weight_state.weights, labelled, pool_inputs,
+        view = build_view(state["train"], weight_state.weights, labelled, pool_inputs,
                           keys["mc_dropout"])
         positions = strategy_fn(keys["select"], view, config.al.budget_per_round)
       positions = np.asarray(jax.device_get(positions), np.int32)
@@ -366,8 +415,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     labelled = labelled.at[positions].set(True)
     t1 = time.time()
     if config.train.warm_start and state is not None:
-      params = state["train"].params
-      train_state = TrainState(params, trainer.optimizer.init(params))
+      train_state = trainer.fresh_optimizer(state["train"])
     else:
       train_state = trainer.init(keys["init"], example)
     train_weights = weight_state.weights
@@ -379,7 +427,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       phase_callback(r, "trained")
 
     t2 = time.time()
-    outputs = {split: trainer.predict(train_state.params, x, train_weights)
+    outputs = {split: trainer.predict(train_state.params, x, train_weights,
+                                      train_state.model_state)
                for split, (x, _) in evals.items()}
     metrics = {split: _to_python(_evaluate(outputs[split], evals[split][1]))
                for split in evals}
@@ -392,7 +441,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     pool_uncertainty = None
     if config.model.head == "evidential":
       pool_uncertainty = float(_pool_uncertainty(
-          trainer.predict(train_state.params, pool_inputs, train_weights), labelled))
+          trainer.predict(train_state.params, pool_inputs, train_weights,
+                          train_state.model_state), labelled))
     log = _to_python(train_log)
     as_dict = lambda v: dict(zip(names, _to_python(v)))
     record = {

@@ -14,7 +14,7 @@ fused prediction is
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -22,9 +22,13 @@ import jax.numpy as jnp
 
 from rlmba_jax import fusion as fusion_lib
 from rlmba_jax.data.specs import ModalitySpec
+from rlmba_jax.models import bert as bert_lib
+from rlmba_jax.models import resnet as resnet_lib
 from rlmba_jax.models.encoders import ConvEncoder, MLPEncoder
 
 HEADS = ("softmax", "evidential")
+# Encoders by name; "auto" picks mlp for vectors and cnn for small images.
+ENCODERS = ("auto", "mlp", "cnn", "resnet18", "resnet101", "r2plus1d_18", "bert")
 FUSIONS = ("concat", "tmc", "evidence")
 
 
@@ -58,6 +62,11 @@ class MultimodalClassifier(nn.Module):
   head: str = "softmax"
   fusion: str = "concat"
   evidence_activation: str = "softplus"
+  encoders: Any = ()  # ((modality, encoder name), ...); others "auto"
+  encoder_filters: int = 64  # first-stage width of ResNet / R(2+1)D encoders
+  bert_config: Any = None  # models.bert.BertConfig for "bert" encoders
+  bert_pooling: str = "cls"
+  dtype: Any = jnp.float32  # computation dtype of the large encoders (bfloat16 on GPU/TPU)
 
   def _distribution(self, logits):
     if self.head == "evidential":
@@ -66,8 +75,33 @@ class MultimodalClassifier(nn.Module):
       return fusion_lib.expected_probabilities(alpha), alpha
     return jax.nn.softmax(logits, axis=-1), None
 
+  def _encoder(self, spec: ModalitySpec):
+    """``(module, takes_dropout_flag)``: small encoders get the dropout switch as ``train``
+    (they have no BatchNorm); large ones get ``train`` for BatchNorm and their features
+    pass through a separate dropout layer."""
+    name = dict(self.encoders).get(spec.name, "auto")
+    if name == "auto":
+      name = "cnn" if spec.kind == "image" else "mlp"
+    module_name = f"encoder_{spec.name}"
+    if name == "mlp":
+      return MLPEncoder(self.hidden, self.width, self.dropout, name=module_name), True
+    if name == "cnn":
+      return ConvEncoder(self.conv_channels, self.width, self.dropout, name=module_name), True
+    if name in ("resnet18", "resnet101"):
+      make = resnet_lib.resnet18 if name == "resnet18" else resnet_lib.resnet101
+      return make(num_filters=self.encoder_filters, dtype=self.dtype, name=module_name), False
+    if name == "r2plus1d_18":
+      return resnet_lib.r2plus1d_18(num_filters=self.encoder_filters, dtype=self.dtype,
+                                    name=module_name), False
+    if name == "bert":
+      return bert_lib.Bert(self.bert_config or bert_lib.BertConfig(), self.bert_pooling,
+                           dtype=self.dtype, name=module_name), False
+    raise ValueError(f"model.encoders names {name!r} for modality {spec.name!r}; choose "
+                     f"from {ENCODERS}")
+
   @nn.compact
-  def __call__(self, inputs, *, train: bool = False, modality_weights=None):
+  def __call__(self, inputs, *, train: bool = False, modality_weights=None,
+               mc_dropout: bool = False):
     check_head_and_fusion(self.head, self.fusion)
     missing = [s.name for s in self.modalities if s.name not in inputs]
     if missing:
@@ -77,14 +111,14 @@ class MultimodalClassifier(nn.Module):
     out = {"features": {}, "logits": {}, "probs": {}}
     if self.head == "evidential":
       out["alpha"] = {}
+    dropout_on = train or mc_dropout
     for spec in self.modalities:
-      if spec.kind == "image":
-        encoder = ConvEncoder(self.conv_channels, self.width, self.dropout,
-                              name=f"encoder_{spec.name}")
+      encoder, small = self._encoder(spec)
+      if small:
+        f = encoder(inputs[spec.name], train=dropout_on)
       else:
-        encoder = MLPEncoder(self.hidden, self.width, self.dropout,
-                             name=f"encoder_{spec.name}")
-      f = encoder(inputs[spec.name], train=train)
+        f = encoder(inputs[spec.name], train=train)
+        f = nn.Dropout(self.dropout, deterministic=not dropout_on)(f)
       logits = nn.Dense(self.num_classes, name=f"head_{spec.name}")(f)
       out["features"][spec.name], out["logits"][spec.name] = f, logits
       out["probs"][spec.name], alpha = self._distribution(logits)
@@ -124,7 +158,37 @@ def build_model(model_cfg, modalities: tuple[ModalitySpec, ...], num_classes: in
       modalities=tuple(modalities), num_classes=num_classes, width=model_cfg.width,
       hidden=tuple(model_cfg.hidden), conv_channels=tuple(model_cfg.conv_channels),
       dropout=model_cfg.dropout, head=model_cfg.head, fusion=model_cfg.fusion,
-      evidence_activation=model_cfg.evidence_activation)
+      evidence_activation=model_cfg.evidence_activation,
+      encoders=tuple(sorted(encoder_names(model_cfg).items())),
+      encoder_filters=model_cfg.get("encoder_filters", 64),
+      bert_config=bert_config(model_cfg), bert_pooling=model_cfg.get("bert_pooling", "cls"),
+      dtype=jnp.bfloat16 if model_cfg.get("dtype", "float32") == "bfloat16" else jnp.float32)
+
+
+def encoder_names(model_cfg) -> dict[str, str]:
+  """``model.encoders`` ("image=resnet101,text=bert") as a dict, validated."""
+  from rlmba_jax.train.trainer import parse_assignments  # pylint: disable=g-import-not-at-top
+  names = parse_assignments(model_cfg.get("encoders", ""), "model.encoders")
+  bad = {m: n for m, n in names.items() if n not in ENCODERS}
+  if bad:
+    raise ValueError(f"model.encoders={model_cfg.encoders!r}: unknown encoder(s) {bad}; "
+                     f"choose from {ENCODERS}")
+  return names
+
+
+def bert_config(model_cfg) -> bert_lib.BertConfig | None:
+  """The text encoder's architecture: the ``config.json`` next to its pretrained weights when
+  ``model.pretrained`` names them, else ``model.bert`` (sizes)."""
+  from rlmba_jax.train.trainer import parse_assignments  # pylint: disable=g-import-not-at-top
+  names = encoder_names(model_cfg)
+  text = [m for m, n in names.items() if n == "bert"]
+  if not text:
+    return None
+  weights = parse_assignments(model_cfg.get("pretrained", ""), "model.pretrained")
+  if text[0] in weights:
+    return bert_lib.BertConfig.next_to(weights[text[0]])
+  sizes = model_cfg.get("bert", None)
+  return bert_lib.BertConfig(**(sizes.to_dict() if sizes is not None else {}))
 
 
 def make_fused_head(model: MultimodalClassifier):

@@ -24,8 +24,11 @@ Inputs = Mapping[str, jnp.ndarray]
 
 
 class TrainState(NamedTuple):
+  """Parameters, optimiser state and the model's other variables (BatchNorm statistics,
+  ``{}`` for models without any)."""
   params: Any
   opt_state: Any
+  model_state: Any = {}
 
 
 class TrainLog(NamedTuple):
@@ -84,12 +87,86 @@ def make_loss(model_cfg, train_cfg):
   return multimodal_cross_entropy
 
 
+def parse_assignments(value: str, what: str) -> dict[str, str]:
+  """``"video=2e-3,audio=1e-3"`` -> ``{"video": "2e-3", "audio": "1e-3"}``."""
+  out = {}
+  for part in (p.strip() for p in str(value).split(",")):
+    if not part:
+      continue
+    if "=" not in part:
+      raise ValueError(f"{what}: {part!r} is not of the form modality=value")
+    key, val = (x.strip() for x in part.split("=", 1))
+    if not key or not val:
+      raise ValueError(f"{what}: {part!r} is not of the form modality=value")
+    out[key] = val
+  return out
+
+
+def _base_optimizer(train_cfg, learning_rate: float) -> optax.GradientTransformation:
+  betas = tuple(train_cfg.get("betas", (0.9, 0.999)))
+  if train_cfg.get("optimizer", "adamw") == "adam":
+    # PyTorch's Adam(weight_decay=...): L2 added to the gradient before the moments.
+    return optax.chain(optax.add_decayed_weights(train_cfg.weight_decay),
+                       optax.adam(learning_rate, b1=betas[0], b2=betas[1]))
+  return optax.adamw(learning_rate, b1=betas[0], b2=betas[1],
+                     weight_decay=train_cfg.weight_decay)
+
+
 def make_optimizer(train_cfg) -> optax.GradientTransformation:
+  """AdamW (or Adam with L2, ``train.optimizer``), with per-modality encoder learning rates.
+
+  ``train.encoder_learning_rates="video=2e-3,audio=1e-3"`` gives the parameters under
+  ``encoder_{modality}`` their own rate (the reference code's per-module groups); everything
+  else uses ``train.learning_rate``. The warm-up / step schedule is applied by the trainer as
+  a factor on the update (``lr_factor``), which for Adam-type updates scales the rate.
+  """
   parts = []
   if train_cfg.grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(train_cfg.grad_clip_norm))
-  parts.append(optax.adamw(train_cfg.learning_rate, weight_decay=train_cfg.weight_decay))
+  rates = {m: float(v) for m, v in parse_assignments(
+      train_cfg.get("encoder_learning_rates", ""), "train.encoder_learning_rates").items()}
+  if not rates:
+    parts.append(_base_optimizer(train_cfg, train_cfg.learning_rate))
+    return optax.chain(*parts)
+  groups = {"default": _base_optimizer(train_cfg, train_cfg.learning_rate)}
+  groups.update({m: _base_optimizer(train_cfg, lr) for m, lr in rates.items()})
+
+  def labels(params):
+    return {k: jax.tree.map(lambda _, k=k: k[len("encoder_"):] if k.startswith("encoder_")
+                            and k[len("encoder_"):] in rates else "default", v)
+            for k, v in params.items()}
+
+  parts.append(optax.multi_transform(groups, labels))
   return optax.chain(*parts)
+
+
+def lr_factor(epoch: jnp.ndarray, step: jnp.ndarray, steps_per_epoch: jnp.ndarray,
+              warmup_epochs: float = 0.0, milestones: tuple[float, ...] = (),
+              decay: float = 0.1) -> jnp.ndarray:
+  """The learning-rate multiplier of step ``step`` (0-based) of epoch ``epoch`` of a round.
+
+  Linear warm-up ``(global step + 1) / warm-up steps`` over the first ``warmup_epochs``
+  epochs (the reference code's per-step warm-up), then ``decay`` for each milestone epoch
+  passed (PyTorch's ``MultiStepLR``, stepped per epoch). 1 when neither is set.
+  """
+  factor = jnp.asarray(1.0, jnp.float32)
+  if warmup_epochs > 0:
+    done = (epoch * steps_per_epoch + step + 1).astype(jnp.float32)
+    factor = jnp.minimum(1.0, done / (warmup_epochs * steps_per_epoch))
+  for m in milestones:
+    factor = factor * jnp.where(epoch >= m, decay, 1.0)
+  return factor
+
+
+def schedule_from_config(train_cfg):
+  """``(epoch, step, steps_per_epoch) -> factor`` for ``train.warmup_epochs``,
+  ``train.lr_milestones`` and ``train.lr_decay``; None when the rate is constant."""
+  warmup = float(train_cfg.get("warmup_epochs", 0.0))
+  milestones = tuple(float(m) for m in train_cfg.get("lr_milestones", ()))
+  decay = float(train_cfg.get("lr_decay", 0.1))
+  if warmup <= 0 and not milestones:
+    return None
+  return lambda e, i, n: lr_factor(e, i, n, warmup, milestones, decay)
 
 
 def _global_norm(tree) -> jnp.ndarray:
@@ -108,11 +185,14 @@ class Trainer:
     eval_batch_size: chunk size for pool/val/test inference (a multiple of the mesh size).
     mesh: the device mesh (axis ``data``).
     loss_fn: ``(outputs, labels, weights, epoch) -> scalar``.
+    schedule: ``(epoch, step, steps_per_epoch) -> learning-rate factor`` or None.
+    init_hook: ``variables -> variables`` applied after random initialisation (pretrained
+      encoder weights), before the optimiser state is made.
   """
 
   def __init__(self, model: nn.Module, optimizer: optax.GradientTransformation, *,
                batch_size: int, num_epochs: int, eval_batch_size: int, mesh: Mesh,
-               loss_fn=multimodal_cross_entropy):
+               loss_fn=multimodal_cross_entropy, schedule=None, init_hook=None):
     n = mesh.devices.size
     for name, value in (("train.batch_size", batch_size),
                         ("train.eval_batch_size", eval_batch_size)):
@@ -122,19 +202,70 @@ class Trainer:
     self.model, self.optimizer, self.mesh = model, optimizer, mesh
     self.batch_size, self.num_epochs, self.eval_batch_size = (batch_size, num_epochs,
                                                               eval_batch_size)
-    self.loss_fn = loss_fn
+    self.loss_fn, self.schedule, self.init_hook = loss_fn, schedule, init_hook
     self._batch_sharding = parallel.data_sharding(mesh)
-    replicated = parallel.replicated(mesh)
-    self.init = jax.jit(self._init, out_shardings=replicated)
+    self._replicated = parallel.replicated(mesh)
+    self._init_variables = jax.jit(self._variables_init, out_shardings=self._replicated)
+    self._init_optimizer = jax.jit(self.optimizer.init, out_shardings=self._replicated)
     self.train = jax.jit(self._train, donate_argnums=(0,))
     self.predict = jax.jit(self._predict)
     self.predict_mc = jax.jit(self._predict_mc, static_argnums=3)
 
+  def init(self, key: jax.Array, example_inputs: Inputs) -> TrainState:
+    """Fresh variables (plus ``init_hook``, e.g. pretrained encoders) and optimiser state."""
+    variables = self._init_variables(key, example_inputs)
+    if self.init_hook is not None:
+      variables = jax.device_put(self.init_hook(jax.device_get(variables)), self._replicated)
+    params = variables["params"]
+    model_state = {k: v for k, v in variables.items() if k != "params"}
+    return TrainState(params, self._init_optimizer(params), model_state)
+
+  def put(self, arrays) -> Inputs:
+    """A split's inputs (``MultimodalArrays``) on the mesh, replicated."""
+    return parallel.put_replicated(dict(arrays.inputs), self.mesh)
+
+  def put_labels(self, arrays) -> jnp.ndarray:
+    return parallel.put_replicated(arrays.labels, self.mesh)
+
+  def example(self, inputs: Inputs) -> Inputs:
+    """A batch of one example (shapes for ``init``)."""
+    return jax.tree.map(lambda x: x[:1], inputs)
+
+  def fresh_optimizer(self, state: TrainState) -> TrainState:
+    """The same variables with a new optimiser state (warm start across rounds)."""
+    return TrainState(state.params, self._init_optimizer(state.params), state.model_state)
+
   # -- pure functions (jitted in __init__) ----------------------------------------------
 
-  def _init(self, key: jax.Array, example_inputs: Inputs) -> TrainState:
-    params = self.model.init({"params": key}, example_inputs, train=False)["params"]
-    return TrainState(params, self.optimizer.init(params))
+  def _variables_init(self, key: jax.Array, example_inputs: Inputs) -> dict[str, Any]:
+    return dict(self.model.init({"params": key}, example_inputs, train=False))
+
+  def _apply_train(self, params, model_state, batch, dropout_key, modality_weights):
+    """Training-mode forward pass: ``(outputs, new model_state)``."""
+    variables = {"params": params, **model_state}
+    if not model_state:
+      return self.model.apply(variables, batch, train=True, modality_weights=modality_weights,
+                              rngs={"dropout": dropout_key}), model_state
+    outputs, updates = self.model.apply(variables, batch, train=True,
+                                        modality_weights=modality_weights,
+                                        rngs={"dropout": dropout_key},
+                                        mutable=list(model_state))
+    return outputs, dict(updates)
+
+  def _step(self, state: TrainState, batch, batch_labels, weights, dropout_key, epoch,
+            factor, modality_weights):
+    """One optimiser step; returns ``(state, loss, gradient norm)``."""
+    def loss_of(params):
+      outputs, model_state = self._apply_train(params, state.model_state, batch, dropout_key,
+                                               modality_weights)
+      return self.loss_fn(outputs, batch_labels, weights, epoch), model_state
+
+    (loss, model_state), grads = jax.value_and_grad(loss_of, has_aux=True)(state.params)
+    updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+    if factor is not None:
+      updates = jax.tree.map(lambda u: u * factor, updates)
+    params = optax.apply_updates(state.params, updates)
+    return TrainState(params, opt_state, model_state), loss, _global_norm(grads)
 
   def _train(self, state: TrainState, key: jax.Array, inputs: Inputs, labels: jnp.ndarray,
              labelled: jnp.ndarray, modality_weights: jnp.ndarray | None = None
@@ -142,7 +273,7 @@ class Trainer:
     """Trains ``num_epochs`` epochs over the examples where ``labelled`` is true.
 
     Args:
-      state: parameters and optimiser state.
+      state: parameters, optimiser state and model state.
       key: the round's training key (shuffling and dropout).
       inputs: modality -> ``[N, ...]`` the whole pool.
       labels: ``[N]``; only labelled entries are read.
@@ -154,12 +285,6 @@ class Trainer:
     bsz = self.batch_size
     num_labelled = jnp.sum(labelled.astype(jnp.int32))
     steps = jnp.maximum((num_labelled + bsz - 1) // bsz, 1)
-
-    def loss_of(params, batch, batch_labels, weights, dropout_key, e):
-      outputs = self.model.apply({"params": params}, batch, train=True,
-                                 modality_weights=modality_weights,
-                                 rngs={"dropout": dropout_key})
-      return self.loss_fn(outputs, batch_labels, weights, e)
 
     def epoch(e, carry):
       state, losses, norms = carry
@@ -175,11 +300,11 @@ class Trainer:
         batch = jax.tree.map(lambda x: x[idx], dict(inputs))
         batch, batch_labels, weights = jax.lax.with_sharding_constraint(
             (batch, labels[idx], weights), self._batch_sharding)
-        loss, grads = jax.value_and_grad(loss_of)(
-            state.params, batch, batch_labels, weights, jax.random.fold_in(epoch_key, i), e)
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return TrainState(params, opt_state), loss_sum + loss, norm_sum + _global_norm(grads)
+        factor = None if self.schedule is None else self.schedule(e, i, steps)
+        state, loss, norm = self._step(state, batch, batch_labels, weights,
+                                       jax.random.fold_in(epoch_key, i), e, factor,
+                                       modality_weights)
+        return state, loss_sum + loss, norm_sum + norm
 
       state, loss_sum, norm_sum = jax.lax.fori_loop(0, steps, step, (state, 0.0, 0.0))
       steps_f = steps.astype(jnp.float32)
@@ -190,25 +315,37 @@ class Trainer:
     return state, TrainLog(losses, norms, steps * self.num_epochs)
 
   def _predict(self, params: Any, inputs: Inputs,
-               modality_weights: jnp.ndarray | None = None) -> dict[str, Any]:
+               modality_weights: jnp.ndarray | None = None, model_state: Any = None
+               ) -> dict[str, Any]:
     """Deterministic outputs for every row of ``inputs`` (modality -> ``[N, ...]``).
 
     Rows are processed in chunks of ``eval_batch_size``, each sharded over the mesh.
+    ``model_state``: the model's non-parameter variables (``TrainState.model_state``).
     """
-    return self._chunked_apply(params, inputs, modality_weights, None)
+    return self._chunked_apply(params, inputs, modality_weights, None, model_state)
 
   def _predict_mc(self, params: Any, inputs: Inputs, key: jax.Array, num_passes: int,
-                  modality_weights: jnp.ndarray | None = None) -> jnp.ndarray:
+                  modality_weights: jnp.ndarray | None = None, model_state: Any = None
+                  ) -> jnp.ndarray:
     """Fused probabilities of ``num_passes`` forward passes with dropout on (MC dropout).
 
-    Returns ``[num_passes, N, C]``; pass t uses ``fold_in(key, t)``.
+    Returns ``[num_passes, N, C]``; pass t uses ``fold_in(key, t)``. BatchNorm uses its
+    running statistics (only dropout is sampled).
     """
     def one_pass(t):
       return self._chunked_apply(params, inputs, modality_weights,
-                                 jax.random.fold_in(key, t))["fused_probs"]
+                                 jax.random.fold_in(key, t), model_state)["fused_probs"]
     return jax.vmap(one_pass)(jnp.arange(num_passes))
 
-  def _chunked_apply(self, params, inputs, modality_weights, dropout_key):
+  def apply_eval(self, params, model_state, batch, modality_weights, dropout_key=None):
+    """Inference on one batch; dropout sampled when ``dropout_key`` is given."""
+    variables = {"params": params, **(model_state or {})}
+    if dropout_key is None:
+      return self.model.apply(variables, batch, train=False, modality_weights=modality_weights)
+    return self.model.apply(variables, batch, train=False, modality_weights=modality_weights,
+                            mc_dropout=True, rngs={"dropout": dropout_key})
+
+  def _chunked_apply(self, params, inputs, modality_weights, dropout_key, model_state=None):
     n = next(iter(inputs.values())).shape[0]
     chunk = self.eval_batch_size
     num_chunks = -(-n // chunk)
@@ -221,12 +358,8 @@ class Trainer:
     def apply_chunk(args):
       i, batch = args
       batch = jax.lax.with_sharding_constraint(batch, self._batch_sharding)
-      if dropout_key is None:
-        return self.model.apply({"params": params}, batch, train=False,
-                                modality_weights=modality_weights)
-      return self.model.apply({"params": params}, batch, train=True,
-                              modality_weights=modality_weights,
-                              rngs={"dropout": jax.random.fold_in(dropout_key, i)})
+      key = None if dropout_key is None else jax.random.fold_in(dropout_key, i)
+      return self.apply_eval(params, model_state, batch, modality_weights, key)
 
     outputs = jax.lax.map(apply_chunk, (jnp.arange(num_chunks),
                                         jax.tree.map(to_chunks, dict(inputs))))

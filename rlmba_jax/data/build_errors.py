@@ -1,0 +1,44 @@
+"""What a builder does with a bad source file: stop (default) or skip it, and count either way."""
+
+from __future__ import annotations
+
+import collections
+import logging
+
+logging = logging.getLogger(__name__)
+
+ON_ERROR = ("stop", "skip")
+
+
+class SourceFileError(ValueError):
+  """A source file (image, text, audio, clip folder) that cannot be used; names the file."""
+
+
+class BuildReport:
+  """Collects skipped source files by reason; ``problem()`` raises or records per ``on_error``."""
+
+  def __init__(self, dataset: str, on_error: str):
+    if on_error not in ON_ERROR:
+      raise ValueError(f"data.on_error={on_error!r}; choose from {ON_ERROR}")
+    self.dataset, self.on_error = dataset, on_error
+    self.skipped: dict[str, list[str]] = collections.defaultdict(list)
+    self.kept = 0
+
+  def problem(self, reason: str, path: str, detail: str = "") -> None:
+    """Stops the build (``on_error='stop'``) or records ``path`` as skipped."""
+    message = f"{self.dataset}: {reason}: {path}" + (f" ({detail})" if detail else "")
+    if self.on_error == "stop":
+      raise SourceFileError(
+          message + ". Fix or remove the file, or set --config.data.on_error=skip to build "
+          "without it (skipped files are counted and listed in the log).")
+    logging.warning("skipping %s", message)
+    self.skipped[reason].append(path)
+
+  def summary(self) -> dict[str, int]:
+    out = {"kept": self.kept}
+    out.update({f"skipped: {k}": len(v) for k, v in sorted(self.skipped.items())})
+    return out
+
+  def log(self) -> None:
+    logging.info("%s build: %s", self.dataset,
+                 ", ".join(f"{k} {v}" for k, v in self.summary().items()))

@@ -1,0 +1,169 @@
+"""upmc_food101: UPMC Food-101 recipe pages paired with food photos, 101 classes.
+
+The layout users have (the UPMC Food-101 download, as the balanced multimodal AL code reads
+it), in ``manual_dir``::
+
+  images/train/{class}/{class}_{n}.jpg     images/test/{class}/{class}_{n}.jpg
+  texts_txt/{class}/{class}_{n}.txt        (the recipe page the photo came from)
+
+Records: ``image`` (the jpeg's bytes, decoded and augmented by the input pipeline),
+``text`` (the recipe's words after "ingredients", at most 100, space-joined; see
+``text.recipe_tokens``), ``label`` (classes in sorted folder order, which is the reference's
+alphabetical list), ``_id``, ``is_test`` (the official test split), ``name``
+(``{class}/{class}_{n}``). A photo without a text file, a text without the "ingredients"
+marker and a jpeg PIL cannot decode stop the build, naming the file, or with
+``data.on_error=skip`` are skipped and counted (the reference skips the first two silently).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from typing import Iterator
+
+import numpy as np
+
+from rlmba_jax.data import text as text_lib
+from rlmba_jax.data.build_errors import BuildReport
+
+MODALITIES = ("image", "text")
+_IMAGE_NAME = re.compile(r"^(?P<stem>\w+?_[\d-]+)\.(jpg|jpeg|png)$", re.IGNORECASE)
+
+
+def check_manual_dir(manual_dir: str) -> str:
+  if not manual_dir:
+    raise FileNotFoundError(
+        "upmc_food101 reads UPMC Food-101 from data.manual_dir; set --config.data.manual_dir "
+        "to the folder holding images/{train,test}/ and texts_txt/")
+  for sub in ("images/train", "images/test", "texts_txt"):
+    if not os.path.isdir(os.path.join(manual_dir, sub)):
+      raise FileNotFoundError(f"upmc_food101: {os.path.join(manual_dir, sub)!r} does not "
+                              "exist; data.manual_dir must hold images/train, images/test "
+                              "and texts_txt (the UPMC Food-101 layout)")
+  return manual_dir
+
+
+def class_names(manual_dir: str) -> list[str]:
+  names = sorted(d for d in os.listdir(os.path.join(manual_dir, "images", "train"))
+                 if os.path.isdir(os.path.join(manual_dir, "images", "train", d)))
+  if not names:
+    raise FileNotFoundError(f"upmc_food101: no class folders in "
+                            f"{os.path.join(manual_dir, 'images', 'train')!r}")
+  return names
+
+
+def check_image(data: bytes, path: str) -> None:
+  """Raises ``ValueError`` when PIL cannot fully decode the image."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  try:
+    with Image.open(io.BytesIO(data)) as im:
+      im.convert("RGB").load()
+  except Exception as e:  # pylint: disable=broad-except  (PIL raises many types)
+    raise ValueError(f"cannot decode the image ({type(e).__name__}: {e})") from e
+
+
+def iter_examples(manual_dir: str, report: BuildReport) -> Iterator[dict]:
+  """Every usable (photo, recipe) pair, in a fixed order; problems go to ``report``."""
+  check_manual_dir(manual_dir)
+  names = class_names(manual_dir)
+  index = {n: i for i, n in enumerate(names)}
+  next_id = 0
+  for split in ("train", "test"):
+    root = os.path.join(manual_dir, "images", split)
+    for label in sorted(os.listdir(root)):
+      folder = os.path.join(root, label)
+      if not os.path.isdir(folder):
+        continue
+      if label not in index:
+        report.problem("class folder not in images/train", folder)
+        continue
+      for file in sorted(os.listdir(folder)):
+        path = os.path.join(folder, file)
+        match = _IMAGE_NAME.match(file)
+        if not match:
+          report.problem("unexpected file name", path, "expected {class}_{n}.jpg")
+          continue
+        stem = match.group("stem")
+        text_path = os.path.join(manual_dir, "texts_txt", label, stem + ".txt")
+        if not os.path.exists(text_path):
+          report.problem("photo without a recipe text", path, f"no {text_path}")
+          continue
+        try:
+          with open(text_path, encoding="utf-8", errors="replace") as f:
+            words = text_lib.recipe_tokens(f.read())
+        except text_lib.MissingMarkerError:
+          report.problem("recipe text without the 'ingredients' marker", text_path)
+          continue
+        with open(path, "rb") as f:
+          data = f.read()
+        try:
+          check_image(data, path)
+        except ValueError as e:
+          report.problem("corrupt image", path, str(e))
+          continue
+        report.kept += 1
+        yield {"image": data, "text": " ".join(words), "label": index[label],
+               "_id": next_id, "is_test": split == "test", "name": f"{label}/{stem}"}
+        next_id += 1
+
+
+def _make_builder_class():
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  class UpmcFood101(tfds.core.GeneratorBasedBuilder):
+    """UPMC Food-101 photos + recipe texts (one split ``train`` with an ``is_test`` flag)."""
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Photos as jpeg bytes; recipe words after 'ingredients'."}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = (
+        "Put UPMC Food-101 in manual_dir: images/{train,test}/{class}/*.jpg and "
+        "texts_txt/{class}/*.txt.")
+
+    def __init__(self, *, on_error: str = "stop", **kwargs):
+      self._on_error = on_error
+      super().__init__(**kwargs)
+
+    def _info(self):
+      return tfds.core.DatasetInfo(
+          builder=self,
+          description="UPMC Food-101: food photos with the recipe page they came from.",
+          features=tfds.features.FeaturesDict({
+              "image": tfds.features.Tensor(shape=(), dtype=np.object_),
+              "text": tfds.features.Text(),
+              "label": tfds.features.Scalar(dtype=np.int64),
+              "_id": tfds.features.Scalar(dtype=np.int64),
+              "is_test": tfds.features.Scalar(dtype=np.bool_),
+              "name": tfds.features.Text(),
+          }),
+          metadata=tfds.core.MetadataDict(),
+          disable_shuffling=True,
+          homepage="http://visiir.isir.upmc.fr/")
+
+    def _split_generators(self, dl_manager):
+      return {"train": self._generate_examples(os.fspath(dl_manager.manual_dir))}
+
+    def _generate_examples(self, manual_dir):
+      report = BuildReport("upmc_food101", self._on_error)
+      self.info.metadata["class_names"] = class_names(check_manual_dir(manual_dir))
+      labels, is_test = [], []
+      for example in iter_examples(manual_dir, report):
+        labels.append(example["label"])
+        is_test.append(example["is_test"])
+        yield example["_id"], example
+      report.log()
+      # The index the loader reads instead of scanning records (records are in id order).
+      self.info.metadata["labels"] = labels
+      self.info.metadata["is_test"] = is_test
+      self.info.metadata["build_report"] = report.summary()
+
+  return UpmcFood101
+
+
+_BUILDER = None
+
+
+def builder_class():
+  global _BUILDER
+  if _BUILDER is None:
+    _BUILDER = _make_builder_class()
+  return _BUILDER
