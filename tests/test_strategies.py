@@ -248,3 +248,22 @@ def test_fused_head_function_reproduces_the_models_fused_logits(fusion, head):
   h = jnp.concatenate([out["features"][m] for m in ("a", "b", "c")], -1)
   got = make_fused_head(model)({"params": params, "modality_weights": weights}, h)
   np.testing.assert_allclose(got, out["fused_logits"], rtol=1e-4, atol=1e-5)
+
+
+def test_rlmba_projects_unequal_feature_widths():
+  """BERT (768) + ResNet-101 (2048): fixed near-orthogonal projections to the larger width."""
+  from rlmba_jax.selection import rlmba as rlmba_lib
+  rng = np.random.default_rng(0)
+  feats = {"text": jnp.asarray(rng.standard_normal((200, 96)), jnp.float32),
+           "image": jnp.asarray(rng.standard_normal((200, 256)), jnp.float32)}
+  probs = jnp.full((200, 4), 0.25)
+  view = selection.PoolView(probs, {"text": probs, "image": probs}, feats,
+                            jnp.zeros(200, bool), modality_names=("text", "image"))
+  w = jnp.asarray([0.3, 0.7])
+  fused = rlmba_lib.weighted_fused_features(view, w)
+  assert fused.shape == (200, 256)
+  np.testing.assert_array_equal(fused, rlmba_lib.weighted_fused_features(view, w))
+  # squared distances keep each modality's share (no cross-modality terms on average)
+  d = lambda x: np.sum((np.asarray(x)[:100] - np.asarray(x)[100:]) ** 2, axis=1)
+  expected = 0.09 * d(feats["text"]) + 0.49 * d(feats["image"])
+  assert abs(d(fused).mean() / expected.mean() - 1) < 0.1

@@ -9,8 +9,11 @@ mean of its Dirichlet variance; the softmax entropy when EFDA is off) and ``d~``
 to the nearest of b k-means++ centroids, refined by at most ``lloyd_iterations`` Lloyd steps,
 on the weighted fused features ``f(x) = sum_m w_m P_m f_m(x)``. Every term is min–max
 normalised over the unlabelled pool of the round. The candidate set is the top ``K = kappa b``
-by q; the policy (``rlmba_jax.policy``) then draws b of them. ``P_m`` is the identity: the
-encoders of ``models.MultimodalClassifier`` share one output width.
+by q; the policy (``rlmba_jax.policy``) then draws b of them. ``P_m`` is the identity when
+every modality has the same feature width (the MLP/CNN encoders, R(2+1)D-18 + ResNet-18);
+otherwise (BERT 768 + ResNet-101 2048) it is a fixed Gaussian projection to the largest width
+D, entries N(0, 1/D), seeded by the modality's position: independent projections are nearly
+orthogonal, so distances keep each modality's geometry without cross-modality terms.
 """
 
 from __future__ import annotations
@@ -65,12 +68,23 @@ def modality_uncertainties(pool: PoolView, efda: bool = True) -> jnp.ndarray:
                     for m in pool.names], -1)
 
 
+_PROJECTION_SEED = 20260325
+
+
 def weighted_fused_features(pool: PoolView, weights: jnp.ndarray) -> jnp.ndarray:
-  """``sum_m w_m f_m(x)`` -> ``[N, D]`` (all modalities share the width D)."""
-  widths = {pool.features[m].shape[-1] for m in pool.names}
-  if len(widths) != 1:
-    raise ValueError(f"RL-MBA sums modality features of one width; got widths {widths}")
-  return sum(w * pool.features[m] for w, m in zip(weights, pool.names))
+  """``sum_m w_m P_m f_m(x)`` -> ``[N, D]`` (``P_m``: see the module docstring)."""
+  widths = [pool.features[m].shape[-1] for m in pool.names]
+  if len(set(widths)) == 1:
+    return sum(w * pool.features[m] for w, m in zip(weights, pool.names))
+  width = max(widths)
+  key = jax.random.key(_PROJECTION_SEED)
+  total = 0.0
+  for i, (w, m) in enumerate(zip(weights, pool.names)):
+    f = pool.features[m]
+    projection = jax.random.normal(jax.random.fold_in(key, i), (f.shape[-1], width),
+                                   f.dtype) / jnp.sqrt(width).astype(f.dtype)
+    total = total + w * (f @ projection)
+  return total
 
 
 def centroid_distance(key: jax.Array, features: jnp.ndarray, available: jnp.ndarray,

@@ -60,18 +60,20 @@ class StreamingTrainer(Trainer):
     return {k: np.asarray(v)[None] for k, v in inputs.items() if k != "label"}
 
   def _batches(self, split: RecordSplit, positions: np.ndarray, *, batch_size: int,
-               seed: int, shuffle: bool, augment: bool) -> Iterator[dict[str, np.ndarray]]:
-    """One pass over ``split``'s records at ``positions``: fixed-size per-host batches
-    (``_mask`` marks padding), augmented with draws seeded by ``(seed, position)``."""
+               seed: int, shuffle: bool, augment: bool, num_epochs: int = 1
+               ) -> Iterator[dict[str, np.ndarray]]:
+    """``num_epochs`` passes over ``split``'s records at ``positions``: fixed-size per-host
+    batches (``_mask`` marks padding), augmented with draws seeded by ``(seed, epoch,
+    position)``; one grain pipeline (workers start once)."""
     hosts = jax.process_count()
     if batch_size % hosts:
       raise ValueError(f"batch size {batch_size} does not split over {hosts} hosts")
     transform = self.train_transform if augment else self.eval_transform
     return index_batches(
         _Rows(split.source, split.rows), positions, batch_size=batch_size // hosts,
-        seed=seed, shuffle=shuffle, shard_index=jax.process_index(),
+        seed=seed, num_epochs=num_epochs, shuffle=shuffle, shard_index=jax.process_index(),
         shard_count=hosts, record_transform=transform, augment=augment,
-        worker_count=self.data_workers, pad_to_multiple=not shuffle)
+        worker_count=self.data_workers)
 
   def _global(self, batch: dict[str, np.ndarray]):
     """Per-host batch -> global arrays sharded over the mesh's data axis."""
@@ -88,26 +90,25 @@ class StreamingTrainer(Trainer):
     """``num_epochs`` epochs over the labelled records (positions where ``labelled``)."""
     del labels
     positions = np.flatnonzero(np.asarray(jax.device_get(labelled)))
-    bsz = self.batch_size
-    steps = max(-(-len(positions) // bsz), 1)
+    hosts = jax.process_count()
+    steps = -(-(-(-len(positions) // hosts)) // (self.batch_size // hosts))
     seed = int(jax.random.randint(key, (), 0, 2 ** 31 - 1))
-    losses, norms = [], []
-    for e in range(self.num_epochs):
-      epoch_key = jax.random.fold_in(key, e)
-      loss_sum = norm_sum = 0.0
-      batches = self._batches(split, positions, batch_size=bsz, seed=seed * 100_003 + e,
-                              shuffle=True, augment=True)
-      for i, batch in enumerate(batches):
-        inputs, batch_labels, weights = self._global(batch)
-        factor = (None if self.schedule is None
-                  else self.schedule(jnp.int32(e), jnp.int32(i), jnp.int32(steps)))
-        state, loss, norm = self._step_jit(state, inputs, batch_labels, weights,
-                                           jax.random.fold_in(epoch_key, i), jnp.int32(e),
-                                           factor, modality_weights)
-        loss_sum += loss
-        norm_sum += norm
-      losses.append(loss_sum / steps)
-      norms.append(norm_sum / steps)
+    losses = [0.0] * self.num_epochs
+    norms = [0.0] * self.num_epochs
+    batches = self._batches(split, positions, batch_size=self.batch_size, seed=seed,
+                            shuffle=True, augment=True, num_epochs=self.num_epochs)
+    for k, batch in enumerate(batches):
+      e, i = divmod(k, steps)
+      inputs, batch_labels, weights = self._global(batch)
+      factor = (None if self.schedule is None
+                else self.schedule(jnp.int32(e), jnp.int32(i), jnp.int32(steps)))
+      state, loss, norm = self._step_jit(state, inputs, batch_labels, weights,
+                                         jax.random.fold_in(jax.random.fold_in(key, e), i),
+                                         jnp.int32(e), factor, modality_weights)
+      losses[e] = losses[e] + loss
+      norms[e] = norms[e] + norm
+    losses = [x / steps for x in losses]
+    norms = [x / steps for x in norms]
     log = TrainLog(jnp.stack([jnp.asarray(x, jnp.float32) for x in losses]),
                    jnp.stack([jnp.asarray(x, jnp.float32) for x in norms]),
                    jnp.int32(steps * self.num_epochs))
@@ -116,8 +117,8 @@ class StreamingTrainer(Trainer):
   # -- inference ----------------------------------------------------------------------
 
   def _collect(self, split: RecordSplit, fn) -> Any:
-    """Runs ``fn(inputs, batch index) -> outputs`` over every record of ``split`` in order; returns the
-    outputs as ``[N, ...]`` arrays (placed replicated on the mesh)."""
+    """Runs ``fn(inputs, batch index) -> outputs`` over every record of ``split`` in order;
+    returns the outputs as ``[N, ...]`` arrays (placed replicated on the mesh)."""
     n = len(split)
     hosts = jax.process_count()
     outputs = []
