@@ -5,12 +5,16 @@ r"""Times the pieces of one active-learning round on the current device.
   python launch/benchmark.py --which=badge --badge_n=50000 --badge_c=31 --badge_b=1000
   python launch/benchmark.py --which=strategies --pool_sizes=15000,50000,200000 \
       --classes=31,309 --strategies=entropy,badge,bmmal
+  python launch/benchmark.py --which=pipeline --workers_list=0,2 --records=256
 
 ``badge`` takes the same flags as ``../shared/bench/torch_reference.py --which badge`` and
 prints the same fields (``select_s``), so the two can be run side by side on one card.
 ``strategies`` times every named strategy on a synthetic pool of N examples with two
 modalities of D/2 features each, C classes and ``--labelled`` labelled examples, picking
-``--picks``.
+``--picks``. ``pipeline`` measures the input pipelines of the paper's data sets at the
+paper's sizes (Food-101 photos of 384-512 px to 224 crops + 100 tokens; 10 frames of 256 x 340
+to 5 x 112 x 112 + 10 s of audio to a 257 x 504 log-STFT) on a fixture written in the real
+layout: decoded and augmented records per second for each grain worker count.
 
 Prints one JSON line per measurement: compile time (first call) separately from the
 steady-state time (median of --repeats calls), so figures are comparable across machines.
@@ -33,8 +37,12 @@ from rlmba_jax.experiment.logs import configure_logging
 from rlmba_jax.models import build_model
 from rlmba_jax.train import Trainer, make_optimizer
 
-_WHICH = flags.DEFINE_enum("which", "mfeat_round", ["mfeat_round", "badge", "strategies"],
-                           "Workload.")
+_WHICH = flags.DEFINE_enum("which", "mfeat_round",
+                           ["mfeat_round", "badge", "strategies", "pipeline"], "Workload.")
+_WORKERS = flags.DEFINE_list("workers_list", ["0", "2"], "pipeline: grain worker counts.")
+_RECORDS = flags.DEFINE_integer("records", 256, "pipeline: records read per measurement.")
+_DATASETS = flags.DEFINE_list("datasets", ["upmc_food101", "kinetics_sounds"],
+                              "pipeline: data sets.")
 _LABELS = flags.DEFINE_integer("labels", 300, "Labelled examples the model trains on.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls after the first (compiling) one.")
 _STRATEGY = flags.DEFINE_string("strategy", "entropy", "Selection strategy to time.")
@@ -193,11 +201,57 @@ def strategies(names, pool_sizes, classes, d, picks, labelled, repeats):
                    compile_and_first_s=round(first, 4), device=_device())
 
 
+def pipeline(datasets, workers_list, records):
+  """Decoded + augmented records per second through grain, paper-sized inputs."""
+  import tempfile  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.data import fixtures  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.data.streaming import index_batches  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment.paper_configs import paper_config  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.train.streaming import _Rows  # pylint: disable=g-import-not-at-top,protected-access
+  root = tempfile.mkdtemp(prefix="rlmba_pipeline_")
+  for name in datasets:
+    manual = f"{root}/{name}"
+    if name == "upmc_food101":
+      fixtures.write_food101(manual, per_class_train=32, per_class_test=2,
+                             image_sides=(384, 512))
+    else:
+      fixtures.write_av_clips(manual, name, per_class_train=16, per_class_test=1,
+                              frame_size=(256, 340))
+    config = paper_config(name)
+    config.data.manual_dir, config.data.data_dir = manual, f"{root}/tfds"
+    config.data.val_size = 2
+    t0 = time.perf_counter()
+    data = load_dataset(config.data)
+    build = time.perf_counter() - t0
+    rows = _Rows(data.pool.source, data.pool.rows)
+    positions = np.resize(np.arange(len(data.pool)), records)
+    for workers in workers_list:
+      batches = index_batches(rows, positions, batch_size=32, seed=0,
+                              record_transform=data.train_transform, augment=True,
+                              worker_count=workers)
+      t0 = time.perf_counter()
+      first = next(batches)
+      startup = time.perf_counter() - t0
+      count = int(first["_mask"].sum())
+      t0 = time.perf_counter()
+      for batch in batches:
+        count += int(batch["_mask"].sum())
+      steady = time.perf_counter() - t0
+      shapes = {k: list(v.shape[1:]) for k, v in first.items() if not k.startswith("_")}
+      print(json.dumps({"which": "pipeline", "data": name, "workers": workers,
+                        "records": count, "first_batch_s": round(startup, 3),
+                        "records_per_s": round((count - 32) / steady, 1),
+                        "build_s": round(build, 2), "shapes": shapes}), flush=True)
+
+
 def main(argv):
   del argv
   configure_logging()
   if _WHICH.value == "mfeat_round":
     rows = mfeat_round(_LABELS.value, _REPEATS.value, _STRATEGY.value)
+  elif _WHICH.value == "pipeline":
+    pipeline(_DATASETS.value, [int(w) for w in _WORKERS.value], _RECORDS.value)
+    rows = []
   elif _WHICH.value == "badge":
     rows = badge(_BADGE_N.value, _BADGE_D.value, _BADGE_C.value, _BADGE_B.value,
                  _REPEATS.value)

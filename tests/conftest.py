@@ -33,6 +33,11 @@ def make_tiny_config(**overrides):
   c.model.width = 32
   c.model.hidden = (32,)
   c.model.conv_channels = (8, 16)
+  return apply_overrides(c, overrides)
+
+
+def apply_overrides(c, overrides: dict):
+  """Sets ``{"train.num_epochs": 3, ...}`` on config ``c`` and returns it."""
   for key, value in overrides.items():
     node = c
     *path, last = key.split(".")

@@ -15,19 +15,13 @@ from rlmba_jax.experiment.loop import pretrained_hook
 from rlmba_jax.experiment.paper_configs import paper_config
 from rlmba_jax.models import build_model, pretrained
 from rlmba_jax.train.trainer import lr_factor, make_optimizer
-from conftest import read_ledger, read_rounds
+from conftest import apply_overrides, read_ledger, read_rounds
 
 
 def _runlocal(name, tmp_path, **overrides):
   c = paper_config(name, "runlocal")
   c.data.data_dir = str(tmp_path / "tfds")
-  for key, value in overrides.items():
-    node = c
-    *path, last = key.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = value
-  return c
+  return apply_overrides(c, overrides)
 
 
 @pytest.mark.parametrize("name,strategy", [("upmc_food101", "bmmal"),

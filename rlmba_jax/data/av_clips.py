@@ -29,7 +29,7 @@ from typing import Iterator
 
 import numpy as np
 
-from rlmba_jax.data.build_errors import BuildReport
+from rlmba_jax.data.build_errors import BuildReport, indexed_examples
 from rlmba_jax.data.upmc_food101 import check_image
 
 SAMPLE_RATE = 16000
@@ -204,17 +204,9 @@ def _make_builder_classes() -> dict[str, type]:
     def _generate_examples(self, manual_dir):
       name = self.DATASET
       report = BuildReport(name, self._on_error)
-      self.info.metadata["class_names"] = class_names(name, check_manual_dir(name, manual_dir))
-      labels, is_test = [], []
-      for example in iter_examples(name, manual_dir, report):
-        labels.append(example["label"])
-        is_test.append(example["is_test"])
-        yield example["_id"], example
-      report.log()
-      # The index the loader reads instead of scanning records (records are in id order).
-      self.info.metadata["labels"] = labels
-      self.info.metadata["is_test"] = is_test
-      self.info.metadata["build_report"] = report.summary()
+      yield from indexed_examples(self.info.metadata, report,
+                                  class_names(name, check_manual_dir(name, manual_dir)),
+                                  iter_examples(name, manual_dir, report))
 
   class KineticsSounds(_AvClips):
     """Kinetics-Sounds clips (31 classes): frames + audio."""

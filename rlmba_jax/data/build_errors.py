@@ -42,3 +42,19 @@ class BuildReport:
   def log(self) -> None:
     logging.info("%s build: %s", self.dataset,
                  ", ".join(f"{k} {v}" for k, v in self.summary().items()))
+
+
+def indexed_examples(metadata, report: BuildReport, class_names, examples):
+  """Yields ``(_id, example)`` for a TFDS builder and, once every example is out, stores in
+  ``metadata`` the index the loader reads instead of scanning records (records are written in
+  id order): ``class_names``, ``labels``, ``is_test`` and the ``build_report`` counts."""
+  metadata["class_names"] = list(class_names)
+  labels, is_test = [], []
+  for example in examples:
+    labels.append(int(example["label"]))
+    is_test.append(bool(example["is_test"]))
+    yield example["_id"], example
+  report.log()
+  metadata["labels"] = labels
+  metadata["is_test"] = is_test
+  metadata["build_report"] = report.summary()

@@ -43,7 +43,8 @@ def write_wav(path: str, wave: np.ndarray, rate: int) -> None:
 
 
 def write_food101(root: str, *, per_class_train: int = 12, per_class_test: int = 4,
-                  seed: int = 0, classes=FOOD_CLASSES) -> str:
+                  seed: int = 0, classes=FOOD_CLASSES,
+                  image_sides: tuple[int, int] = (40, 64)) -> str:
   """UPMC Food-101 layout: images/{train,test}/{class}/{class}_{n}.jpg + texts_txt/ + a
   vocab.txt covering the words (so the fixture runs without a BERT vocabulary)."""
   rng = np.random.default_rng(seed)
@@ -57,7 +58,7 @@ def write_food101(root: str, *, per_class_train: int = 12, per_class_test: int =
       for _ in range(count):
         stem = f"{name}_{n}"
         n += 1
-        size = (int(rng.integers(40, 64)), int(rng.integers(40, 64)))
+        size = (int(rng.integers(*image_sides)), int(rng.integers(*image_sides)))
         with open(os.path.join(folder, stem + ".jpg"), "wb") as f:
           f.write(_jpeg(_class_image(rng, label, len(classes), size)))
         own = _WORDS[label % len(_WORDS)].split()

@@ -25,7 +25,7 @@ from typing import Iterator
 import numpy as np
 
 from rlmba_jax.data import text as text_lib
-from rlmba_jax.data.build_errors import BuildReport
+from rlmba_jax.data.build_errors import BuildReport, indexed_examples
 
 MODALITIES = ("image", "text")
 _IMAGE_NAME = re.compile(r"^(?P<stem>\w+?_[\d-]+)\.(jpg|jpeg|png)$", re.IGNORECASE)
@@ -144,17 +144,9 @@ def _make_builder_class():
 
     def _generate_examples(self, manual_dir):
       report = BuildReport("upmc_food101", self._on_error)
-      self.info.metadata["class_names"] = class_names(check_manual_dir(manual_dir))
-      labels, is_test = [], []
-      for example in iter_examples(manual_dir, report):
-        labels.append(example["label"])
-        is_test.append(example["is_test"])
-        yield example["_id"], example
-      report.log()
-      # The index the loader reads instead of scanning records (records are in id order).
-      self.info.metadata["labels"] = labels
-      self.info.metadata["is_test"] = is_test
-      self.info.metadata["build_report"] = report.summary()
+      yield from indexed_examples(self.info.metadata, report,
+                                  class_names(check_manual_dir(manual_dir)),
+                                  iter_examples(manual_dir, report))
 
   return UpmcFood101
 
