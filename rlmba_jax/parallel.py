@@ -24,6 +24,9 @@ def initialize_distributed() -> None:
   ``RLMBA_DISTRIBUTED=1``. Must run before any other JAX call.
   """
   if os.environ.get("JAX_COORDINATOR_ADDRESS"):
+    if os.environ.get("JAX_PLATFORMS", "") == "cpu":
+      # Cross-process collectives on CPU (tests, CPU clusters) go through gloo.
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(
         coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
         num_processes=int(os.environ.get("JAX_NUM_PROCESSES", "1")),
@@ -65,3 +68,20 @@ def put_replicated(tree: Any, mesh: Mesh) -> Any:
     return jax.device_put(tree, sharding)
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
+
+
+def process_zero_first(fn, name: str):
+  """Runs ``fn()`` on process 0, then on the other processes (each returns its own result).
+
+  For work that writes shared files once (building a data set's ArrayRecord copy, writing a
+  fixture) that every process then reads. One process: just ``fn()``.
+  """
+  if jax.process_count() == 1:
+    return fn()
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  if jax.process_index() == 0:
+    result = fn()
+    multihost_utils.sync_global_devices(name)
+    return result
+  multihost_utils.sync_global_devices(name)
+  return fn()

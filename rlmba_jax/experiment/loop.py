@@ -287,7 +287,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   _check_workdir(workdir, config)
-  data = load_dataset(config.data)
+  # Process 0 builds the data set's prepared copy once; the others then read it.
+  data = parallel.process_zero_first(lambda: load_dataset(config.data), "load_dataset")
   check_budget(config, len(data.pool))
   writer = jax.process_index() == 0
   if writer and not os.path.exists(os.path.join(workdir, "config.json")):
