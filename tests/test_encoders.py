@@ -121,3 +121,15 @@ def test_bert_rejects_long_sequences():
                                     max_position_embeddings=8))
   with pytest.raises(ValueError, match="exceed the model's 8 positions"):
     model.init(jax.random.key(0), np.ones((1, 9), np.int32))
+
+
+def test_bfloat16_computation_keeps_float32_parameters():
+  x = seeded_input((2, 32, 32, 3))
+  f32 = resnet.ResNet((1, 1), "basic", num_filters=8)
+  bf16 = resnet.ResNet((1, 1), "basic", num_filters=8, dtype=jax.numpy.bfloat16)
+  variables = f32.init(jax.random.key(0), x)
+  assert all(v.dtype == np.float32 for v in jax.tree.leaves(bf16.init(jax.random.key(0), x)))
+  a = np.asarray(f32.apply(variables, x))
+  b = np.asarray(bf16.apply(variables, x))
+  assert b.dtype == np.float32
+  np.testing.assert_allclose(b, a, atol=0.05 * np.abs(a).max())
