@@ -55,7 +55,8 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.fusion = "concat"  # "concat" | "tmc" (Dempster-Shafer) | "evidence" (RL-MBA)
   c.model.evidence_activation = "softplus"  # "softplus" | "relu" | "exp"
   # Per-modality encoders, "modality=name,...": mlp | cnn | resnet18 | resnet101 |
-  # r2plus1d_18 | bert (unnamed modalities: mlp for vectors, cnn for small images).
+  # r2plus1d_18 | bert (unnamed modalities: mlp for vectors, cnn for images, r2plus1d_18
+  # for clips, bert for token ids).
   c.model.encoders = ""
   c.model.encoder_filters = 64  # first-stage width of the ResNet / R(2+1)D encoders
   # Pretrained encoder weights, "modality=path/model.safetensors,..." (torchvision /

@@ -27,7 +27,8 @@ from rlmba_jax.models import resnet as resnet_lib
 from rlmba_jax.models.encoders import ConvEncoder, MLPEncoder
 
 HEADS = ("softmax", "evidential")
-# Encoders by name; "auto" picks mlp for vectors and cnn for small images.
+# Encoders by name; "auto" picks mlp for vectors, cnn for images, r2plus1d_18 for clips and
+# bert for token ids.
 ENCODERS = ("auto", "mlp", "cnn", "resnet18", "resnet101", "r2plus1d_18", "bert")
 FUSIONS = ("concat", "tmc", "evidence")
 
@@ -81,7 +82,7 @@ class MultimodalClassifier(nn.Module):
     pass through a separate dropout layer."""
     name = dict(self.encoders).get(spec.name, "auto")
     if name == "auto":
-      name = "cnn" if spec.kind == "image" else "mlp"
+      name = _AUTO_ENCODERS.get(spec.kind, "mlp")
     module_name = f"encoder_{spec.name}"
     if name == "mlp":
       return MLPEncoder(self.hidden, self.width, self.dropout, name=module_name), True
@@ -154,14 +155,16 @@ class MultimodalClassifier(nn.Module):
 def build_model(model_cfg, modalities: tuple[ModalitySpec, ...], num_classes: int
                 ) -> MultimodalClassifier:
   check_head_and_fusion(model_cfg.head, model_cfg.fusion)
+  resolved = resolve_encoders(model_cfg, modalities)
   return MultimodalClassifier(
       modalities=tuple(modalities), num_classes=num_classes, width=model_cfg.width,
       hidden=tuple(model_cfg.hidden), conv_channels=tuple(model_cfg.conv_channels),
       dropout=model_cfg.dropout, head=model_cfg.head, fusion=model_cfg.fusion,
       evidence_activation=model_cfg.evidence_activation,
-      encoders=tuple(sorted(encoder_names(model_cfg).items())),
+      encoders=tuple(sorted(resolved.items())),
       encoder_filters=model_cfg.get("encoder_filters", 64),
-      bert_config=bert_config(model_cfg), bert_pooling=model_cfg.get("bert_pooling", "cls"),
+      bert_config=bert_config(model_cfg, resolved),
+      bert_pooling=model_cfg.get("bert_pooling", "cls"),
       dtype=jnp.bfloat16 if model_cfg.get("dtype", "float32") == "bfloat16" else jnp.float32)
 
 
@@ -176,12 +179,25 @@ def encoder_names(model_cfg) -> dict[str, str]:
   return names
 
 
-def bert_config(model_cfg) -> bert_lib.BertConfig | None:
+_AUTO_ENCODERS = {"image": "cnn", "clip": "r2plus1d_18", "tokens": "bert"}
+
+
+def resolve_encoders(model_cfg, modalities) -> dict[str, str]:
+  """Every modality's encoder: ``model.encoders`` where it names one, else by kind (mlp for
+  vectors, cnn for images, r2plus1d_18 for clips, bert for token ids)."""
+  named = encoder_names(model_cfg)
+  out = {}
+  for spec in modalities:
+    name = named.get(spec.name, "auto")
+    out[spec.name] = _AUTO_ENCODERS.get(spec.kind, "mlp") if name == "auto" else name
+  return out
+
+
+def bert_config(model_cfg, encoders: dict[str, str]) -> bert_lib.BertConfig | None:
   """The text encoder's architecture: the ``config.json`` next to its pretrained weights when
   ``model.pretrained`` names them, else ``model.bert`` (sizes)."""
   from rlmba_jax.train.trainer import parse_assignments  # pylint: disable=g-import-not-at-top
-  names = encoder_names(model_cfg)
-  text = [m for m, n in names.items() if n == "bert"]
+  text = [m for m, n in encoders.items() if n == "bert"]
   if not text:
     return None
   weights = parse_assignments(model_cfg.get("pretrained", ""), "model.pretrained")
