@@ -6,12 +6,17 @@ r"""Times the pieces of one active-learning round on the current device.
   python launch/benchmark.py --which=strategies --pool_sizes=15000,50000,200000 \
       --classes=31,309 --strategies=entropy,badge,bmmal
   python launch/benchmark.py --which=pipeline --workers_list=0,2 --records=1024
+  python launch/benchmark.py --which=av_train --batch=32 --amp   # also av_infer, it_train
 
 ``badge`` takes the same flags as ``../shared/bench/torch_reference.py --which badge`` and
 prints the same fields (``select_s``), so the two can be run side by side on one card.
 ``strategies`` times every named strategy on a synthetic pool of N examples with two
 modalities of D/2 features each, C classes and ``--labelled`` labelled examples, picking
-``--picks``. ``pipeline`` measures the input pipelines of the paper's data sets at the
+``--picks``. ``av_train`` / ``av_infer`` / ``it_train`` are torch_reference.py's workloads
+with its flags (``--batch``, ``--infer_batch``, ``--amp``, ``--warmup``, ``--steps``; the first
+of ``--classes``) and fields, on our classifier: one jitted step with buffer donation,
+synthetic inputs of the real shapes on the device, compile time reported separately.
+``pipeline`` measures the input pipelines of the paper's data sets at the
 paper's sizes (Food-101 photos of 384-512 px to 224 crops + 100 tokens; 10 frames of 256 x 340
 to 5 x 112 x 112 + 10 s of audio to a 257 x 504 log-STFT) on a fixture written in the real
 layout: decoded and augmented records per second for each grain worker count.
@@ -37,8 +42,18 @@ from rlmba_jax.experiment.logs import configure_logging
 from rlmba_jax.models import build_model
 from rlmba_jax.train import Trainer, make_optimizer
 
-_WHICH = flags.DEFINE_enum("which", "mfeat_round",
-                           ["mfeat_round", "badge", "strategies", "pipeline"], "Workload.")
+_WHICH = flags.DEFINE_enum(
+    "which", "mfeat_round",
+    ["mfeat_round", "badge", "strategies", "pipeline", "av_train", "av_infer", "it_train"],
+    "Workload.")
+_BATCH = flags.DEFINE_integer("batch", 32, "av_train / it_train: batch size.")
+_INFER_BATCH = flags.DEFINE_integer("infer_batch", 256, "av_infer: batch size.")
+_AMP = flags.DEFINE_bool("amp", False, "av_* / it_train: bfloat16 computation (f32 params).")
+_WARMUP = flags.DEFINE_integer("warmup", 5, "av_* / it_train: untimed steps after compiling.")
+_STEPS = flags.DEFINE_integer("steps", 15, "av_* / it_train: timed steps.")
+_FILTERS = flags.DEFINE_integer("encoder_filters", 64,
+                                "av_* / it_train: first-stage width (64 = the real networks; "
+                                "smaller for CPU smoke runs).")
 _WORKERS = flags.DEFINE_list("workers_list", ["0", "2"], "pipeline: grain worker counts.")
 _RECORDS = flags.DEFINE_integer("records", 1024, "pipeline: records read per measurement.")
 _DATASETS = flags.DEFINE_list("datasets", ["upmc_food101", "kinetics_sounds"],
@@ -246,11 +261,97 @@ def pipeline(datasets, workers_list, records):
                         "build_s": round(build, 2), "shapes": shapes}), flush=True)
 
 
+def _paper_model(workload: str, classes: int, amp: bool, filters: int):
+  """The reference's networks (torch_reference.py) as our classifier, with example inputs."""
+  from rlmba_jax.data.specs import ModalitySpec  # pylint: disable=g-import-not-at-top
+  config = default_config()
+  config.model.dropout = 0.0
+  config.model.encoder_filters = filters
+  config.model.dtype = "bfloat16" if amp else "float32"
+  if workload.startswith("av"):
+    specs = (ModalitySpec("video", (5, 112, 112, 3), "clip"),
+             ModalitySpec("audio", (257, 501, 1), "image"))
+    config.model.encoders = "video=r2plus1d_18,audio=resnet18"
+  else:
+    specs = (ModalitySpec("image", (224, 224, 3), "image"),
+             ModalitySpec("text", (100,), "tokens"))
+    config.model.encoders = "image=resnet101,text=bert"
+  return config, build_model(config.model, specs, classes), specs
+
+
+def _synthetic_inputs(specs, batch: int, seed: int = 0):
+  rng = np.random.default_rng(seed)
+  out = {}
+  for spec in specs:
+    if spec.kind == "tokens":
+      out[spec.name] = rng.integers(1, 30522, (batch,) + spec.shape).astype(np.int32)
+    else:
+      out[spec.name] = rng.standard_normal((batch,) + spec.shape).astype(np.float32)
+  return out
+
+
+def _peak_memory_gb():
+  stats = jax.devices()[0].memory_stats() or {}
+  peak = stats.get("peak_bytes_in_use")
+  return None if peak is None else peak / 1e9
+
+
+def paper_model_workload(workload: str, classes: int, batch: int, infer_batch: int,
+                         amp: bool, warmup: int, steps: int, filters: int):
+  """``av_train`` / ``av_infer`` / ``it_train`` with torch_reference.py's fields."""
+  import optax  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.train.trainer import multimodal_cross_entropy  # pylint: disable=g-import-not-at-top
+  config, model, specs = _paper_model(workload, classes, amp, filters)
+  mesh = parallel.make_mesh(0)
+  b = infer_batch if workload == "av_infer" else batch
+  optimizer = (optax.adam(1e-3) if workload == "av_train"
+               else optax.adamw(1e-4, weight_decay=0.01))
+  trainer = Trainer(model, optimizer, batch_size=b, num_epochs=1, eval_batch_size=b,
+                    mesh=mesh, loss_fn=multimodal_cross_entropy)
+  sharding = parallel.data_sharding(mesh)
+  inputs = jax.device_put(_synthetic_inputs(specs, b), sharding)
+  labels = jax.device_put(np.random.default_rng(1).integers(0, classes, b).astype(np.int32),
+                          sharding)
+  weights = jax.device_put(np.ones(b, np.float32), sharding)
+  state = trainer.init(jax.random.key(0), jax.tree.map(lambda x: x[:1], inputs))
+  if workload == "av_infer":
+    apply = jax.jit(trainer.apply_eval)
+    run = lambda: apply(state.params, state.model_state, inputs, None)["fused_probs"]
+  else:
+    step = jax.jit(trainer._step, donate_argnums=(0,))  # pylint: disable=protected-access
+    holder = {"state": state}
+
+    def run():
+      holder["state"], loss, _ = step(holder["state"], inputs, labels, weights,
+                                      jax.random.key(2), jax.numpy.int32(0), None, None)
+      return loss
+  t0 = time.perf_counter()
+  jax.block_until_ready(run())
+  compile_s = time.perf_counter() - t0
+  for _ in range(warmup):
+    jax.block_until_ready(run())
+  t0 = time.perf_counter()
+  out = None
+  for _ in range(steps):
+    out = run()
+  jax.block_until_ready(out)
+  dt = (time.perf_counter() - t0) / max(steps, 1)
+  row = dict(workload=workload, batch=b, amp_bf16=amp, compiled=True, step_s=dt,
+             samples_per_s=b / dt, compile_s=round(compile_s, 2),
+             peak_mem_gb=_peak_memory_gb(), device=_device(),
+             encoder_filters=filters)
+  return [row]
+
+
 def main(argv):
   del argv
   configure_logging()
   if _WHICH.value == "mfeat_round":
     rows = mfeat_round(_LABELS.value, _REPEATS.value, _STRATEGY.value)
+  elif _WHICH.value in ("av_train", "av_infer", "it_train"):
+    rows = paper_model_workload(_WHICH.value, int(_CLASSES.value[0]), _BATCH.value,
+                                _INFER_BATCH.value, _AMP.value, _WARMUP.value, _STEPS.value,
+                                _FILTERS.value)
   elif _WHICH.value == "pipeline":
     pipeline(_DATASETS.value, [int(w) for w in _WORKERS.value], _RECORDS.value)
     rows = []
