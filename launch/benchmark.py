@@ -222,7 +222,6 @@ def pipeline(datasets, workers_list, records):
   from rlmba_jax.data import fixtures  # pylint: disable=g-import-not-at-top
   from rlmba_jax.data.streaming import index_batches  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.paper_configs import paper_config  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.train.streaming import _Rows  # pylint: disable=g-import-not-at-top,protected-access
   root = tempfile.mkdtemp(prefix="rlmba_pipeline_")
   for name in datasets:
     manual = f"{root}/{name}"
@@ -238,7 +237,7 @@ def pipeline(datasets, workers_list, records):
     t0 = time.perf_counter()
     data = load_dataset(config.data)
     build = time.perf_counter() - t0
-    rows = _Rows(data.pool.source, data.pool.rows)
+    rows = data.pool
     positions = np.resize(np.arange(len(data.pool)), records)
     for workers in workers_list:
       batches = index_batches(rows, positions, batch_size=32, seed=0,

@@ -4,13 +4,7 @@
 # The device image lacks ml_collections: carry its wheel in .whl/ (see the README).
 set -u
 out=${1:-model_bench.jsonl}
-py=${PYTHON:-python3}
-if ls .whl/*.whl >/dev/null 2>&1; then
-  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:${PYTHONPATH:-}
-fi
-export PYTHONPATH=$(pwd):${PYTHONPATH:-}
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null
+. launch/device_env.sh
 ref() { timeout 240 "$py" ../shared/bench/torch_reference.py --out "$out" "$@" \
           || echo "{\"failed\": \"torch $*\"}"; }
 ours() { timeout 240 "$py" launch/benchmark.py "$@" | tee -a "$out" \

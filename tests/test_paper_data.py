@@ -168,9 +168,8 @@ def test_grain_workers_give_the_same_batches(tmp_path):
   """Augmentation draws are seeded by (seed, epoch, record): worker processes change
   nothing; two hosts read disjoint halves."""
   from rlmba_jax.data.streaming import index_batches
-  from rlmba_jax.train.streaming import _Rows  # pylint: disable=protected-access
   data = load_dataset(_data_cfg("upmc_food101", tmp_path))
-  rows = _Rows(data.pool.source, data.pool.rows)
+  rows = data.pool  # a split is a random-access source of its records
   positions = np.arange(len(data.pool))
 
   def batches(workers, **kw):

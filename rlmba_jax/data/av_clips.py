@@ -139,7 +139,7 @@ def iter_examples(name: str, manual_dir: str, report: BuildReport) -> Iterator[d
           with open(f, "rb") as fh:
             data = fh.read()
           try:
-            check_image(data, f)
+            check_image(data)
           except ValueError as e:
             bad = (f, str(e))
             break

@@ -173,7 +173,7 @@ def load_record_dataset(data_cfg) -> DatasetSplits:
   split = lambda idx: RecordSplit(source, idx.astype(np.int64), labels[idx], ids[idx])
   train_t, eval_t = make_transforms(data_cfg, manual_dir, specs)
   if "text" in train_t.columns:
-    vocab_size = len(_tokenizer_vocab(train_t.columns["text"][1].vocab_path))
+    vocab_size = len(transforms.tokenizer_for(train_t.columns["text"][1].vocab_path).vocab)
   class_names = tuple(metadata.get("class_names", [str(i) for i in range(labels.max() + 1)]))
   report = metadata.get("build_report")
   logging.info("%s: pool %d, val %d, test %d; %d classes; build report %s", name,
@@ -183,7 +183,3 @@ def load_record_dataset(data_cfg) -> DatasetSplits:
                        test=split(test_idx), class_names=class_names,
                        train_transform=train_t, eval_transform=eval_t, build_report=report,
                        vocab_size=vocab_size if "text" in train_t.columns else None)
-
-
-def _tokenizer_vocab(path: str) -> dict[str, int]:
-  return text_lib.WordPieceTokenizer(path).vocab

@@ -17,6 +17,8 @@ import numpy as np
 class RecordSplit:
   """One split of a record data set.
 
+  ``len(split)`` and ``split[i]`` make it a random-access source of its own records.
+
   Attributes:
     source: random-access records (``tfds.data_source``: ``len`` and ``__getitem__``).
     rows: ``[N]`` int64 record positions in ``source``.
@@ -37,20 +39,7 @@ class RecordSplit:
   def __len__(self) -> int:
     return len(self.rows)
 
-  def take(self, index: np.ndarray) -> "RecordSplit":
-    return RecordSplit(self.source, self.rows[index], self.labels[index], self.ids[index])
-
-
-class PositionedSource:
-  """``source[rows[i]]`` with the position ``i`` added as ``_position`` (seeds augmentation)."""
-
-  def __init__(self, source: Any):
-    self.source = source
-
-  def __len__(self) -> int:
-    return len(self.source)
-
-  def __getitem__(self, row: int) -> dict:
-    record = dict(self.source[int(row)])
-    record["_row"] = int(row)
-    return record
+  def __getitem__(self, position: int) -> dict:
+    """The record at ``position`` of this split (``source[rows[position]]``): a split is a
+    random-access source itself, so grain reads it directly."""
+    return self.source[int(self.rows[int(position)])]

@@ -8,22 +8,16 @@ batches have a fixed size with a ``_mask`` marking padding, so jitted steps comp
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
 
-def _pad_batch(batch: Mapping[str, np.ndarray], batch_size: int) -> dict[str, np.ndarray]:
-  n = len(next(iter(batch.values())))
-  out = {}
-  for key, value in batch.items():
-    value = np.asarray(value)
-    if n < batch_size:
-      pad = np.zeros((batch_size - n,) + value.shape[1:], value.dtype)
-      value = np.concatenate([value, pad])
-    out[key] = value
-  out["_mask"] = np.arange(batch_size) < n
-  return out
+def shard_sizes(num_indices: int, batch_size: int, shard_count: int = 1) -> tuple[int, int]:
+  """``(indices per host, batches per host and epoch)`` of ``index_batches``: each host's
+  shard is ``ceil(n / hosts)`` indices in ``ceil(shard / batch_size)`` batches."""
+  per_host = -(-num_indices // shard_count)
+  return per_host, -(-per_host // batch_size)
 
 
 def index_batches(source: Any, indices: Sequence[int], *, batch_size: int, seed: int,
@@ -61,8 +55,7 @@ def index_batches(source: Any, indices: Sequence[int], *, batch_size: int, seed:
   indices = np.asarray(indices, dtype=np.int64)
   if len(indices) == 0:
     return
-  per_host = -(-len(indices) // shard_count)
-  steps = -(-per_host // batch_size)
+  per_host, steps = shard_sizes(len(indices), batch_size, shard_count)
   rows, keeps, epochs = [], [], []
   for epoch in range(num_epochs):
     order = (np.random.default_rng([seed, epoch]).permutation(indices) if shuffle
@@ -85,9 +78,9 @@ def index_batches(source: Any, indices: Sequence[int], *, batch_size: int, seed:
   if worker_count > 0:
     _ensure_flags_parsed()
     it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
-  for batch in it:
-    batch = _pad_batch(batch, batch_size)
-    batch["_mask"] = batch["_mask"] & batch.pop("_keep").astype(bool)
+  for batch in it:  # the plan is whole batches: every batch is full
+    batch = {k: np.asarray(v) for k, v in batch.items()}
+    batch["_mask"] = batch.pop("_keep").astype(bool)
     yield batch
 
 

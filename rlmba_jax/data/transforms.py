@@ -177,7 +177,7 @@ class TextTransform:
 
   def __call__(self, value, rng: np.random.Generator | None) -> np.ndarray:
     del rng
-    tokenizer = _tokenizer(self.vocab_path)
+    tokenizer = tokenizer_for(self.vocab_path)
     if isinstance(value, bytes):
       value = value.decode("utf-8")
     return tokenizer.encode(str(value), self.max_length)
@@ -186,8 +186,9 @@ class TextTransform:
 _TOKENIZERS: dict[str, Any] = {}
 
 
-def _tokenizer(path: str):
-  if path not in _TOKENIZERS:  # once per worker process
+def tokenizer_for(path: str):
+  """The WordPiece tokenizer of ``path``, read once per process."""
+  if path not in _TOKENIZERS:
     from rlmba_jax.data.text import WordPieceTokenizer  # pylint: disable=g-import-not-at-top
     _TOKENIZERS[path] = WordPieceTokenizer(path)
   return _TOKENIZERS[path]

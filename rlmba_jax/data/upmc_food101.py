@@ -53,7 +53,7 @@ def class_names(manual_dir: str) -> list[str]:
   return names
 
 
-def check_image(data: bytes, path: str) -> None:
+def check_image(data: bytes) -> None:
   """Raises ``ValueError`` when PIL cannot fully decode the image."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   try:
@@ -98,7 +98,7 @@ def iter_examples(manual_dir: str, report: BuildReport) -> Iterator[dict]:
         with open(path, "rb") as f:
           data = f.read()
         try:
-          check_image(data, path)
+          check_image(data)
         except ValueError as e:
           report.problem("corrupt image", path, str(e))
           continue

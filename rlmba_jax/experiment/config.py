@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from typing import Any
 
 import ml_collections
@@ -327,7 +328,6 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       if float(lr) <= 0:
         raise ValueError(f"train.encoder_learning_rates: {m}={lr} must be positive")
     for m, path in parse_assignments(given["model.pretrained"], "model.pretrained").items():
-      import os  # pylint: disable=g-import-not-at-top
       if not os.path.exists(path):
         raise ValueError(f"model.pretrained: the weights for {m!r}, {path!r}, do not exist")
   except ValueError as e:

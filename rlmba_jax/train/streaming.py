@@ -20,7 +20,7 @@ import numpy as np
 
 from rlmba_jax import parallel
 from rlmba_jax.data.records import RecordSplit
-from rlmba_jax.data.streaming import index_batches
+from rlmba_jax.data.streaming import index_batches, shard_sizes
 from rlmba_jax.train.trainer import Trainer, TrainLog, TrainState
 
 
@@ -55,8 +55,7 @@ class StreamingTrainer(Trainer):
     return None  # labels come with the records
 
   def example(self, split: RecordSplit) -> dict[str, np.ndarray]:
-    record = dict(split.source[int(split.rows[0])])
-    inputs = self.eval_transform(record, None)
+    inputs = self.eval_transform(dict(split[0]), None)
     return {k: np.asarray(v)[None] for k, v in inputs.items() if k != "label"}
 
   def _batches(self, split: RecordSplit, positions: np.ndarray, *, batch_size: int,
@@ -70,7 +69,7 @@ class StreamingTrainer(Trainer):
       raise ValueError(f"batch size {batch_size} does not split over {hosts} hosts")
     transform = self.train_transform if augment else self.eval_transform
     return index_batches(
-        _Rows(split.source, split.rows), positions, batch_size=batch_size // hosts,
+        split, positions, batch_size=batch_size // hosts,
         seed=seed, num_epochs=num_epochs, shuffle=shuffle, shard_index=jax.process_index(),
         shard_count=hosts, record_transform=transform, augment=augment,
         worker_count=self.data_workers)
@@ -91,7 +90,7 @@ class StreamingTrainer(Trainer):
     del labels
     positions = np.flatnonzero(np.asarray(jax.device_get(labelled)))
     hosts = jax.process_count()
-    steps = -(-(-(-len(positions) // hosts)) // (self.batch_size // hosts))
+    _, steps = shard_sizes(len(positions), self.batch_size // hosts, hosts)
     seed = int(jax.random.randint(key, (), 0, 2 ** 31 - 1))
     losses = [0.0] * self.num_epochs
     norms = [0.0] * self.num_epochs
@@ -133,7 +132,7 @@ class StreamingTrainer(Trainer):
     stacked = jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
     if hosts > 1:  # rows are [host 0's chunk b, host 1's chunk b, ...] per batch b
       local = self.eval_batch_size // hosts
-      per_host = -(-n // hosts)
+      per_host, _ = shard_sizes(n, local, hosts)
       num_batches = len(outputs)
 
       def reorder(x):
@@ -160,16 +159,3 @@ class StreamingTrainer(Trainer):
         jax.random.fold_in(jax.random.fold_in(key, t), b))["fused_probs"])
               for t in range(num_passes)]
     return jnp.stack(passes)
-
-
-class _Rows:
-  """``source`` seen through ``rows``: position i -> ``source[rows[i]]``, with the label."""
-
-  def __init__(self, source, rows: np.ndarray):
-    self.source, self.rows = source, rows
-
-  def __len__(self) -> int:
-    return len(self.rows)
-
-  def __getitem__(self, i: int) -> dict:
-    return self.source[int(self.rows[int(i)])]
