@@ -1,6 +1,7 @@
 """Device mesh, shardings and multi-host start-up.
 
-One data axis: batches and pool chunks are split over it, parameters are replicated. The same
+One data axis: batches, pool rows and pool chunks are split over it, parameters are
+replicated. The same
 code runs on one CPU, one GPU, N local devices or a multi-host slice.
 """
 
@@ -68,6 +69,25 @@ def put_replicated(tree: Any, mesh: Mesh) -> Any:
     return jax.device_put(tree, sharding)
   return jax.tree.map(
       lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
+
+
+def rows_sharding(mesh: Mesh, num_rows: int) -> NamedSharding:
+  """Rows (pool examples) split over the data axis when ``num_rows`` divides evenly,
+  otherwise replicated (every device then holds all rows)."""
+  return data_sharding(mesh) if num_rows % mesh.devices.size == 0 else replicated(mesh)
+
+
+def put_rows(tree: Any, mesh: Mesh) -> Any:
+  """Places host arrays ``[N, ...]`` (a pool, its model outputs) split by rows over
+  ``mesh`` (``rows_sharding``), so each device holds ``N / devices`` rows; across hosts each
+  process passes the same full arrays and keeps its devices' rows."""
+  def put(x):
+    x = np.asarray(x)
+    sharding = rows_sharding(mesh, x.shape[0]) if x.ndim else replicated(mesh)
+    if jax.process_count() == 1:
+      return jax.device_put(x, sharding)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+  return jax.tree.map(put, tree)
 
 
 def process_zero_first(fn, name: str):

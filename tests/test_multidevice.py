@@ -46,3 +46,49 @@ def test_one_and_eight_devices_select_and_score_the_same(tmp_path):
     for key in ("test_top1", "val_top1", "test_nll", "train_loss"):
       assert abs(a[key] - b[key]) < 1e-4, (key, a[key], b[key])
   assert "batch_size=36 is not a multiple of the 8 devices" in out["error"]
+
+
+SELECTION_DRIVER = textwrap.dedent("""
+    import json, re
+    import jax
+    assert jax.device_count() == 8, jax.devices()
+    from rlmba_jax import parallel, policy, selection
+    from rlmba_jax.experiment.config import default_config
+    n, d, c, b = 1024, 48, 7, 40
+    view = selection.synthetic_pool(n, d, c, 100)
+    sharded = selection.shard_pool(view, parallel.make_mesh(8))
+    assert sharded.features["a"].sharding.spec == jax.sharding.PartitionSpec("data", None)
+
+    def rlmba_policy(v):
+      agent = policy.RLMBAAgent(default_config().al.rlmba.to_dict(), ("a", "b"), b, n)
+      record = {"val_top1": 0.5, "val_nll": 1.0, "val_ece": 0.1,
+                "top1_gap": {"a": 0.0, "b": 0.0}, "train_loss_curve": [1.0, 0.5],
+                "train_grad_norm": 1.0}
+      return agent.select(agent.init(jax.random.key(0)), jax.random.key(1),
+                          jax.random.key(2), v, record, 0.1)[0]
+
+    out = {"same": {}, "gathers": {}}
+    for name in selection.available_strategies():
+      fn = jax.jit(selection.get_strategy(name), static_argnums=2)
+      one, eight = fn(jax.random.key(3), view, b), fn(jax.random.key(3), sharded, b)
+      out["same"][name] = jax.device_get(one).tolist() == jax.device_get(eight).tolist()
+      if name in ("coreset", "kmeans", "badge", "bmmal", "rlmba", "gcnal"):
+        text = fn.lower(jax.random.key(3), sharded, b).compile().as_text()
+        # an all-gather of a whole [N, width] block would copy the pool to every device
+        out["gathers"][name] = [l.strip()[:120] for l in text.splitlines()
+                                if re.search(rf"= f32\\[{n},\\d+\\]\\S* all-gather", l)]
+    out["same"]["rlmba_policy"] = (jax.device_get(rlmba_policy(view)).tolist()
+                                   == jax.device_get(rlmba_policy(sharded)).tolist())
+    print("RESULT" + json.dumps(out))
+""")
+
+
+@pytest.mark.slow
+def test_every_strategy_selects_the_same_on_a_pool_split_over_eight_devices():
+  proc = run_python(SELECTION_DRIVER,
+                    env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.split("RESULT", 1)[1])
+  assert len(out["same"]) == 13 and all(out["same"].values()), out["same"]
+  # The pool stays split: no device gathers a whole [N, D] block of features.
+  assert not any(out["gathers"].values()), out["gathers"]

@@ -42,5 +42,6 @@ from rlmba_jax.selection.gradient_embedding import (bmmal_contributions, bmmal_s
 from rlmba_jax.selection.rlmba import (RoundCandidates, centroid_distance, minmax_normalise,
                                        modality_uncertainties, score_candidates,
                                        weighted_fused_features)
+from rlmba_jax.selection.synthetic import shard_pool, synthetic_pool
 from rlmba_jax.selection.uncertainty import (bald_mutual_information, least_confidence,
                                              margin_uncertainty, predictive_entropy)

@@ -26,6 +26,17 @@ def squared_distances(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
   return jnp.maximum(d, 0.0)
 
 
+def take_rows(x: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
+  """``x[index]`` as a gather: ``x [N, ...]``, ``index`` scalar or ``[K]`` int.
+
+  Written as a gather (not a dynamic slice) so that, when ``x`` is split over devices along
+  N, each device reads only its own rows and one small all-reduce assembles the result;
+  ``x[j]`` would first gather the whole of ``x`` onto every device.
+  """
+  return jnp.take(x, index, axis=0, mode="clip", unique_indices=True,
+                  indices_are_sorted=jnp.ndim(index) == 0)
+
+
 def min_squared_distance_to_set(x: jnp.ndarray, members: jnp.ndarray, block: int = 1024
                                 ) -> jnp.ndarray:
   """``min_{j: members_j} ||x_i - x_j||^2`` for every row i; ``inf`` if there is no member.
@@ -47,7 +58,7 @@ def min_squared_distance_to_set(x: jnp.ndarray, members: jnp.ndarray, block: int
     b, best = carry
     idx = jax.lax.dynamic_slice(order, (b * block,), (block,))
     valid = b * block + jnp.arange(block) < count
-    d = jnp.where(valid[None, :], squared_distances(x, x[idx]), jnp.inf)
+    d = jnp.where(valid[None, :], squared_distances(x, take_rows(x, idx)), jnp.inf)
     return b + 1, jnp.minimum(best, jnp.min(d, axis=1))
 
   _, best = jax.lax.while_loop(lambda c: c[0] * block < count, body,
@@ -69,7 +80,7 @@ def kcenter_greedy(features: jnp.ndarray, labelled: jnp.ndarray, budget: int) ->
   def step(t, carry):
     nearest, chosen, picks = carry
     j = jnp.argmax(jnp.where(labelled | chosen, -jnp.inf, nearest))
-    d = squared_distances(features, features[j][None])[:, 0]
+    d = squared_distances(features, take_rows(features, j[None]))[:, 0]
     return jnp.minimum(nearest, d), chosen.at[j].set(True), picks.at[t].set(j)
 
   init = (nearest, jnp.zeros(n, bool), jnp.zeros(budget, jnp.int32))
@@ -160,11 +171,11 @@ def kmeans_centroids(key: jax.Array, features: jnp.ndarray, available: jnp.ndarr
   """k-means on the available rows: k-means++ start (first pick uniform), then
   ``iterations`` Lloyd steps. ``features [N, D]`` -> ``[k, D]`` centroids."""
   def to_row(j):
-    return squared_distances(features, features[j][None])[:, 0]
+    return squared_distances(features, take_rows(features, j[None]))[:, 0]
 
   seeds = kmeans_plusplus(key, jnp.sum(features * features, -1), to_row, available, k,
                           first="random")
-  return lloyd_kmeans(features, available.astype(features.dtype), features[seeds], iterations)
+  return lloyd_kmeans(features, available.astype(features.dtype), take_rows(features, seeds), iterations)
 
 
 def kmeans_select(key: jax.Array, features: jnp.ndarray, available: jnp.ndarray, budget: int,

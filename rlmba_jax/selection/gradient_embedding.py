@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from rlmba_jax import modality
 from rlmba_jax.selection.base import PoolView, check_view, register
-from rlmba_jax.selection.diversity import kmeans_plusplus
+from rlmba_jax.selection.diversity import kmeans_plusplus, take_rows
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -72,10 +72,10 @@ def gradient_embedding_kmeanspp(key: jax.Array, residuals: jnp.ndarray,
   squared_norms = residual_sq * jnp.sum(scales * scales * block_sq, -1)
 
   def squared_distance_to(j):
-    rr = jnp.dot(residuals, residuals[j], precision=_HIGHEST)
-    hh = jnp.stack([jnp.dot(b, b[j], precision=_HIGHEST) for b in blocks], -1)  # [N, M]
-    cross = rr * jnp.sum(scales * scales[j] * hh, -1)
-    return squared_norms + squared_norms[j] - 2.0 * cross
+    rr = jnp.dot(residuals, take_rows(residuals, j), precision=_HIGHEST)
+    hh = jnp.stack([jnp.dot(b, take_rows(b, j), precision=_HIGHEST) for b in blocks], -1)  # [N, M]
+    cross = rr * jnp.sum(scales * take_rows(scales, j) * hh, -1)
+    return squared_norms + take_rows(squared_norms, j) - 2.0 * cross
 
   return kmeans_plusplus(key, squared_norms, squared_distance_to, available, budget,
                          first="max_norm")

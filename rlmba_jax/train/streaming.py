@@ -117,7 +117,7 @@ class StreamingTrainer(Trainer):
 
   def _collect(self, split: RecordSplit, fn) -> Any:
     """Runs ``fn(inputs, batch index) -> outputs`` over every record of ``split`` in order;
-    returns the outputs as ``[N, ...]`` arrays (placed replicated on the mesh)."""
+    returns the outputs as ``[N, ...]`` arrays, rows split over the mesh (``put_rows``)."""
     n = len(split)
     hosts = jax.process_count()
     outputs = []
@@ -145,7 +145,7 @@ class StreamingTrainer(Trainer):
       stacked = jax.tree.map(reorder, stacked)
     else:
       stacked = jax.tree.map(lambda x: x[:n], stacked)
-    return parallel.put_replicated(stacked, self.mesh)
+    return parallel.put_rows(stacked, self.mesh)
 
   def _predict_streaming(self, params, split: RecordSplit, modality_weights=None,
                          model_state=None) -> dict[str, Any]:

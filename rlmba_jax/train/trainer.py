@@ -221,11 +221,12 @@ class Trainer:
     return TrainState(params, self._init_optimizer(params), model_state)
 
   def put(self, arrays) -> Inputs:
-    """A split's inputs (``MultimodalArrays``) on the mesh, replicated."""
-    return parallel.put_replicated(dict(arrays.inputs), self.mesh)
+    """A split's inputs (``MultimodalArrays``) on the mesh, rows split over the devices
+    (``parallel.put_rows``: replicated when the split's size does not divide evenly)."""
+    return parallel.put_rows(dict(arrays.inputs), self.mesh)
 
   def put_labels(self, arrays) -> jnp.ndarray:
-    return parallel.put_replicated(arrays.labels, self.mesh)
+    return parallel.put_rows(arrays.labels, self.mesh)
 
   def example(self, inputs: Inputs) -> Inputs:
     """A batch of one example (shapes for ``init``)."""
@@ -363,4 +364,7 @@ class Trainer:
 
     outputs = jax.lax.map(apply_chunk, (jnp.arange(num_chunks),
                                         jax.tree.map(to_chunks, dict(inputs))))
-    return jax.tree.map(lambda y: y.reshape((num_chunks * chunk,) + y.shape[2:])[:n], outputs)
+    rows = parallel.rows_sharding(self.mesh, n)  # outputs stay split by pool row
+    return jax.tree.map(
+        lambda y: jax.lax.with_sharding_constraint(
+            y.reshape((num_chunks * chunk,) + y.shape[2:])[:n], rows), outputs)
