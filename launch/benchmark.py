@@ -7,10 +7,21 @@ r"""Times the pieces of one active-learning round on the current device.
       --classes=31,309 --strategies=entropy,badge,bmmal
   python launch/benchmark.py --which=pipeline --workers_list=0,2 --records=1024
   python launch/benchmark.py --which=av_train --batch=32 --amp   # also av_infer, it_train
+  python launch/benchmark.py --which=bmmal --badge_n=50000          # also rlmba_select
+  python launch/benchmark.py --which=round --pool_sizes=100000 --strategy=rlmba
+  python launch/benchmark.py --which=scaling --strategies=entropy,badge,rlmba \
+      --pool_sizes=10000,30000,100000,300000,1000000
 
 ``badge`` takes the same flags as ``../shared/bench/torch_reference.py --which badge`` and
 prints the same fields (``select_s``), so the two can be run side by side on one card.
-``strategies`` times every named strategy on a synthetic pool of N examples with two
+``bmmal`` and ``rlmba_select`` (the whole RL-MBA selection: candidate scoring, policy,
+Plackett-Luce draw) take the same flags and print the same fields, plus the memory per pool
+item (the view's arrays, XLA's working memory); ``select`` does the same for ``--strategy``.
+``scaling`` runs ``select`` for each of ``--strategies`` and ``--pool_sizes`` in a fresh
+process and fits time against N. ``round`` is one whole active-learning round through the
+loop's own pieces (pool inference and selection, retraining, evaluation) on a synthetic pool
+of ``--pool_sizes`` rows: two modalities of D/2 features, or the audio-visual networks at
+the real input shapes (``--round_model=av``). ``strategies`` times every named strategy on a synthetic pool of N examples with two
 modalities of D/2 features each, C classes and ``--labelled`` labelled examples, picking
 ``--picks``. ``av_train`` / ``av_infer`` / ``it_train`` are torch_reference.py's workloads
 with its flags (``--batch``, ``--infer_batch``, ``--amp``, ``--warmup``, ``--steps``; the first
@@ -44,7 +55,8 @@ from rlmba_jax.train import Trainer, make_optimizer
 
 _WHICH = flags.DEFINE_enum(
     "which", "mfeat_round",
-    ["mfeat_round", "badge", "strategies", "pipeline", "av_train", "av_infer", "it_train"],
+    ["mfeat_round", "badge", "bmmal", "rlmba_select", "select", "scaling", "round",
+     "strategies", "pipeline", "av_train", "av_infer", "it_train"],
     "Workload.")
 _BATCH = flags.DEFINE_integer("batch", 32, "av_train / it_train: batch size.")
 _INFER_BATCH = flags.DEFINE_integer("infer_batch", 256, "av_infer: batch size.")
@@ -61,10 +73,17 @@ _DATASETS = flags.DEFINE_list("datasets", ["upmc_food101", "kinetics_sounds"],
 _LABELS = flags.DEFINE_integer("labels", 300, "Labelled examples the model trains on.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls after the first (compiling) one.")
 _STRATEGY = flags.DEFINE_string("strategy", "entropy", "Selection strategy to time.")
-_BADGE_N = flags.DEFINE_integer("badge_n", 15000, "badge: pool size N.")
-_BADGE_D = flags.DEFINE_integer("badge_d", 1024, "badge: fused feature width D.")
-_BADGE_C = flags.DEFINE_integer("badge_c", 31, "badge: classes C.")
-_BADGE_B = flags.DEFINE_integer("badge_b", 1000, "badge: picks b.")
+_BADGE_N = flags.DEFINE_integer("badge_n", 15000,
+                                "badge / bmmal / rlmba_select / select: pool size N.")
+_BADGE_D = flags.DEFINE_integer("badge_d", 1024, "... fused feature width D.")
+_BADGE_C = flags.DEFINE_integer("badge_c", 31, "... classes C.")
+_BADGE_B = flags.DEFINE_integer("badge_b", 1000, "... picks b.")
+_ROUND_MODEL = flags.DEFINE_enum(
+    "round_model", "features", ["features", "av"],
+    "round: 'features' = two modalities of D/2 precomputed features (MLP encoders); 'av' = "
+    "the Kinetics-Sounds networks on 5x112x112 frames + a 257x501 spectrogram.")
+_EPOCHS = flags.DEFINE_integer("epochs", 10, "round: training epochs.")
+_EVAL_ROWS = flags.DEFINE_integer("eval_rows", 1000, "round: validation and test rows each.")
 _POOL_SIZES = flags.DEFINE_list("pool_sizes", ["15000", "50000", "200000"],
                                 "strategies: pool sizes N.")
 _CLASSES = flags.DEFINE_list("classes", ["31", "309"], "strategies: class counts C.")
@@ -154,63 +173,103 @@ def badge(n: int, d: int, c: int, picks: int, repeats: int):
              jax=jax.__version__)
 
 
-def synthetic_view(n: int, d: int, c: int, labelled: int, passes: int = 10):
-  """A pool of two modalities (D/2 features each) with every optional field filled in."""
-  keys = jax.random.split(jax.random.key(0), 6)
-  jnp = jax.numpy
-  half = d // 2
-  features = {"a": jax.nn.relu(jax.random.normal(keys[0], (n, half))),
-              "b": jax.nn.relu(jax.random.normal(keys[1], (n, d - half)))}
-  w = jax.random.normal(keys[2], (d, c)) / np.sqrt(d)
-
-  def fused_head(params, h):
-    return h @ params["w"] + params["b"]
-
-  logits = fused_head({"w": w, "b": jnp.zeros(c)},
-                      jnp.concatenate([features["a"], features["b"]], -1))
-  noise = jax.random.normal(keys[3], (passes, n, c)) * 0.5
-  coalition_logits = jnp.stack([logits * s for s in (0.0, 0.6, 0.4, 1.0)])
-  mask = np.zeros(n, bool)
-  mask[np.random.default_rng(0).permutation(n)[:labelled]] = True
-  alphas = {m: 1.0 + jax.nn.softplus(logits + jax.random.normal(keys[4 + i], (n, c)))
-            for i, m in enumerate(("a", "b"))}
-  return selection.PoolView(
-      jax.nn.softmax(logits), {m: a / a.sum(-1, keepdims=True) for m, a in alphas.items()},
-      features, jnp.asarray(mask),
-      mc_probs=jax.nn.softmax(logits[None] + noise),
-      coalition_probs=jax.nn.softmax(coalition_logits),
-      head_params={"w": w, "b": jnp.zeros(c)}, fused_head=fused_head,
-      modality_alphas=alphas, fused_alpha=1.0 + (alphas["a"] - 1.0) + (alphas["b"] - 1.0),
-      modality_weights=jnp.array([0.5, 0.5]), modality_names=("a", "b"))
-
-
 def _rlmba_select(view, picks):
   """RL-MBA's full selection (candidate scoring, policy, Plackett-Luce draw) as a thunk."""
   options = default_config().al.rlmba.to_dict()
-  agent = policy.RLMBAAgent(options, ("a", "b"), picks, view.labelled.shape[0])
+  agent = policy.RLMBAAgent(options, view.names, picks, view.labelled.shape[0])
   state = agent.init(jax.random.key(0))
-  record = {"val_top1": 0.5, "val_nll": 1.0, "val_ece": 0.1, "top1_gap": {"a": 0.0, "b": 0.0},
+  record = {"val_top1": 0.5, "val_nll": 1.0, "val_ece": 0.1,
+            "top1_gap": {m: 0.0 for m in view.names},
             "train_loss_curve": [1.0, 0.5], "train_grad_norm": 1.0}
   return lambda: agent.select(state, jax.random.key(1), jax.random.key(2), view, record,
                               0.1)[0]
 
 
+def _strategy_thunk(name, view, picks):
+  if name == "rlmba":
+    return _rlmba_select(view, picks)
+  select = jax.jit(selection.get_strategy(name), static_argnums=2)
+  return functools.partial(select, jax.random.key(1), view, picks)
+
+
 _CLASS_FREE = ("random", "coreset", "kmeans", "gcnal")
+
+
+def _per_item(nbytes: int, n: int) -> float:
+  return round(nbytes / n, 1)
+
+
+def select_once(name: str, n: int, d: int, c: int, picks: int, labelled: int, repeats: int,
+                workload: str = "select"):
+  """One strategy on a synthetic pool holding only the fields it needs: steady seconds,
+  compile, and memory per pool item (the pool view's arrays; XLA's working memory)."""
+  view = jax.block_until_ready(selection.synthetic_pool(
+      n, d, c, labelled, needs=selection.strategy_needs(name)))
+  first, steady = _timed(_strategy_thunk(name, view, picks), repeats)
+  if name == "rlmba":  # the candidate scoring holds the pool-sized work; the policy sees K
+    fn = jax.jit(lambda k, v: selection.score_candidates(k, v, picks).positions)
+    lowered = fn.lower(jax.random.key(1), view)
+  else:
+    fn = jax.jit(selection.get_strategy(name), static_argnums=2)
+    lowered = fn.lower(jax.random.key(1), view, picks)
+  compiled = lowered.compile()
+  memory = compiled.memory_analysis()
+  extra = {}
+  if name == "rlmba":
+    extra["candidates_s"] = round(_timed(lambda: compiled(jax.random.key(1), view),
+                                         repeats)[1], 4)
+  row = dict(workload=workload, strategy=name, n=n, d=d, c=c, picks=picks,
+             labelled=labelled, select_s=round(steady, 4),
+             compile_and_first_s=round(first, 4), device=_device(),
+             num_devices=jax.device_count(), jax=jax.__version__,
+             view_bytes_per_item=_per_item(sum(x.nbytes for x in jax.tree.leaves(view)), n),
+             **extra)
+  if memory is not None:
+    row["xla_temp_bytes_per_item"] = _per_item(memory.temp_size_in_bytes, n)
+  peak = _peak_memory_gb()
+  if peak is not None:
+    row["peak_mem_gb"] = round(peak, 3)
+  return row
+
+
+def scaling(names, pool_sizes, d, c, picks, labelled, repeats):
+  """Selection time and memory against pool size; each (strategy, N) in a fresh process so
+  device memory and the compile cache start empty. Ends with a fit per strategy:
+  ``seconds = a + b N`` and the growth exponent between the smallest and largest N."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  for name in names:
+    rows = []
+    for n in pool_sizes:
+      cmd = [sys.executable, __file__, "--which=select", f"--strategy={name}",
+             f"--badge_n={n}", f"--badge_d={d}", f"--badge_c={c}", f"--badge_b={picks}",
+             f"--labelled={labelled}", f"--repeats={repeats}"]
+      proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+      lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+      if proc.returncode or not lines:
+        row = dict(workload="scaling", strategy=name, n=n, failed=proc.stderr[-500:])
+      else:
+        row = dict(json.loads(lines[-1]), workload="scaling")
+        rows.append(row)
+      print(json.dumps(row), flush=True)
+    if len(rows) >= 2:
+      ns = np.array([r["n"] for r in rows], float)
+      ts = np.array([r["select_s"] for r in rows])
+      slope, intercept = np.polyfit(ns, ts, 1)
+      exponent = np.log(ts[-1] / ts[0]) / np.log(ns[-1] / ns[0])
+      yield dict(workload="scaling_fit", strategy=name, n=[int(x) for x in ns],
+                 seconds_per_million=round(slope * 1e6, 3), intercept_s=round(intercept, 4),
+                 growth_exponent=round(float(exponent), 3), device=rows[-1]["device"])
 
 
 def strategies(names, pool_sizes, classes, d, picks, labelled, repeats):
   for n in pool_sizes:
     for c in classes:
-      view = jax.block_until_ready(synthetic_view(n, d, c, labelled))
+      view = jax.block_until_ready(selection.synthetic_pool(n, d, c, labelled))
       for name in names:
         if c != classes[0] and name in _CLASS_FREE:
           continue  # these never look at the classes
-        if name == "rlmba":
-          thunk = _rlmba_select(view, picks)
-        else:
-          select = jax.jit(selection.get_strategy(name), static_argnums=2)
-          thunk = functools.partial(select, jax.random.key(1), view, picks)
-        first, steady = _timed(thunk, repeats)
+        first, steady = _timed(_strategy_thunk(name, view, picks), repeats)
         yield dict(workload="select", strategy=name, n=n, d=d, c=c, picks=picks,
                    labelled=labelled, select_s=round(steady, 4),
                    compile_and_first_s=round(first, 4), device=_device())
@@ -342,6 +401,111 @@ def paper_model_workload(workload: str, classes: int, batch: int, infer_batch: i
   return [row]
 
 
+def _round_config(strategy: str, epochs: int, model_kind: str, amp: bool, filters: int):
+  from rlmba_jax.data.specs import ModalitySpec  # pylint: disable=g-import-not-at-top
+  config = default_config()
+  config.al.strategy = strategy
+  config.train.num_epochs = epochs
+  config.model.dtype = "bfloat16" if amp else "float32"
+  if strategy == "rlmba":
+    config.model.head, config.model.fusion = "evidential", "evidence"
+    config.al.rlmba.reward = "absolute"  # no reference runs in a benchmark
+  if model_kind == "av":
+    config.model.encoder_filters = filters
+    config.model.encoders = "video=r2plus1d_18,audio=resnet18"
+    specs = (ModalitySpec("video", (5, 112, 112, 3), "clip"),
+             ModalitySpec("audio", (257, 501, 1), "image"))
+  else:
+    half = _FEATURES.value // 2
+    specs = (ModalitySpec("a", (half,)), ModalitySpec("b", (_FEATURES.value - half,)))
+  return config, specs
+
+
+def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
+                   model_kind: str, classes: int, eval_rows: int, amp: bool, filters: int):
+  """One whole active-learning round at pool size ``n``, through the loop's own pieces:
+  pool inference + selection, retraining from scratch on ``labels + picks`` labels, and the
+  evaluation (validation, test, modality analysis, pool difficulty for evidential models).
+  The round runs twice; the second is the steady state, the first minus it is compiling."""
+  import types  # pylint: disable=g-import-not-at-top
+  from rlmba_jax import modality  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment import loop  # pylint: disable=g-import-not-at-top
+  config, specs = _round_config(strategy, epochs, model_kind, amp, filters)
+  names = tuple(m.name for m in specs)
+  mesh = parallel.make_mesh(0)
+  model = build_model(config.model, specs, classes)
+  trainer = loop.make_trainer(config, model, types.SimpleNamespace(streamed=False), mesh)
+  rng = np.random.default_rng(0)
+
+  def split(rows):
+    inputs = parallel.put_rows(_synthetic_inputs(specs, rows), mesh)
+    return inputs, parallel.put_rows(rng.integers(0, classes, rows).astype(np.int32), mesh)
+
+  pool_inputs, pool_labels = split(n)
+  evals = {k: split(eval_rows) for k in ("val", "test")}
+  mask = np.zeros(n, bool)
+  mask[rng.permutation(n)[:labels]] = True
+  labelled = parallel.put_replicated(mask, mesh)
+  weights = parallel.put_replicated(modality.amcb_init(len(names)).weights, mesh)
+  build_view = loop.make_pool_view_builder(config, model, trainer, names)
+  analyse = loop.make_modality_analysis(config.model, names)
+  agent, _ = loop._make_agent(config, names, n)  # pylint: disable=protected-access
+  select = jax.jit(functools.partial(selection.get_strategy(strategy),
+                                     **loop.strategy_options(config)), static_argnums=2)
+  example = trainer.example(pool_inputs)
+  state = trainer.init(jax.random.key(0), example)
+  policy_state = None if agent is None else agent.init(jax.random.key(5))
+  record = {"val_top1": 0.5, "val_nll": 1.0, "val_ece": 0.1,
+            "top1_gap": {m: 0.0 for m in names}, "train_loss_curve": [1.0, 0.5],
+            "train_grad_norm": 1.0}
+
+  def one_round(state):
+    times = {}
+    t0 = time.perf_counter()
+    view = build_view(state, weights, labelled, pool_inputs, jax.random.key(3))
+    if agent is None:
+      positions = select(jax.random.key(1), view, picks)
+    else:
+      positions = agent.select(policy_state, jax.random.key(1), jax.random.key(2), view,
+                               record, float(labels) / n)[0]
+    positions = np.asarray(jax.device_get(positions))
+    times["select_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    new_labelled = labelled.at[positions].set(True)
+    fresh = trainer.init(jax.random.key(4), example)
+    state, log = trainer.train(fresh, jax.random.key(6), pool_inputs, pool_labels,
+                               new_labelled, weights)
+    jax.block_until_ready(state)
+    times["train_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    outputs = {k: trainer.predict(state.params, x, weights, state.model_state)
+               for k, (x, _) in evals.items()}
+    metrics = {k: loop._evaluate(outputs[k], evals[k][1]) for k in evals}  # pylint: disable=protected-access
+    result = [metrics, analyse(outputs["val"], evals["val"][1], weights)]
+    if config.model.head == "evidential":
+      result.append(loop._pool_uncertainty(  # pylint: disable=protected-access
+          trainer.predict(state.params, pool_inputs, weights, state.model_state),
+          new_labelled))
+    jax.block_until_ready(result)
+    times["eval_s"] = time.perf_counter() - t0
+    times["round_s"] = sum(times.values())
+    return state, times, int(log.num_steps)
+
+  state, first, steps = one_round(state)
+  _, steady, _ = one_round(state)
+  row = dict(workload="round", strategy=strategy, model=model_kind, n=n, labels=labels,
+             picks=picks, epochs=epochs, train_steps=steps, amp_bf16=amp, classes=classes,
+             eval_rows=eval_rows, device=_device(), num_devices=jax.device_count(),
+             compile_s=round(first["round_s"] - steady["round_s"], 3),
+             **{k: round(v, 4) for k, v in steady.items()})
+  if model_kind == "av":
+    row["encoder_filters"] = filters
+  peak = _peak_memory_gb()
+  if peak is not None:
+    row["peak_mem_gb"] = round(peak, 3)
+  return [row]
+
+
 def main(argv):
   del argv
   configure_logging()
@@ -357,6 +521,18 @@ def main(argv):
   elif _WHICH.value == "badge":
     rows = badge(_BADGE_N.value, _BADGE_D.value, _BADGE_C.value, _BADGE_B.value,
                  _REPEATS.value)
+  elif _WHICH.value in ("bmmal", "rlmba_select", "select"):
+    name = {"bmmal": "bmmal", "rlmba_select": "rlmba"}.get(_WHICH.value, _STRATEGY.value)
+    rows = [select_once(name, _BADGE_N.value, _BADGE_D.value, _BADGE_C.value,
+                        _BADGE_B.value, _LABELLED.value, _REPEATS.value, _WHICH.value)]
+  elif _WHICH.value == "scaling":
+    rows = scaling(_STRATEGIES.value, [int(n) for n in _POOL_SIZES.value], _BADGE_D.value,
+                   _BADGE_C.value, _BADGE_B.value, _LABELLED.value, _REPEATS.value)
+  elif _WHICH.value == "round":
+    rows = [round_workload(int(n), _LABELS.value, _PICKS.value, _EPOCHS.value,
+                           _STRATEGY.value, _ROUND_MODEL.value, int(_CLASSES.value[0]),
+                           _EVAL_ROWS.value, _AMP.value, _FILTERS.value)[0]
+            for n in _POOL_SIZES.value]
   else:
     rows = strategies(_STRATEGIES.value, [int(n) for n in _POOL_SIZES.value],
                       [int(c) for c in _CLASSES.value], _FEATURES.value, _PICKS.value,

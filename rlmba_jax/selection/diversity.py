@@ -18,11 +18,18 @@ from rlmba_jax.selection.base import PoolView, register
 _HIGHEST = jax.lax.Precision.HIGHEST
 
 
-def squared_distances(x: jnp.ndarray, y: jnp.ndarray) -> jnp.ndarray:
-  """``||x_i - y_j||^2`` for ``x [N, D]``, ``y [K, D]`` -> ``[N, K]`` (clipped at 0)."""
+def squared_distances(x: jnp.ndarray, y: jnp.ndarray,
+                      x_squared_norms: jnp.ndarray | None = None) -> jnp.ndarray:
+  """``||x_i - y_j||^2`` for ``x [N, D]``, ``y [K, D]`` -> ``[N, K]`` (clipped at 0).
+
+  ``x_squared_norms [N]``: ``sum(x * x, -1)`` when the caller already has it (loops that
+  meet the same ``x`` every step then read it once per step, not twice).
+  """
   chex.assert_rank((x, y), 2)
+  if x_squared_norms is None:
+    x_squared_norms = jnp.sum(x * x, -1)
   cross = jnp.dot(x, y.T, precision=_HIGHEST)
-  d = jnp.sum(x * x, -1)[:, None] - 2.0 * cross + jnp.sum(y * y, -1)[None, :]
+  d = x_squared_norms[:, None] - 2.0 * cross + jnp.sum(y * y, -1)[None, :]
   return jnp.maximum(d, 0.0)
 
 
@@ -76,11 +83,12 @@ def kcenter_greedy(features: jnp.ndarray, labelled: jnp.ndarray, budget: int) ->
   chex.assert_rank(features, 2)
   n = features.shape[0]
   nearest = min_squared_distance_to_set(features, labelled)
+  norms = jnp.sum(features * features, -1)
 
   def step(t, carry):
     nearest, chosen, picks = carry
     j = jnp.argmax(jnp.where(labelled | chosen, -jnp.inf, nearest))
-    d = squared_distances(features, take_rows(features, j[None]))[:, 0]
+    d = squared_distances(features, take_rows(features, j[None]), norms)[:, 0]
     return jnp.minimum(nearest, d), chosen.at[j].set(True), picks.at[t].set(j)
 
   init = (nearest, jnp.zeros(n, bool), jnp.zeros(budget, jnp.int32))
@@ -142,8 +150,10 @@ def lloyd_kmeans(features: jnp.ndarray, weights: jnp.ndarray, centroids: jnp.nda
   """
   chex.assert_rank((features, weights, centroids), (2, 1, 2))
 
+  norms = jnp.sum(features * features, -1)
+
   def step(_, c):
-    assign = jnp.argmin(squared_distances(features, c), axis=1)
+    assign = jnp.argmin(squared_distances(features, c, norms), axis=1)
     onehot = jax.nn.one_hot(assign, c.shape[0], dtype=features.dtype) * weights[:, None]
     sums = jnp.dot(onehot.T, features, precision=_HIGHEST)
     counts = jnp.sum(onehot, axis=0)[:, None]
@@ -170,11 +180,12 @@ def kmeans_centroids(key: jax.Array, features: jnp.ndarray, available: jnp.ndarr
                      iterations: int) -> jnp.ndarray:
   """k-means on the available rows: k-means++ start (first pick uniform), then
   ``iterations`` Lloyd steps. ``features [N, D]`` -> ``[k, D]`` centroids."""
-  def to_row(j):
-    return squared_distances(features, take_rows(features, j[None]))[:, 0]
+  norms = jnp.sum(features * features, -1)
 
-  seeds = kmeans_plusplus(key, jnp.sum(features * features, -1), to_row, available, k,
-                          first="random")
+  def to_row(j):
+    return squared_distances(features, take_rows(features, j[None]), norms)[:, 0]
+
+  seeds = kmeans_plusplus(key, norms, to_row, available, k, first="random")
   return lloyd_kmeans(features, available.astype(features.dtype), take_rows(features, seeds), iterations)
 
 
