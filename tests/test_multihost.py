@@ -1,6 +1,7 @@
 """Two processes on localhost (JAX's distributed runtime, gloo collectives on CPU): a
 streamed data set is read in per-host shards, inference reassembles exactly the
-one-process outputs, and a whole active-learning run agrees on both processes."""
+one-process outputs, and an active-learning round run by the two processes together labels
+exactly what one process labels."""
 
 import json
 import os
@@ -18,6 +19,7 @@ import numpy as np
 from rlmba_jax import parallel
 parallel.initialize_distributed()
 import jax
+from jax.experimental import multihost_utils
 from rlmba_jax.experiment import run
 from rlmba_jax.experiment.loop import make_trainer
 from rlmba_jax.experiment.paper_configs import paper_config
@@ -32,12 +34,29 @@ model = build_model(c.model, data.modalities, data.num_classes)
 trainer = make_trainer(c, model, data, mesh)
 state = trainer.init(jax.random.key(0), trainer.example(data.pool))
 probs = trainer.predict(state.params, data.pool, None, state.model_state)["fused_probs"]
+# Pool outputs stay split by row over the hosts' devices; gather them to compare.
+probs = multihost_utils.process_allgather(probs, tiled=True)
 if jax.process_index() == 0:
   np.save(out + "/probs.npy", np.asarray(probs))
-c.al.strategy = "entropy"
+c.al.strategy = "badge"
 summary = run(c, out + "/run")
 print("RESULT", json.dumps({"process": jax.process_index(), "top1": summary["test_top1"],
                             "devices": len(summary["devices"])}))
+'''
+
+# The same run in one process with as many devices (two forced CPU devices).
+ONE_PROCESS = r'''
+import json, sys
+import jax
+assert jax.process_count() == 1 and jax.device_count() == 2
+from rlmba_jax.experiment import run
+from rlmba_jax.experiment.paper_configs import paper_config
+out = sys.argv[1]
+c = paper_config("upmc_food101", "runlocal")
+c.data.data_dir = out + "/tfds"
+c.al.strategy = "badge"
+summary = run(c, out + "/one")
+print("RESULT", json.dumps({"top1": summary["test_top1"]}))
 '''
 
 
@@ -56,7 +75,19 @@ def test_two_processes(tmp_path):
     results.append(json.loads(stdout.split("RESULT", 1)[1]))
   assert results[0]["top1"] == results[1]["top1"] and results[0]["devices"] == 2
   with open(tmp_path / "run" / "ledger.jsonl") as f:
-    assert [len(json.loads(l)["ids"]) for l in f] == [8, 4]  # written once, by process 0
+    ledger = f.read()
+  assert [len(json.loads(l)["ids"]) for l in ledger.splitlines()] == [8, 4]  # written once
+
+  # One process selects exactly the same examples, and the model scores the same.
+  one = subprocess.run([sys.executable, "-c", ONE_PROCESS, str(tmp_path)], cwd=REPO,
+                       env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO,
+                                XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+                       capture_output=True, text=True, timeout=600, check=False)
+  assert one.returncode == 0, one.stderr[-3000:]
+  with open(tmp_path / "one" / "ledger.jsonl") as f:
+    assert f.read() == ledger
+  np.testing.assert_allclose(json.loads(one.stdout.split("RESULT", 1)[1])["top1"],
+                             results[0]["top1"], atol=1e-6)
 
   # One process, same parameters: the same outputs, row for row.
   import jax

@@ -30,6 +30,19 @@ def test_seeded_shuffle_and_host_shards_are_disjoint():
   assert len(shards[0]) == len(shards[1]) == 8
 
 
+def test_global_batches_do_not_depend_on_the_host_count():
+  """Two hosts with per-host batch 3 assemble exactly one host's batches of 6, padding and
+  all, so a multi-host run trains on the same batches as a single-process one."""
+  indices = list(range(2, 15))
+  one = list(index_batches(_source(), indices, batch_size=6, seed=5, num_epochs=2))
+  hosts = [list(index_batches(_source(), indices, batch_size=3, seed=5, num_epochs=2,
+                              shard_index=h, shard_count=2)) for h in range(2)]
+  assert len(one) == len(hosts[0]) == len(hosts[1]) == 6
+  for whole, *parts in zip(one, *hosts):
+    for key in ("x", "_mask", "_index", "_epoch"):
+      np.testing.assert_array_equal(whole[key], np.concatenate([p[key] for p in parts]))
+
+
 def test_transform_runs_per_record():
   out = list(index_batches(_source(), [2, 3], batch_size=2, seed=0, shuffle=False,
                            transform=lambda r: {"x": r["x"] * 10, "label": r["label"]}))

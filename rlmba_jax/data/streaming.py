@@ -14,10 +14,11 @@ import numpy as np
 
 
 def shard_sizes(num_indices: int, batch_size: int, shard_count: int = 1) -> tuple[int, int]:
-  """``(indices per host, batches per host and epoch)`` of ``index_batches``: each host's
-  shard is ``ceil(n / hosts)`` indices in ``ceil(shard / batch_size)`` batches."""
-  per_host = -(-num_indices // shard_count)
-  return per_host, -(-per_host // batch_size)
+  """``(slots per host, batches per epoch)`` of ``index_batches``: an epoch is
+  ``ceil(n / (batch_size * hosts))`` global batches, each host filling ``batch_size`` slots
+  of every one."""
+  steps = -(-num_indices // (batch_size * shard_count))
+  return steps * batch_size, steps
 
 
 def index_batches(source: Any, indices: Sequence[int], *, batch_size: int, seed: int,
@@ -28,12 +29,14 @@ def index_batches(source: Any, indices: Sequence[int], *, batch_size: int, seed:
                   ) -> Iterator[dict[str, np.ndarray]]:
   """Yields fixed-size batches of ``source[i]`` for ``i`` in ``indices``, epoch after epoch.
 
-  One grain pipeline covers every epoch (worker processes start once). Each epoch: the
-  indices are permuted (the same permutation on every host), padded with masked repeats to
-  a multiple of ``shard_count``, and split into contiguous host shards; each host's shard is
-  padded with masked repeats to whole batches. So no example is ever dropped, every host
-  runs the same number of steps, and batches never straddle epochs; ``_mask`` marks the
-  real entries, ``_index`` the record index.
+  One grain pipeline covers every epoch (worker processes start once). Each epoch the
+  indices are permuted (the same permutation on every host) and padded with masked repeats
+  to whole global batches of ``batch_size * shard_count``; global batch i is
+  ``order[i G:(i + 1) G]`` and host h reads its h-th ``batch_size`` slice. So the global
+  batches, their order and their padding do not depend on how many hosts share them (a
+  two-host run trains exactly as one host with the same global batch), no example is ever
+  dropped, every host runs the same number of steps, and batches never straddle epochs;
+  ``_mask`` marks the real entries, ``_index`` the record index.
 
   Args:
     source: random-access records (dicts of arrays), e.g. ``tfds.data_source(...)``.
@@ -64,12 +67,10 @@ def index_batches(source: Any, indices: Sequence[int], *, batch_size: int, seed:
     pad = per_host * shard_count - len(order)
     order = np.concatenate([order, np.full(pad, order[0])])
     keep = np.concatenate([keep, np.zeros(pad, bool)])
-    order = order[shard_index * per_host:(shard_index + 1) * per_host]
-    keep = keep[shard_index * per_host:(shard_index + 1) * per_host]
-    pad = steps * batch_size - per_host
-    rows.append(np.concatenate([order, np.full(pad, order[0])]))
-    keeps.append(np.concatenate([keep, np.zeros(pad, bool)]))
-    epochs.append(np.full(steps * batch_size, epoch, np.int32))
+    mine = lambda x: x.reshape(steps, shard_count, batch_size)[:, shard_index].reshape(-1)
+    rows.append(mine(order))
+    keeps.append(mine(keep))
+    epochs.append(np.full(per_host, epoch, np.int32))
   plan = _Plan(np.concatenate(rows), np.concatenate(keeps), np.concatenate(epochs))
   ds = grain.MapDataset.range(len(plan.rows)).map(functools.partial(
       _prepare, source=source, plan=plan, transform=transform,

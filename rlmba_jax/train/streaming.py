@@ -129,22 +129,8 @@ class StreamingTrainer(Trainer):
       outputs.append(jax.tree.map(
           lambda x: np.asarray(jax.experimental.multihost_utils.process_allgather(x, tiled=True))
           if hosts > 1 else np.asarray(x), out))
-    stacked = jax.tree.map(lambda *xs: np.concatenate(xs), *outputs)
-    if hosts > 1:  # rows are [host 0's chunk b, host 1's chunk b, ...] per batch b
-      local = self.eval_batch_size // hosts
-      per_host, _ = shard_sizes(n, local, hosts)
-      num_batches = len(outputs)
-
-      def reorder(x):
-        x = x.reshape((num_batches, hosts, local) + x.shape[1:])
-        x = np.swapaxes(x, 0, 1).reshape((hosts * num_batches * local,) + x.shape[3:])
-        keep = np.concatenate([np.arange(h * num_batches * local,
-                                         h * num_batches * local + per_host)
-                               for h in range(hosts)])
-        return x[keep][:n]
-      stacked = jax.tree.map(reorder, stacked)
-    else:
-      stacked = jax.tree.map(lambda x: x[:n], stacked)
+    # Batch b gathered across hosts is global rows [b G, (b + 1) G): already in order.
+    stacked = jax.tree.map(lambda *xs: np.concatenate(xs)[:n], *outputs)
     return parallel.put_rows(stacked, self.mesh)
 
   def _predict_streaming(self, params, split: RecordSplit, modality_weights=None,
