@@ -215,7 +215,7 @@ def select_once(name: str, n: int, d: int, c: int, picks: int, labelled: int, re
   compiled = lowered.compile()
   memory = compiled.memory_analysis()
   extra = {}
-  if name == "rlmba":
+  if name == "rlmba" and workload == "rlmba_select":
     extra["candidates_s"] = round(_timed(lambda: compiled(jax.random.key(1), view),
                                          repeats)[1], 4)
   row = dict(workload=workload, strategy=name, n=n, d=d, c=c, picks=picks,
