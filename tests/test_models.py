@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from rlmba_jax.data.specs import ModalitySpec
-from rlmba_jax.models import MultimodalClassifier, PatchConv, max_pool_2x2
+from rlmba_jax.models import MultimodalClassifier, PatchConv, fuse_with_weights, max_pool_2x2
 
 
 @pytest.mark.parametrize("k", [1, 3, 5])
@@ -52,3 +52,18 @@ def test_missing_modality_is_named():
   params = model.init(jax.random.key(0), {"a": jnp.ones((1, 5)), "img": jnp.ones((1, 6, 5, 1))})
   with pytest.raises(KeyError, match=r"no input for modality \['img'\]"):
     model.apply(params, {"a": jnp.ones((1, 5))})
+
+
+def test_fuse_with_weights_gives_the_fused_outputs_of_other_weights():
+  specs = (ModalitySpec("a", (5,)), ModalitySpec("b", (4,)))
+  model = MultimodalClassifier(specs, num_classes=3, width=8, hidden=(16,),
+                               head="evidential", fusion="evidence")
+  inputs = {"a": jax.random.normal(jax.random.key(1), (6, 5)),
+            "b": jax.random.normal(jax.random.key(2), (6, 4))}
+  params = model.init(jax.random.key(0), inputs)
+  before = model.apply(params, inputs, modality_weights=jnp.array([0.9, 0.1]))
+  after = model.apply(params, inputs, modality_weights=jnp.array([0.3, 0.7]))
+  refused = fuse_with_weights(before, ("a", "b"), jnp.array([0.3, 0.7]))
+  for key in ("fused_alpha", "fused_logits", "fused_probs"):
+    np.testing.assert_allclose(refused[key], after[key], rtol=1e-6)
+  assert not np.allclose(before["fused_probs"], after["fused_probs"])

@@ -102,3 +102,28 @@ def test_ablations_run(runs, tmp_path, ablation):
     assert "policy" not in rounds[1]
   else:
     assert "policy" in rounds[1]
+
+
+def test_the_pool_is_scored_once_per_round(tmp_path, monkeypatch):
+  """Evidential runs reuse the evaluation's pool outputs for the next round's selection
+  (the fused opinion is re-fused with the new AMCB weights), so each round predicts the
+  pool once, not twice."""
+  from rlmba_jax.experiment import loop
+  calls = []
+  make_trainer = loop.make_trainer
+
+  def counting_make_trainer(*args, **kwargs):
+    trainer = make_trainer(*args, **kwargs)
+    predict = trainer.predict
+
+    def counted(params, inputs, *rest, **kw):
+      calls.append(next(iter(inputs.values())).shape[0])
+      return predict(params, inputs, *rest, **kw)
+
+    trainer.predict = counted
+    return trainer
+
+  monkeypatch.setattr(loop, "make_trainer", counting_make_trainer)
+  run(make_tiny_config(**{**EVIDENTIAL, "al.strategy": "entropy"}), str(tmp_path))
+  pool_size = 1400
+  assert calls.count(pool_size) == 3  # rounds 0, 1, 2: one pool pass each

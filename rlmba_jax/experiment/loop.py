@@ -40,7 +40,7 @@ from rlmba_jax.experiment import io
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
 from rlmba_jax.experiment.config import (check_budget, config_differences, strategy_options,
                                          validate_config)
-from rlmba_jax.models import build_model, make_fused_head
+from rlmba_jax.models import build_model, fuse_with_weights, make_fused_head
 from rlmba_jax.models.pretrained import (PretrainedWeightsError, convert_state_dict,
                                          load_safetensors)
 from rlmba_jax.train import (Trainer, classification_metrics, make_loss, make_optimizer, top1)
@@ -191,16 +191,27 @@ def make_trainer(config: ml_collections.ConfigDict, model, data, mesh) -> Traine
 
 def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Trainer,
                            names: tuple[str, ...]):
-  """``(train_state, weights, labelled, pool_inputs, key) -> PoolView`` for the configured
-  strategy, with the optional fields it ``needs`` filled in (dropout passes, coalition
-  probabilities, the fused head)."""
+  """``(train_state, weights, labelled, pool_inputs, key, outputs=None) -> PoolView`` for
+  the configured strategy, with the optional fields it ``needs`` filled in (dropout passes,
+  coalition probabilities, the fused head).
+
+  ``outputs``: the pool outputs of the same parameters under any modality weights (the
+  last evaluation's), which saves a pass over the pool. With the ``evidence`` fusion the
+  fused outputs are always recomputed for ``weights`` by one function
+  (``models.fuse_with_weights``), so a given and a fresh prediction give the same view.
+  """
   needs = selection.strategy_needs(config.al.strategy)
   fused_head = make_fused_head(model) if "fused_head" in needs else None
   coalitions = jax.jit(_coalition_probabilities_fn(config.model, names))
+  reweight = (jax.jit(functools.partial(fuse_with_weights, names=names))
+              if config.model.fusion == "evidence" else None)
 
-  def build(train_state, weights, labelled, pool_inputs, key):
+  def build(train_state, weights, labelled, pool_inputs, key, outputs=None):
     params, model_state = train_state.params, train_state.model_state
-    outputs = trainer.predict(params, pool_inputs, weights, model_state)
+    if outputs is None:
+      outputs = trainer.predict(params, pool_inputs, weights, model_state)
+    if reweight is not None:
+      outputs = reweight(outputs, modality_weights=weights)
     extra = {}
     if "mc_probs" in needs:
       extra["mc_probs"] = trainer.predict_mc(params, pool_inputs, key,
@@ -364,6 +375,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   if start > total_rounds:
     logging.info("%s is complete (%d rounds); raise al.rounds to continue.", workdir,
                  start - 1)
+  pool_outputs = None  # the last evaluation's pool outputs (evidential heads), reused once
   for r in range(start, total_rounds + 1):
     keys = round_keys(config.seed, r)
     t0 = time.time()
@@ -372,7 +384,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       # The policy's draw is recomputed even when the ledger already holds this round, so
       # the REINFORCE update after a resume is the one an uninterrupted run makes.
       view = build_view(state["train"], weight_state.weights, labelled, pool_inputs,
-                        keys["mc_dropout"])
+                        keys["mc_dropout"], pool_outputs)
       drawn, transition, candidate_positions = agent.select(
           policy_state, keys["select"], keys["policy"], view, history[-1],
           float(jnp.mean(labelled)))
@@ -400,7 +412,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
         positions = drawn
       else:
         view = build_view(state["train"], weight_state.weights, labelled, pool_inputs,
-                          keys["mc_dropout"])
+                          keys["mc_dropout"], pool_outputs)
         positions = strategy_fn(keys["select"], view, config.al.budget_per_round)
       positions = np.asarray(jax.device_get(positions), np.int32)
       ids = [int(i) for i in data.pool.ids[positions]]
@@ -410,6 +422,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       if writer:
         ledger.append(r, ids)
     select_seconds = time.time() - t0
+    view = pool_outputs = None  # free the pool-sized arrays before training
     if phase_callback:
       phase_callback(r, "labelled")
 
@@ -439,11 +452,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       contributions = -contributions
     if config.modality.amcb:
       weight_state = modality.amcb_update(weight_state, contributions, **amcb)
-    pool_uncertainty = None
+    pool_uncertainty = pool_outputs = None
     if config.model.head == "evidential":
-      pool_uncertainty = float(_pool_uncertainty(
-          trainer.predict(train_state.params, pool_inputs, train_weights,
-                          train_state.model_state), labelled))
+      pool_outputs = trainer.predict(train_state.params, pool_inputs, train_weights,
+                                     train_state.model_state)
+      pool_uncertainty = float(_pool_uncertainty(pool_outputs, labelled))
     log = _to_python(train_log)
     as_dict = lambda v: dict(zip(names, _to_python(v)))
     record = {

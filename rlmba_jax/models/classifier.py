@@ -137,19 +137,34 @@ class MultimodalClassifier(nn.Module):
       out["fused_bias"] = jnp.broadcast_to(bias, fused_logits.shape)
       out["fused_logits"] = fused_logits
       out["fused_probs"], fused_alpha = self._distribution(fused_logits)
-    else:
-      alphas = jnp.stack([out["alpha"][m] for m in names])
-      if self.fusion == "tmc":
-        fused_alpha = fusion_lib.tmc_fusion(alphas)
-      else:
-        weights = (jnp.full((len(names),), 1.0 / len(names)) if modality_weights is None
-                   else modality_weights)
-        fused_alpha = fusion_lib.weighted_evidence_fusion(alphas, weights)
+    elif self.fusion == "tmc":
+      fused_alpha = fusion_lib.tmc_fusion(jnp.stack([out["alpha"][m] for m in names]))
       out["fused_logits"] = jnp.log(fused_alpha)
       out["fused_probs"] = fusion_lib.expected_probabilities(fused_alpha)
+    else:
+      return fuse_with_weights(out, names, modality_weights)
     if fused_alpha is not None:
       out["fused_alpha"] = fused_alpha
     return out
+
+
+def fuse_with_weights(outputs: dict[str, Any], names: Sequence[str],
+                        modality_weights: jnp.ndarray | None) -> dict[str, Any]:
+  """The ``evidence`` fusion's fused outputs for other modality weights.
+
+  Only ``fused_alpha`` (``1 + sum_m w_m (alpha_m - 1)``), ``fused_logits`` and
+  ``fused_probs`` depend on the weights; the encoders and the per-modality heads do not. So
+  outputs computed under one set of AMCB weights give those under another without a new
+  forward pass (the loop re-scores the pool this way after the weights change).
+  ``outputs``: the classifier's outputs (``alpha`` m -> ``[..., C]``); None weights =
+  uniform. Returns a new dict.
+  """
+  weights = (jnp.full((len(names),), 1.0 / len(names)) if modality_weights is None
+             else modality_weights)
+  fused_alpha = fusion_lib.weighted_evidence_fusion(
+      jnp.stack([outputs["alpha"][m] for m in names]), weights)
+  return dict(outputs, fused_alpha=fused_alpha, fused_logits=jnp.log(fused_alpha),
+              fused_probs=fusion_lib.expected_probabilities(fused_alpha))
 
 
 def build_model(model_cfg, modalities: tuple[ModalitySpec, ...], num_classes: int
