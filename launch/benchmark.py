@@ -417,7 +417,8 @@ def _round_config(strategy: str, epochs: int, model_kind: str, amp: bool, filter
              ModalitySpec("audio", (257, 501, 1), "image"))
   else:
     half = _FEATURES.value // 2
-    specs = (ModalitySpec("a", (half,)), ModalitySpec("b", (_FEATURES.value - half,)))
+    specs = (ModalitySpec("a", (half,)), ModalitySpec("b", (half,)))
+    config.model.width = half  # fused features D wide, as in the selection workloads
   return config, specs
 
 
@@ -431,6 +432,7 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
   from rlmba_jax import modality  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment import loop  # pylint: disable=g-import-not-at-top
   config, specs = _round_config(strategy, epochs, model_kind, amp, filters)
+  config.al.initial_size, config.al.budget_per_round = labels, picks
   names = tuple(m.name for m in specs)
   mesh = parallel.make_mesh(0)
   model = build_model(config.model, specs, classes)
@@ -495,7 +497,12 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
   _, steady, _ = one_round(state)
   row = dict(workload="round", strategy=strategy, model=model_kind, n=n, labels=labels,
              picks=picks, epochs=epochs, train_steps=steps, amp_bf16=amp, classes=classes,
-             eval_rows=eval_rows, device=_device(), num_devices=jax.device_count(),
+             eval_rows=eval_rows, feature_width=sum(
+                 int(np.prod(f.shape[1:])) for f in jax.tree.leaves(
+                     jax.eval_shape(lambda: model.apply(
+                         {"params": state.params, **state.model_state},
+                         trainer.example(pool_inputs))["features"]))),
+             device=_device(), num_devices=jax.device_count(),
              compile_s=round(first["round_s"] - steady["round_s"], 3),
              **{k: round(v, 4) for k, v in steady.items()})
   if model_kind == "av":
