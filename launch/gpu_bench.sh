@@ -5,7 +5,7 @@
 # The device image lacks ml_collections: carry its wheel in .whl/ (see the README).
 #   targets: av_train b32 >= torch.compile bf16; av_infer >= 1.3x eager bf16; it_train >=
 #   1.3x eager bf16; badge N=50k C=31 >= 30x; rlmba_select N=100k D=1024 b=1000 < 1 s.
-set -u
+set -u -o pipefail
 out=${1:-gpu_bench.jsonl}
 . launch/device_env.sh
 ref() { timeout "${T:-150}" "$py" ../shared/bench/torch_reference.py --out "$out" "$@" \
