@@ -1,8 +1,7 @@
 """Device mesh, shardings and multi-host start-up.
 
 One data axis: batches, pool rows and pool chunks are split over it, parameters are
-replicated. The same
-code runs on one CPU, one GPU, N local devices or a multi-host slice.
+replicated. The same code runs on one CPU, one GPU, N local devices or a multi-host slice.
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ def gradient_embedding_kmeanspp(key: jax.Array, residuals: jnp.ndarray,
 
   def squared_distance_to(j):
     rr = jnp.dot(residuals, take_rows(residuals, j), precision=_HIGHEST)
-    hh = jnp.stack([jnp.dot(b, take_rows(b, j), precision=_HIGHEST) for b in blocks], -1)  # [N, M]
+    hh = jnp.stack([jnp.dot(b, take_rows(b, j), precision=_HIGHEST)
+                    for b in blocks], -1)  # [N, M]
     cross = rr * jnp.sum(scales * take_rows(scales, j) * hh, -1)
     return squared_norms + take_rows(squared_norms, j) - 2.0 * cross
 
