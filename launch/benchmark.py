@@ -21,7 +21,8 @@ item (the view's arrays, XLA's working memory); ``select`` does the same for ``-
 process and fits time against N. ``round`` is one whole active-learning round through the
 loop's own pieces (pool inference and selection, retraining, evaluation) on a synthetic pool
 of ``--pool_sizes`` rows: two modalities of D/2 features, or the audio-visual networks at
-the real input shapes (``--round_model=av``). ``strategies`` times every named strategy on a synthetic pool of N examples with two
+the real input shapes (``--round_model=av``). ``strategies`` times every named strategy
+on a synthetic pool of N examples with two
 modalities of D/2 features each, C classes and ``--labelled`` labelled examples, picking
 ``--picks``. ``av_train`` / ``av_infer`` / ``it_train`` are torch_reference.py's workloads
 with its flags (``--batch``, ``--infer_batch``, ``--amp``, ``--warmup``, ``--steps``; the first
@@ -482,7 +483,8 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
     t0 = time.perf_counter()
     outputs = {k: trainer.predict(state.params, x, weights, state.model_state)
                for k, (x, _) in evals.items()}
-    metrics = {k: loop._evaluate(outputs[k], evals[k][1]) for k in evals}  # pylint: disable=protected-access
+    evaluate = loop._evaluate  # pylint: disable=protected-access
+    metrics = {k: evaluate(outputs[k], evals[k][1]) for k in evals}
     result = [metrics, analyse(outputs["val"], evals["val"][1], weights)]
     if config.model.head == "evidential":
       result.append(loop._pool_uncertainty(  # pylint: disable=protected-access

@@ -186,7 +186,8 @@ def kmeans_centroids(key: jax.Array, features: jnp.ndarray, available: jnp.ndarr
     return squared_distances(features, take_rows(features, j[None]), norms)[:, 0]
 
   seeds = kmeans_plusplus(key, norms, to_row, available, k, first="random")
-  return lloyd_kmeans(features, available.astype(features.dtype), take_rows(features, seeds), iterations)
+  return lloyd_kmeans(features, available.astype(features.dtype), take_rows(features, seeds),
+                      iterations)
 
 
 def kmeans_select(key: jax.Array, features: jnp.ndarray, available: jnp.ndarray, budget: int,
