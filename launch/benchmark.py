@@ -174,14 +174,19 @@ def badge(n: int, d: int, c: int, picks: int, repeats: int):
              jax=jax.__version__)
 
 
+def _last_round_record(names):
+  """A stand-in for the previous round's metrics (the RL-MBA policy's round state)."""
+  return {"val_top1": 0.5, "val_nll": 1.0, "val_ece": 0.1,
+          "top1_gap": {m: 0.0 for m in names}, "train_loss_curve": [1.0, 0.5],
+          "train_grad_norm": 1.0}
+
+
 def _rlmba_select(view, picks):
   """RL-MBA's full selection (candidate scoring, policy, Plackett-Luce draw) as a thunk."""
   options = default_config().al.rlmba.to_dict()
   agent = policy.RLMBAAgent(options, view.names, picks, view.labelled.shape[0])
   state = agent.init(jax.random.key(0))
-  record = {"val_top1": 0.5, "val_nll": 1.0, "val_ece": 0.1,
-            "top1_gap": {m: 0.0 for m in view.names},
-            "train_loss_curve": [1.0, 0.5], "train_grad_norm": 1.0}
+  record = _last_round_record(view.names)
   return lambda: agent.select(state, jax.random.key(1), jax.random.key(2), view, record,
                               0.1)[0]
 
@@ -458,9 +463,7 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
   example = trainer.example(pool_inputs)
   state = trainer.init(jax.random.key(0), example)
   policy_state = None if agent is None else agent.init(jax.random.key(5))
-  record = {"val_top1": 0.5, "val_nll": 1.0, "val_ece": 0.1,
-            "top1_gap": {m: 0.0 for m in names}, "train_loss_curve": [1.0, 0.5],
-            "train_grad_norm": 1.0}
+  record = _last_round_record(names)
 
   def one_round(state):
     times = {}

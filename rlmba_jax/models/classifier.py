@@ -149,7 +149,7 @@ class MultimodalClassifier(nn.Module):
 
 
 def fuse_with_weights(outputs: dict[str, Any], names: Sequence[str],
-                        modality_weights: jnp.ndarray | None) -> dict[str, Any]:
+                      modality_weights: jnp.ndarray | None) -> dict[str, Any]:
   """The ``evidence`` fusion's fused outputs for other modality weights.
 
   Only ``fused_alpha`` (``1 + sum_m w_m (alpha_m - 1)``), ``fused_logits`` and

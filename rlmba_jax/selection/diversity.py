@@ -22,8 +22,8 @@ def squared_distances(x: jnp.ndarray, y: jnp.ndarray,
                       x_squared_norms: jnp.ndarray | None = None) -> jnp.ndarray:
   """``||x_i - y_j||^2`` for ``x [N, D]``, ``y [K, D]`` -> ``[N, K]`` (clipped at 0).
 
-  ``x_squared_norms [N]``: ``sum(x * x, -1)`` when the caller already has it (loops that
-  meet the same ``x`` every step then read it once per step, not twice).
+  ``x_squared_norms [N]``: ``sum(x * x, -1)`` when the caller already has it (loops over
+  the same ``x`` compute it once, outside the loop, whatever the compiler hoists).
   """
   chex.assert_rank((x, y), 2)
   if x_squared_norms is None:
@@ -40,8 +40,7 @@ def take_rows(x: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
   N, each device reads only its own rows and one small all-reduce assembles the result;
   ``x[j]`` would first gather the whole of ``x`` onto every device.
   """
-  return jnp.take(x, index, axis=0, mode="clip", unique_indices=True,
-                  indices_are_sorted=jnp.ndim(index) == 0)
+  return jnp.take(x, index, axis=0, mode="clip")
 
 
 def min_squared_distance_to_set(x: jnp.ndarray, members: jnp.ndarray, block: int = 1024

@@ -2,8 +2,9 @@
 
 Two modalities ``a`` and ``b`` with ``D/2`` non-negative features each (as after a ReLU), a
 random linear fused head over their concatenation, evidential heads for both and their
-weighted evidence fusion. Only the optional fields a strategy ``needs`` are filled in, so a
-pool of a million rows holds what a real round would hold and nothing more.
+weighted evidence fusion (uniform weights). Only the optional fields a strategy ``needs``
+are filled in, so a pool of a million rows holds what a real round would hold and nothing
+more.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from rlmba_jax import parallel
+from rlmba_jax.fusion import weighted_evidence_fusion
 from rlmba_jax.selection.base import NEEDS, PoolView
 
 MODALITIES = ("a", "b")
@@ -60,11 +65,12 @@ def synthetic_pool(num_rows: int, features: int, num_classes: int, num_labelled:
         jnp.stack([logits * s for s in (0.0, 0.6, 0.4, 1.0)]))
   if "fused_head" in needs:
     extra.update(head_params=head, fused_head=_linear_head)
+  weights = jnp.full((len(MODALITIES),), 1.0 / len(MODALITIES))
   if "evidential" in needs:
-    extra.update(modality_alphas=alphas,
-                 fused_alpha=1.0 + sum(a - 1.0 for a in alphas.values()))
+    extra.update(modality_alphas=alphas, fused_alpha=weighted_evidence_fusion(
+        jnp.stack([alphas[m] for m in MODALITIES]), weights))
   if "modality_weights" in needs:
-    extra["modality_weights"] = jnp.full((len(MODALITIES),), 1.0 / len(MODALITIES))
+    extra["modality_weights"] = weights
   return PoolView(jax.nn.softmax(logits),
                   {m: a / a.sum(-1, keepdims=True) for m, a in alphas.items()},
                   feats, jnp.asarray(mask), modality_names=MODALITIES, **extra)
@@ -74,8 +80,6 @@ def shard_pool(view: PoolView, mesh) -> PoolView:
   """``view`` with its pool axis split over ``mesh``'s data axis: axis 0 of the ``[N, ...]``
   arrays, axis 1 of ``mc_probs`` / ``coalition_probs``; everything else replicated. N must
   be a multiple of the mesh size."""
-  from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
-  from rlmba_jax import parallel  # pylint: disable=g-import-not-at-top
   n = view.labelled.shape[0]
   if n % mesh.devices.size:
     raise ValueError(f"a pool of {n} rows does not split evenly over {mesh.devices.size} "
