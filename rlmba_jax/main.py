@@ -51,9 +51,11 @@ def main(argv):
     summary = run(_CONFIG.value, _WORKDIR.value)
   except (ConfigError, WorkdirError) as e:
     raise app.UsageError(str(e)) from None
-  print(f"done: {summary['strategy']} seed {summary['seed']}: test top-1 "
-        f"{summary['final'].get('test_top1', float('nan')):.4f} with "
-        f"{summary['final'].get('num_labeled', 0)} labels; outputs in {_WORKDIR.value}")
+  final = summary["final"]
+  metric = "test" if "test_top1" in final else "val"
+  print(f"done: {summary['strategy']} seed {summary['seed']}: {metric} top-1 "
+        f"{final.get(f'{metric}_top1', float('nan')):.4f} with "
+        f"{final.get('num_labeled', 0)} labels; outputs in {_WORKDIR.value}")
 
 
 def _parse_flags(argv):

@@ -54,6 +54,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.model.dropout = 0.1
   c.model.head = "softmax"  # "softmax" | "evidential" (Dirichlet heads)
   c.model.fusion = "concat"  # "concat" | "tmc" (Dempster-Shafer) | "evidence" (RL-MBA)
+  # The concat multimodal head's output: "softmax" (cross-entropy, BMMAL's and the paper's
+  # classifier), "evidential" (a Dirichlet), or "auto" (the same kind as model.head).
+  c.model.fused_head = "auto"
   c.model.evidence_activation = "softplus"  # "softplus" | "relu" | "exp"
   # Per-modality encoders, "modality=name,...": mlp | cnn | resnet18 | resnet101 |
   # r2plus1d_18 | bert (unnamed modalities: mlp for vectors, cnn for images, r2plus1d_18
@@ -107,6 +110,11 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.initial_size = 50
   c.al.budget_per_round = 50
   c.al.rounds = 5  # selection rounds after the initial set
+  # Record what each round's picks are (class histogram, where they sit in the pool's
+  # uncertainty / difficulty / distance rankings, overlap with margin's and BADGE's picks,
+  # which term of RL-MBA's q decides; selection.diagnostics) under "selection" in
+  # rounds.jsonl. Costs one pool pass and a margin and a BADGE selection per round.
+  c.al.diagnostics = False
   # Options of individual strategies (passed to the strategy whose name they carry).
   c.al.bald = ml_collections.ConfigDict()
   c.al.bald.passes = 10  # MC-dropout forward passes (the BMMAL code's 10)
@@ -147,9 +155,32 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.rlmba.reference_runs = ""
   c.al.rlmba.init_from = ""  # workdir of an earlier rlmba run to warm-start the policy
 
+  c.eval = ml_collections.ConfigDict()
+  # False: the test split is never evaluated; records and the summary hold validation
+  # figures only (hyper-parameter search: launch/tune.py sets it, and refuses runs without).
+  c.eval.test = True
+
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.max_to_keep = 2
   return c
+
+
+def paper_protocol(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Sets the paper's comparison protocol on ``config`` (in place; returns it).
+
+  One classifier for every strategy, as in the paper and BMMAL: a softmax multimodal head
+  over the concatenated modality features (whose accuracy is reported, and is Top-1_mm in
+  AMCB's Delta_m) plus one evidential head per modality (the alpha_m EFDA reads). AMCB's
+  weights and the weighted evidence fusion alpha_f = 1 + sum_m w_m (alpha_m - 1) act in
+  RL-MBA's selection only, so the classifier never depends on the strategy. kappa = 5 as
+  the paper states; selection diagnostics recorded.
+  """
+  config.model.head = "evidential"
+  config.model.fusion = "concat"
+  config.model.fused_head = "softmax"
+  config.al.rlmba.kappa = 5
+  config.al.diagnostics = True
+  return config
 
 
 class ConfigError(ValueError):
@@ -263,7 +294,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                       f"choose from {', '.join(selection.available_strategies())}")
   from rlmba_jax.models.classifier import check_head_and_fusion  # pylint: disable=g-import-not-at-top
   try:
-    check_head_and_fusion(given["model.head"], given["model.fusion"])
+    check_head_and_fusion(given["model.head"], given["model.fusion"], given["model.fused_head"])
   except ValueError as e:
     raise ConfigError(f"config.{e}") from None
   from rlmba_jax.fusion import EVIDENCE_ACTIVATIONS  # pylint: disable=g-import-not-at-top

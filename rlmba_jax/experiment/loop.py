@@ -41,6 +41,8 @@ from rlmba_jax.experiment.checkpoint import RoundCheckpointer
 from rlmba_jax.experiment.config import (check_budget, config_differences, strategy_options,
                                          validate_config)
 from rlmba_jax.models import build_model, fuse_with_weights, make_fused_head
+from rlmba_jax.models.classifier import fused_head_kind
+from rlmba_jax.selection.diagnostics import selection_diagnostics
 from rlmba_jax.models.pretrained import (PretrainedWeightsError, convert_state_dict,
                                          load_safetensors)
 from rlmba_jax.train import (Trainer, classification_metrics, make_loss, make_optimizer, top1)
@@ -94,9 +96,11 @@ def _coalition_probabilities_fn(model_cfg, names: tuple[str, ...]):
   """``(outputs, weights) -> [2^M, B, C]`` fused probabilities of every modality coalition."""
   masks = jnp.asarray(modality.coalition_masks(len(names)))
 
+  fused_kind = fused_head_kind(model_cfg.head, model_cfg.fusion, model_cfg.fused_head)
+
   def coalitions(outputs, weights):
     return modality.coalition_probabilities(
-        outputs, masks, modalities=names, head=model_cfg.head, fusion=model_cfg.fusion,
+        outputs, masks, modalities=names, head=fused_kind, fusion=model_cfg.fusion,
         evidence_activation=model_cfg.evidence_activation, modality_weights=weights)
 
   return coalitions
@@ -223,13 +227,42 @@ def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Tr
       extra["fused_head"] = fused_head
     if "evidential" in needs and "alpha" in outputs:
       extra["modality_alphas"] = outputs["alpha"]
-      extra["fused_alpha"] = outputs["fused_alpha"]
+      extra["fused_alpha"] = outputs.get("fused_alpha")
     if "modality_weights" in needs:
       extra["modality_weights"] = weights
     return selection.PoolView(outputs["fused_probs"], outputs["probs"], outputs["features"],
                               labelled, modality_names=names, **extra)
 
   return build
+
+
+def make_diagnose(config: ml_collections.ConfigDict, names: tuple[str, ...],
+                  num_classes: int):
+  """``(key, outputs, weights, labelled, positions, labels) -> dict`` of plain numbers:
+  ``selection.diagnostics.selection_diagnostics`` of the picks on the model that chose
+  them (the view RL-MBA's scorer would see, whatever the strategy)."""
+  o = config.al.rlmba
+  efda = o.efda and config.model.head == "evidential"
+  reweight = config.model.fusion == "evidence"
+
+  @jax.jit
+  def diagnose(key, outputs, weights, labelled, positions, labels):
+    if reweight:
+      outputs = fuse_with_weights(outputs, names, weights)
+    view = selection.PoolView(outputs["fused_probs"], outputs["probs"], outputs["features"],
+                              labelled, modality_alphas=outputs.get("alpha"),
+                              modality_weights=weights, modality_names=names)
+    return selection_diagnostics(key, view, positions, labels, num_classes=num_classes,
+                                 kappa=o.kappa, beta=o.beta, efda=efda,
+                                 lloyd_iterations=o.lloyd_iterations)
+
+  def run_diagnose(key, outputs, weights, labelled, positions, labels):
+    out = _to_python(diagnose(key, outputs, weights, labelled, jnp.asarray(positions),
+                              labels))
+    out["rank_uncertainty"] = dict(zip(names, out["rank_uncertainty"]))
+    return out
+
+  return run_diagnose
 
 
 @jax.jit
@@ -258,10 +291,12 @@ def make_modality_analysis(model_cfg, names: tuple[str, ...]):
   return analyse
 
 
-@jax.jit
-def _pool_uncertainty(outputs: Mapping[str, Any], labelled: jnp.ndarray) -> jnp.ndarray:
-  """Mean Dirichlet-variance difficulty U(x) of the fused opinion over the unlabelled pool."""
-  u = fusion_lib.mean_dirichlet_variance(outputs["fused_alpha"])
+@functools.partial(jax.jit, static_argnums=3)
+def _pool_uncertainty(outputs: Mapping[str, Any], labelled: jnp.ndarray, weights: jnp.ndarray,
+                      names: tuple[str, ...]) -> jnp.ndarray:
+  """Mean EFDA difficulty U(x) over the unlabelled pool: the Dirichlet variance of the
+  weighted evidence fusion of the modality heads (``selection.efda_difficulty``)."""
+  u = selection.efda_difficulty(outputs["alpha"], names, weights)
   unlabelled = (~labelled).astype(u.dtype)
   return jnp.sum(u * unlabelled) / jnp.maximum(jnp.sum(unlabelled), 1.0)
 
@@ -319,8 +354,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
               momentum=config.modality.momentum)
   pool_inputs = trainer.put(data.pool)
   pool_labels = trainer.put_labels(data.pool)
+  # With config.eval.test off (hyper-parameter search) the test split never reaches the
+  # device and no record or summary holds a test figure.
+  splits = (("val", data.val), ("test", data.test)) if config.eval.test else (("val", data.val),)
   evals = {split: (trainer.put(arrays), parallel.put_replicated(arrays.labels, mesh))
-           for split, arrays in (("val", data.val), ("test", data.test))}
+           for split, arrays in splits}
   example = trainer.example(pool_inputs)
   num_pool = len(data.pool)
   strategy_fn = jax.jit(functools.partial(selection.get_strategy(config.al.strategy),
@@ -329,6 +367,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   initial_fn = jax.jit(selection.get_strategy("random"), static_argnums=2)
   position_of = {int(i): p for p, i in enumerate(data.pool.ids)}
   agent, references = _make_agent(config, names, len(data.pool))
+  diagnose = (make_diagnose(config, names, data.num_classes) if config.al.diagnostics
+              else None)
 
   ledger = Ledger(os.path.join(workdir, "ledger.jsonl"))
   checkpointer = RoundCheckpointer(os.path.join(workdir, "checkpoints"),
@@ -379,7 +419,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   for r in range(start, total_rounds + 1):
     keys = round_keys(config.seed, r)
     t0 = time.time()
-    transition = None
+    transition = diagnostics = None
+    if diagnose is not None and r > 0 and pool_outputs is None:
+      pool_outputs = trainer.predict(state["train"].params, pool_inputs, weight_state.weights,
+                                     state["train"].model_state)
     if agent is not None and r > 0:
       # The policy's draw is recomputed even when the ledger already holds this round, so
       # the REINFORCE update after a resume is the one an uninterrupted run makes.
@@ -422,6 +465,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       if writer:
         ledger.append(r, ids)
     select_seconds = time.time() - t0
+    if diagnose is not None and r > 0:
+      diagnostics = diagnose(keys["select"], pool_outputs, weight_state.weights, labelled,
+                             positions, pool_labels)
     view = pool_outputs = None  # free the pool-sized arrays before training
     if phase_callback:
       phase_callback(r, "labelled")
@@ -456,20 +502,22 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     if config.model.head == "evidential":
       pool_outputs = trainer.predict(train_state.params, pool_inputs, train_weights,
                                      train_state.model_state)
-      pool_uncertainty = float(_pool_uncertainty(pool_outputs, labelled))
+      pool_uncertainty = float(_pool_uncertainty(pool_outputs, labelled, train_weights, names))
     log = _to_python(train_log)
     as_dict = lambda v: dict(zip(names, _to_python(v)))
-    record = {
-        "round": r, "num_labeled": int(jnp.sum(labelled)), "strategy": config.al.strategy,
-        "seed": int(config.seed),
-        "test_top1": metrics["test"]["top1"], "test_nll": metrics["test"]["nll"],
-        "test_ece": metrics["test"]["ece"],
-        "val_top1": metrics["val"]["top1"], "val_nll": metrics["val"]["nll"],
-        "val_ece": metrics["val"]["ece"],
-        "test_macro_f1": metrics["test"]["macro_f1"],
-        "per_class_test_top1": [None if np.isnan(v) else v
-                                for v in metrics["test"]["per_class_top1"]],
-        "per_modality_test_top1": metrics["test"]["per_modality_top1"],
+    test = metrics.get("test")  # None when config.eval.test is off (tuning)
+    record = {"round": r, "num_labeled": int(jnp.sum(labelled)),
+              "strategy": config.al.strategy, "seed": int(config.seed)}
+    if test:
+      record.update(test_top1=test["top1"], test_nll=test["nll"], test_ece=test["ece"])
+    record.update(val_top1=metrics["val"]["top1"], val_nll=metrics["val"]["nll"],
+                  val_ece=metrics["val"]["ece"])
+    if test:
+      record.update(test_macro_f1=test["macro_f1"],
+                    per_class_test_top1=[None if np.isnan(v) else v
+                                         for v in test["per_class_top1"]],
+                    per_modality_test_top1=test["per_modality_top1"])
+    record.update({
         "per_modality_val_top1": metrics["val"]["per_modality_top1"],
         "top1_gap": as_dict(gap), "shapley": as_dict(shapley),
         "balance": float(modality.modality_balance(shapley)),
@@ -479,7 +527,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
         "train_grad_norm": log.epoch_grad_norm[-1], "train_steps": int(log.num_steps),
         "select_seconds": round(select_seconds, 4), "train_seconds": round(train_seconds, 4),
         "eval_seconds": round(time.time() - t2, 4),
-    }
+    })
+    if diagnostics is not None:
+      record["selection"] = diagnostics
     if transition is not None:
       try:
         raw_reward = agent.reward(record, history, references)
@@ -498,24 +548,27 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       io.append_jsonl(rounds_path, record)
     if phase_callback:
       phase_callback(r, "reported")
-    logging.info("round %d/%d | %s | labels %d | test top-1 %.4f | val top-1 %.4f | "
+    logging.info("round %d/%d | %s | labels %d | test top-1 %s | val top-1 %.4f | "
                  "select %.2fs train %.2fs", r, total_rounds, config.al.strategy,
-                 record["num_labeled"], record["test_top1"], record["val_top1"],
+                 record["num_labeled"],
+                 f"{record['test_top1']:.4f}" if test else "(not read)", record["val_top1"],
                  select_seconds, train_seconds)
 
   checkpointer.close()
-  summary = {
-      "strategy": config.al.strategy, "seed": int(config.seed), "data": config.data.name,
-      "rounds": len(history) - 1,
-      "num_labeled": [h["num_labeled"] for h in history],
-      "test_top1": [h["test_top1"] for h in history],
-      "final": {k: v for k, v in history[-1].items() if k != "train_loss_curve"}
-               if history else {},
-      "area_under_curve": area_under_curve([h["num_labeled"] for h in history],
-                                           [h["test_top1"] for h in history]),
-      "devices": [str(d) for d in mesh.devices.flat],
-      "seconds_this_invocation": round(time.time() - t_start, 3),
-  }
+  counts = [h["num_labeled"] for h in history]
+  summary = {"strategy": config.al.strategy, "seed": int(config.seed),
+             "data": config.data.name, "rounds": len(history) - 1, "num_labeled": counts}
+  if config.eval.test:
+    summary["test_top1"] = [h["test_top1"] for h in history]
+  summary["final"] = ({k: v for k, v in history[-1].items() if k != "train_loss_curve"}
+                      if history else {})
+  if config.eval.test:
+    summary["area_under_curve"] = area_under_curve(counts, summary["test_top1"])
+  else:
+    summary["val_area_under_curve"] = area_under_curve(counts,
+                                                       [h["val_top1"] for h in history])
+  summary["devices"] = [str(d) for d in mesh.devices.flat]
+  summary["seconds_this_invocation"] = round(time.time() - t_start, 3)
   if writer:
     io.write_json(os.path.join(workdir, "summary.json"), summary)
   return summary

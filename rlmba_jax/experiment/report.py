@@ -58,11 +58,12 @@ def _mean_std(x: np.ndarray, scale: float = 100.0, digits: int = 1) -> str:
   return f"{scale * np.mean(x):.{digits}f} ± {scale * np.std(x):.{digits}f}"
 
 
-def summary_rows(runs: Runs) -> list[dict[str, Any]]:
-  """Per label: counts, mean/std top-1 per count, AUC and final balance over seeds."""
+def summary_rows(runs: Runs, metric: str = "test_top1") -> list[dict[str, Any]]:
+  """Per label: counts, mean/std of ``metric`` per count, its AUC and the final balance
+  over seeds."""
   rows = []
   for label, per_seed in runs.items():
-    counts, top1 = curve_matrix(per_seed)
+    counts, top1 = curve_matrix(per_seed, metric)
     auc = np.asarray([area_under_curve(list(counts), list(v)) for v in top1])
     balance = np.asarray([recs[len(counts) - 1]["balance"] for recs in per_seed.values()])
     select = np.asarray([np.median([r["select_seconds"] for r in recs[1:len(counts)]])
@@ -73,16 +74,19 @@ def summary_rows(runs: Runs) -> list[dict[str, Any]]:
 
 
 def markdown_report(runs: Runs, *, title: str = "Active-learning comparison",
-                    notes: str = "", plots: tuple[str, ...] = ()) -> str:
-  """The report's markdown: test top-1 (%) at each label count, AUC, balance, select time."""
-  rows = summary_rows(runs)
+                    notes: str = "", plots: tuple[str, ...] = (),
+                    metric: str = "test_top1") -> str:
+  """The report's markdown: ``metric`` (%) at each label count, AUC, balance, select time."""
+  rows = summary_rows(runs, metric)
+  split = metric.split("_")[0]
   if not rows:
     return f"# {title}\n\nNo finished rounds yet.\n"
   counts = max((r["counts"] for r in rows), key=len)
   head = ("| strategy | seeds | " + " | ".join(f"{c} labels" for c in counts)
           + " | AUC | balance | select s/round |")
   lines = [f"# {title}", "", notes, "",
-           "Test top-1 (%) as mean ± std over seeds; AUC: area under test top-1 vs labels "
+           f"{split.capitalize()} top-1 (%) as mean ± std over seeds; AUC: area under "
+           f"{split} top-1 vs labels "
            "divided by the label range (%); balance: modality balance of the last round's "
            "model (0 one modality, 1 all equal); select: median seconds per selection "
            "round (pool inference + strategy).",
@@ -106,9 +110,75 @@ def markdown_report(runs: Runs, *, title: str = "Active-learning comparison",
                  + (f"{np.mean(r['select_seconds']):.3f}" if r["select_seconds"].size else "-")
                  + " |")
   lines.append("")
+  lines += per_modality_table(runs, split)
+  lines += diagnostics_table(runs)
   for p in plots:
     lines.append(f"![{os.path.splitext(os.path.basename(p))[0]}]({p})")
   return "\n".join(lines) + "\n"
+
+
+def per_modality_table(runs: Runs, split: str = "test") -> list[str]:
+  """Markdown lines: each modality head's top-1 (%) and the AMCB weights at the last
+  round every seed finished, mean ± std over seeds."""
+  key = f"per_modality_{split}_top1"
+  if not runs or any(key not in recs[0] for per_seed in runs.values()
+                     for recs in per_seed.values()):
+    return []
+  names = list(next(iter(next(iter(runs.values())).values()))[0][key])
+  lines = [f"Per-modality {split} top-1 (%) of each modality's own head, and the AMCB "
+           "weights, at the last round (mean ± std over seeds).", "",
+           "| strategy | " + " | ".join(names) + " | " + " | ".join(f"w {m}" for m in names)
+           + " |", "|" + " --- |" * (2 * len(names) + 1)]
+  for label, per_seed in runs.items():
+    last = min(len(r) for r in per_seed.values()) - 1
+    acc = [_mean_std(np.asarray([recs[last][key][m] for recs in per_seed.values()]))
+           for m in names]
+    w = [_mean_std(np.asarray([recs[last]["modality_weights"][m]
+                               for recs in per_seed.values()]), 1.0, 2) for m in names]
+    lines.append(f"| {label} | " + " | ".join(acc) + " | " + " | ".join(w) + " |")
+  return lines + [""]
+
+
+_RANKS = (("rank_difficulty", "U"), ("rank_centroid_distance", "d centroid"),
+          ("rank_labelled_distance", "d labelled"), ("rank_q", "q"))
+
+
+def diagnostics_table(runs: Runs) -> list[str]:
+  """Markdown lines: what each strategy picked (``selection`` of the round records,
+  ``selection.diagnostics``), averaged over selection rounds and seeds. Empty when no run
+  recorded diagnostics."""
+  rows = {label: [rec["selection"] for recs in per_seed.values() for rec in recs
+                  if rec.get("selection")]
+          for label, per_seed in runs.items()}
+  rows = {label: diags for label, diags in rows.items() if diags}
+  if not rows:
+    return []
+  names = list(next(iter(rows.values()))[0]["rank_uncertainty"])
+  lines = ["Selection diagnostics (`selection` in rounds.jsonl), mean over selection rounds "
+           "and seeds. Ranks: the median pick's percentile rank in the unlabelled pool "
+           "(0.5 = typical, 1 = the highest) of each modality's uncertainty ũ_m, EFDA's "
+           "fused difficulty U, the distance to the nearest of b k-means centroids and to "
+           "the nearest labelled example, and RL-MBA's q; far: picks farther from every "
+           "labelled example than 90 % of the pool (count per round); overlap: share of "
+           "the picks margin / BADGE pick from the same model; top-K by ũ / by d: share of "
+           "RL-MBA's candidate set the uncertainty / diversity term alone would give; "
+           "classes: the largest class's share of the picks.", "",
+           "| strategy | " + " | ".join(f"ũ {m}" for m in names) + " | "
+           + " | ".join(n for _, n in _RANKS)
+           + " | far | overlap margin | overlap BADGE | top-K by ũ | top-K by d | classes |",
+           "|" + " --- |" * (len(names) + len(_RANKS) + 7)]
+  for label, diags in rows.items():
+    mean = lambda f: float(np.mean([f(d) for d in diags]))
+    cells = [f"{mean(lambda d, m=m: d['rank_uncertainty'][m][1]):.2f}" for m in names]
+    cells += [f"{mean(lambda d, k=k: d[k][1]):.2f}" for k, _ in _RANKS]
+    cells += [f"{mean(lambda d: d['far_from_labelled']):.1f}",
+              f"{mean(lambda d: d['overlap_margin']):.2f}",
+              f"{mean(lambda d: d['overlap_badge']):.2f}",
+              f"{mean(lambda d: d['topk_overlap_uncertainty']):.2f}",
+              f"{mean(lambda d: d['topk_overlap_diversity']):.2f}",
+              f"{mean(lambda d: max(d['class_counts']) / max(1, sum(d['class_counts']))):.2f}"]
+    lines.append(f"| {label} | " + " | ".join(cells) + " |")
+  return lines + [""]
 
 
 def _pyplot():
@@ -118,14 +188,15 @@ def _pyplot():
   return plt
 
 
-def plot_learning_curves(runs: Runs, path: str, *, full_data: float | None = None) -> str:
-  """Test top-1 vs labels per strategy, mean with a ±1 std band. Writes a PNG."""
+def plot_learning_curves(runs: Runs, path: str, *, full_data: float | None = None,
+                         metric: str = "test_top1") -> str:
+  """``metric`` vs labels per strategy, mean with a ±1 std band. Writes a PNG."""
   plt = _pyplot()
   fig, ax = plt.subplots(figsize=(8, 5))
   colours = plt.get_cmap("tab20").colors
   styles = ("-", "--", ":", "-.")
   for i, (label, per_seed) in enumerate(runs.items()):
-    counts, top1 = curve_matrix(per_seed)
+    counts, top1 = curve_matrix(per_seed, metric)
     mean, std = 100 * top1.mean(0), 100 * top1.std(0)
     colour = colours[(2 * i) % 20 if i < 10 else (2 * i + 1) % 20]
     ax.plot(counts, mean, marker="os^v"[i // 4 % 4], ms=3, color=colour,
@@ -134,7 +205,7 @@ def plot_learning_curves(runs: Runs, path: str, *, full_data: float | None = Non
   if full_data is not None:
     ax.axhline(100 * full_data, color="k", ls="--", lw=1, label="full data")
   ax.set_xlabel("labelled examples")
-  ax.set_ylabel("test top-1 (%)")
+  ax.set_ylabel(f"{metric.split('_')[0]} top-1 (%)")
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7, ncol=2)
   fig.tight_layout()

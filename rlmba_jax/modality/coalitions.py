@@ -27,7 +27,9 @@ def coalition_probabilities(outputs: Mapping, masks: jnp.ndarray, *, modalities:
       ``alpha`` for ``tmc``/``evidence``).
     masks: ``[S, M]`` bool, which modalities each coalition keeps (``coalition_masks``).
     modalities: the M modality names, in the order of the mask columns.
-    head, fusion, evidence_activation: as in the model config.
+    head: the fused head's kind, ``"softmax"`` or ``"evidential"`` (``concat`` only;
+      ``models.classifier.fused_head_kind`` resolves it from the model config).
+    fusion, evidence_activation: as in the model config.
     modality_weights: ``[M]`` for ``evidence`` fusion (uniform if None).
   """
   masks = jnp.asarray(masks, jnp.float32)

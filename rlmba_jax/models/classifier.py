@@ -5,7 +5,10 @@ fused prediction is
 
 * ``concat``: a linear head over the concatenated features (written as one bias plus one
   ``[D, C]`` block per modality, i.e. exactly ``Dense`` on the concatenation, so each
-  modality's share of the fused logits, ``fused_parts``, is available for masking);
+  modality's share of the fused logits, ``fused_parts``, is available for masking). Its
+  output is a softmax or a Dirichlet as ``fused_head`` says: ``"auto"`` follows the
+  modality heads; the paper's protocol (BMMAL's classifier) is a softmax multimodal head
+  over evidential modality heads (``head="evidential", fused_head="softmax"``);
 * ``tmc``: Dempster-Shafer combination of the modality opinions (Trusted Multi-View
   Classification; evidential heads);
 * ``evidence``: RL-MBA's weighted evidence fusion ``1 + sum_m w_m (alpha_m - 1)`` with the
@@ -31,16 +34,31 @@ HEADS = ("softmax", "evidential")
 # bert for token ids.
 ENCODERS = ("auto", "mlp", "cnn", "resnet18", "resnet101", "r2plus1d_18", "bert")
 FUSIONS = ("concat", "tmc", "evidence")
+FUSED_HEADS = ("auto",) + HEADS
 
 
-def check_head_and_fusion(head: str, fusion: str) -> None:
+def check_head_and_fusion(head: str, fusion: str, fused_head: str = "auto") -> None:
   if head not in HEADS:
     raise ValueError(f"model.head={head!r}; choose from {HEADS}")
   if fusion not in FUSIONS:
     raise ValueError(f"model.fusion={fusion!r}; choose from {FUSIONS}")
+  if fused_head not in FUSED_HEADS:
+    raise ValueError(f"model.fused_head={fused_head!r}; choose from {FUSED_HEADS}")
   if fusion in ("tmc", "evidence") and head != "evidential":
     raise ValueError(f"model.fusion={fusion!r} combines Dirichlet opinions and needs "
                      "model.head='evidential'")
+  if fusion != "concat" and fused_head == "softmax":
+    raise ValueError(f"model.fused_head='softmax' is a linear multimodal head; it needs "
+                     f"model.fusion='concat', not {fusion!r} (whose fused opinion is a "
+                     "Dirichlet)")
+
+
+def fused_head_kind(head: str, fusion: str, fused_head: str = "auto") -> str:
+  """``"softmax"`` or ``"evidential"``: what the fused (multimodal) prediction is."""
+  check_head_and_fusion(head, fusion, fused_head)
+  if fusion != "concat":
+    return "evidential"
+  return head if fused_head == "auto" else fused_head
 
 
 class MultimodalClassifier(nn.Module):
@@ -62,6 +80,7 @@ class MultimodalClassifier(nn.Module):
   dropout: float = 0.0
   head: str = "softmax"
   fusion: str = "concat"
+  fused_head: str = "auto"  # concat only: "softmax" | "evidential" | "auto" (= head)
   evidence_activation: str = "softplus"
   encoders: Any = ()  # ((modality, encoder name), ...); others "auto"
   encoder_filters: int = 64  # first-stage width of ResNet / R(2+1)D encoders
@@ -69,8 +88,8 @@ class MultimodalClassifier(nn.Module):
   bert_pooling: str = "cls"
   dtype: Any = jnp.float32  # computation dtype of the large encoders (bfloat16 on GPU/TPU)
 
-  def _distribution(self, logits):
-    if self.head == "evidential":
+  def _distribution(self, logits, kind: str):
+    if kind == "evidential":
       alpha = fusion_lib.alpha_from_evidence(
           fusion_lib.evidence_from_logits(logits, self.evidence_activation))
       return fusion_lib.expected_probabilities(alpha), alpha
@@ -103,7 +122,7 @@ class MultimodalClassifier(nn.Module):
   @nn.compact
   def __call__(self, inputs, *, train: bool = False, modality_weights=None,
                mc_dropout: bool = False):
-    check_head_and_fusion(self.head, self.fusion)
+    fused_kind = fused_head_kind(self.head, self.fusion, self.fused_head)
     missing = [s.name for s in self.modalities if s.name not in inputs]
     if missing:
       raise KeyError(f"the batch has no input for modality {missing}; it has "
@@ -122,7 +141,7 @@ class MultimodalClassifier(nn.Module):
         f = nn.Dropout(self.dropout, deterministic=not dropout_on)(f)
       logits = nn.Dense(self.num_classes, name=f"head_{spec.name}")(f)
       out["features"][spec.name], out["logits"][spec.name] = f, logits
-      out["probs"][spec.name], alpha = self._distribution(logits)
+      out["probs"][spec.name], alpha = self._distribution(logits, self.head)
       if alpha is not None:
         out["alpha"][spec.name] = alpha
 
@@ -136,7 +155,7 @@ class MultimodalClassifier(nn.Module):
       out["fused_parts"] = parts
       out["fused_bias"] = jnp.broadcast_to(bias, fused_logits.shape)
       out["fused_logits"] = fused_logits
-      out["fused_probs"], fused_alpha = self._distribution(fused_logits)
+      out["fused_probs"], fused_alpha = self._distribution(fused_logits, fused_kind)
     elif self.fusion == "tmc":
       fused_alpha = fusion_lib.tmc_fusion(jnp.stack([out["alpha"][m] for m in names]))
       out["fused_logits"] = jnp.log(fused_alpha)
@@ -169,12 +188,13 @@ def fuse_with_weights(outputs: dict[str, Any], names: Sequence[str],
 
 def build_model(model_cfg, modalities: tuple[ModalitySpec, ...], num_classes: int
                 ) -> MultimodalClassifier:
-  check_head_and_fusion(model_cfg.head, model_cfg.fusion)
+  check_head_and_fusion(model_cfg.head, model_cfg.fusion, model_cfg.fused_head)
   resolved = resolve_encoders(model_cfg, modalities)
   return MultimodalClassifier(
       modalities=tuple(modalities), num_classes=num_classes, width=model_cfg.width,
       hidden=tuple(model_cfg.hidden), conv_channels=tuple(model_cfg.conv_channels),
       dropout=model_cfg.dropout, head=model_cfg.head, fusion=model_cfg.fusion,
+      fused_head=model_cfg.fused_head,
       evidence_activation=model_cfg.evidence_activation,
       encoders=tuple(sorted(resolved.items())),
       encoder_filters=model_cfg.get("encoder_filters", 64),

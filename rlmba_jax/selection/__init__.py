@@ -39,8 +39,9 @@ from rlmba_jax.selection.gradient_embedding import (bmmal_contributions, bmmal_s
                                                     materialised_gradient_embeddings,
                                                     materialised_kmeanspp,
                                                     pseudo_label_residual)
-from rlmba_jax.selection.rlmba import (RoundCandidates, centroid_distance, minmax_normalise,
-                                       modality_uncertainties, score_candidates,
+from rlmba_jax.selection.rlmba import (RoundCandidates, centroid_distance, efda_difficulty,
+                                       minmax_normalise, modality_uncertainties,
+                                       score_candidates,
                                        weighted_fused_features)
 from rlmba_jax.selection.synthetic import shard_pool, synthetic_pool
 from rlmba_jax.selection.uncertainty import (bald_mutual_information, least_confidence,

@@ -68,6 +68,20 @@ def modality_uncertainties(pool: PoolView, efda: bool = True) -> jnp.ndarray:
                     for m in pool.names], -1)
 
 
+def efda_difficulty(modality_alphas, names, weights: jnp.ndarray) -> jnp.ndarray:
+  """EFDA's difficulty ``U(x)``: the class-mean Dirichlet variance of the weighted evidence
+  fusion ``alpha_f = 1 + sum_m w_m (alpha_m - 1)`` of the modality heads. ``[N]``.
+
+  It serves the selector only: the classifier's own prediction (the multimodal head, or a
+  Dirichlet fusion) is never read here, so under the paper's protocol (a softmax
+  multimodal head) RL-MBA's difficulty still comes from the modality opinions.
+  ``modality_alphas``: modality -> ``[N, C]``; ``weights``: ``[M]`` in ``names`` order.
+  """
+  chex.assert_shape(weights, (len(names),))
+  alphas = jnp.stack([modality_alphas[m] for m in names])
+  return fusion_lib.mean_dirichlet_variance(fusion_lib.weighted_evidence_fusion(alphas, weights))
+
+
 _PROJECTION_SEED = 20260325
 
 
@@ -95,10 +109,28 @@ def centroid_distance(key: jax.Array, features: jnp.ndarray, available: jnp.ndar
   return jnp.sqrt(jnp.min(squared_distances(features, centroids), axis=1))
 
 
-def score_candidates(key: jax.Array, pool: PoolView, budget: int, *, kappa: int = 4,
-                     beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5
-                     ) -> RoundCandidates:
-  """The round's candidate set: the top ``kappa * budget`` unlabelled examples by q."""
+class CandidateTerms(NamedTuple):
+  """The pieces of q over the whole pool (N rows; normalised over the unlabelled ones).
+
+  Attributes:
+    uncertainty: ``[N, M]`` u~_m, each modality's min–max normalised uncertainty.
+    distance: ``[N]`` raw distance to the nearest of the b centroids.
+    diversity: ``[N]`` d~, ``distance`` min–max normalised.
+    difficulty: ``[N]`` EFDA's U(x) (or the fused entropy without EFDA), normalised.
+    q: ``[N]`` ``uncertainty @ weights + beta * diversity``.
+    weights: ``[M]`` the modality weights used.
+  """
+  uncertainty: jnp.ndarray
+  distance: jnp.ndarray
+  diversity: jnp.ndarray
+  difficulty: jnp.ndarray
+  q: jnp.ndarray
+  weights: jnp.ndarray
+
+
+def candidate_terms(key: jax.Array, pool: PoolView, budget: int, *, beta: float = 0.5,
+                    efda: bool = True, lloyd_iterations: int = 5) -> CandidateTerms:
+  """q(x) and its terms for every pool row (``budget`` centroids for the distance)."""
   names = pool.names
   weights = (jnp.full((len(names),), 1.0 / len(names)) if pool.modality_weights is None
              else pool.modality_weights)
@@ -110,26 +142,37 @@ def score_candidates(key: jax.Array, pool: PoolView, budget: int, *, kappa: int 
                         lloyd_iterations)
   d_norm = minmax_normalise(d, unlabelled)
   q = u_norm @ weights + beta * d_norm
-  if efda and pool.fused_alpha is not None:
-    difficulty = fusion_lib.mean_dirichlet_variance(pool.fused_alpha)
+  if efda:
+    difficulty = efda_difficulty(pool.modality_alphas, names, weights)
   else:
     difficulty = predictive_entropy(pool.probs) / jnp.log(pool.probs.shape[-1])
   difficulty = minmax_normalise(difficulty, unlabelled)
+  return CandidateTerms(u_norm, d, d_norm, difficulty, q, weights)
+
+
+def score_candidates(key: jax.Array, pool: PoolView, budget: int, *, kappa: int = 4,
+                     beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5
+                     ) -> RoundCandidates:
+  """The round's candidate set: the top ``kappa * budget`` unlabelled examples by q."""
+  terms = candidate_terms(key, pool, budget, beta=beta, efda=efda,
+                          lloyd_iterations=lloyd_iterations)
+  unlabelled = ~pool.labelled
   k = min(kappa * budget, pool.labelled.shape[0])
-  scores, positions = jax.lax.top_k(jnp.where(unlabelled, q, -jnp.inf), k)
+  scores, positions = jax.lax.top_k(jnp.where(unlabelled, terms.q, -jnp.inf), k)
   valid = jnp.isfinite(scores)
   features = jnp.concatenate([
-      q[positions, None], u_norm[positions], d_norm[positions, None],
-      difficulty[positions, None], jnp.broadcast_to(weights, (k, len(names)))], -1)
+      terms.q[positions, None], terms.uncertainty[positions], terms.diversity[positions, None],
+      terms.difficulty[positions, None],
+      jnp.broadcast_to(terms.weights, (k, len(pool.names)))], -1)
   count = jnp.maximum(jnp.sum(unlabelled), 1)
-  mean_u = jnp.mean(u_norm, -1)
+  mean_u = jnp.mean(terms.uncertainty, -1)
 
   def moments(x):
     mean = jnp.sum(jnp.where(unlabelled, x, 0.0)) / count
     var = jnp.sum(jnp.where(unlabelled, (x - mean) ** 2, 0.0)) / count
     return mean, jnp.sqrt(var)
 
-  summary = jnp.stack([*moments(mean_u), *moments(d_norm)])
+  summary = jnp.stack([*moments(mean_u), *moments(terms.diversity)])
   return RoundCandidates(positions.astype(jnp.int32), valid,
                          jnp.where(valid[:, None], features, 0.0), summary)
 

@@ -19,6 +19,7 @@ from jax.sharding import Mesh
 
 from rlmba_jax import fusion as fusion_lib
 from rlmba_jax import parallel
+from rlmba_jax.models.classifier import fused_head_kind
 
 Inputs = Mapping[str, jnp.ndarray]
 
@@ -70,21 +71,40 @@ def make_evidential_loss(annealing_epochs: float):
   Returns ``loss(outputs, labels, weights, epoch)``; the KL term is annealed by
   ``min(1, epoch / annealing_epochs)`` with ``epoch`` counted from 0 in each round.
   """
+  return make_head_losses("evidential", "evidential", annealing_epochs)
+
+
+def make_head_losses(fused_kind: str, modality_kind: str, annealing_epochs: float):
+  """Mean over the M + 1 heads of each head's own loss: cross-entropy for a softmax head,
+  the evidential loss for a Dirichlet head (KL annealed by ``min(1, epoch / T)``).
+
+  ``fused_kind="softmax", modality_kind="evidential"`` is the paper's protocol: the
+  multimodal head trained as BMMAL's, the modality heads as TMC's.
+  Returns ``loss(outputs, labels, weights, epoch)``.
+  """
+  def head_loss(kind, logits, alpha, labels, annealing):
+    if kind == "evidential":
+      return fusion_lib.evidential_loss(alpha, labels, annealing)
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
   def loss(outputs, labels, weights, epoch):
-    chex.assert_shape(labels, outputs["fused_alpha"].shape[:1])
+    chex.assert_shape(labels, outputs["fused_logits"].shape[:1])
     annealing = fusion_lib.annealing_coefficient(epoch, annealing_epochs)
-    per_head = [fusion_lib.evidential_loss(outputs["fused_alpha"], labels, annealing)]
-    per_head += [fusion_lib.evidential_loss(a, labels, annealing)
-                 for a in outputs["alpha"].values()]
+    per_head = [head_loss(fused_kind, outputs["fused_logits"], outputs.get("fused_alpha"),
+                          labels, annealing)]
+    alphas = outputs.get("alpha", {})
+    per_head += [head_loss(modality_kind, l, alphas.get(m), labels, annealing)
+                 for m, l in outputs["logits"].items()]
     return _weighted_mean(sum(per_head) / len(per_head), weights)
   return loss
 
 
 def make_loss(model_cfg, train_cfg):
   """The training loss for the configured heads."""
-  if model_cfg.head == "evidential":
-    return make_evidential_loss(train_cfg.annealing_epochs)
-  return multimodal_cross_entropy
+  fused = fused_head_kind(model_cfg.head, model_cfg.fusion, model_cfg.get("fused_head", "auto"))
+  if fused == model_cfg.head == "softmax":
+    return multimodal_cross_entropy
+  return make_head_losses(fused, model_cfg.head, train_cfg.annealing_epochs)
 
 
 def parse_assignments(value: str, what: str) -> dict[str, str]:
