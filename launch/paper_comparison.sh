@@ -2,7 +2,8 @@
 # The paper-protocol comparison of one data set, from nothing to results/<data set>_paper/:
 #   1. the classifier's multimodal head (softmax vs evidential), chosen on validation with
 #      random sampling on the tuning seeds 100-102 (test never evaluated);
-#   2. RL-MBA's open values, chosen on validation on the same tuning seeds (launch/tune.py);
+#   2. RL-MBA's open values, chosen on validation on the same tuning seeds (launch/tune.py:
+#      a random search, then its 3 best trials with the labelled-distance diversity);
 #   3. the comparison on the report seeds 0-4: the eleven baselines, RL-MBA with the paper's
 #      values (kappa = 5) and our defaults where it is silent (`rlmba`), with the tuned values
 #      (`rlmba_tuned`), the paper's Table B ablations and the three rewards.
@@ -11,7 +12,7 @@
 #   bash launch/paper_comparison.sh mfeat
 #   FSDD=../shared/data/fsdd bash launch/paper_comparison.sh av_digits
 #
-# Env: OUT (runs/<data set>_paper), TRIALS (24), WORKERS (2), RESULTS
+# Env: OUT (runs/<data set>_paper), TRIALS (24), REFINE (3), WORKERS (2), RESULTS
 # (results/<data set>_paper), FSDD (../shared/data/fsdd).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ python launch/sweep.py --config="$cfg" --workdir="$out/classifier" --first_seed=
   --strategies=fused_softmax=random/model.fused_head=softmax,fused_evidential=random/model.fused_head=evidential
 
 python launch/tune.py --config="$cfg" --workdir="$out/tune" --trials="$trials" \
-  --seeds=100,101,102 --workers="$workers" "${extra[@]}"
+  --seeds=100,101,102 --refine_top="${REFINE:-3}" --workers="$workers" "${extra[@]}"
 
 baselines=random,entropy,margin,least_confidence,bald,coreset,kmeans,badge,bmmal,deepfool,gcnal
 rlmba="rlmba,rlmba_tuned=rlmba{tuned}"

@@ -6,7 +6,10 @@ r"""Chooses the values the paper leaves open on validation only, on tuning seeds
 Trial 0 is the config as given (the paper's values and our defaults); trials 1.. draw
 values from ``--space`` (``key=v1|v2|...;key=...``, default ``DEFAULT_SPACE``: RL-MBA's and
 AMCB's open values) without repeats, from ``--search_seed``; ``--grid`` runs every
-combination instead. Each (trial, seed) is a run of ``--strategy`` with
+combination instead. ``--refine_top=N`` adds a second stage: the N best trials of the first,
+each with every combination of ``--refine_space`` (default: RL-MBA's diversity distance to
+the nearest labelled example instead of the nearest centroid). A trial's runs live in a
+folder named after its values, so a search with more trials reuses the runs it shares. Each (trial, seed) is a run of ``--strategy`` with
 ``config.eval.test=False``: the test split never reaches the device, no record holds a test
 figure, and this script refuses any run whose config or records say otherwise, so test
 cannot be read while choosing. RL-MBA's relative reward reads reference runs of
@@ -61,6 +64,11 @@ _SEEDS = flags.DEFINE_list("seeds", ["100", "101", "102"], "Tuning seeds (never 
 _SEARCH_SEED = flags.DEFINE_integer("search_seed", 0, "Seed of the draws of values.")
 _REFERENCES = flags.DEFINE_list("references", ["gcnal", "badge", "bmmal"],
                                 "Strategies whose runs give RL-MBA's relative reward.")
+_REFINE_TOP = flags.DEFINE_integer(
+    "refine_top", 0, "Second stage: the N best trials of the first, the config as given "
+    "included, each combined with every value of --refine_space.")
+_REFINE_SPACE = flags.DEFINE_string("refine_space", "al.rlmba.diversity=labelled",
+                                    "key=v1|v2;... of the second stage.")
 _WORKERS = flags.DEFINE_integer("workers", 0, "Parallel runs (0: one per two cores).")
 _REPORT_SEEDS = flags.DEFINE_list("report_seeds", ["0", "1", "2", "3", "4"],
                                   "Seeds reserved for reports: refused as tuning seeds.")
@@ -189,7 +197,7 @@ def main(argv):
   needs_references = (strategy == "rlmba" and config.al.rlmba.policy
                       and config.al.rlmba.reward == "relative"
                       and not config.al.rlmba.reference_runs)
-  for overrides in trials:  # every trial's config must be valid before anything runs
+  def check(overrides):
     trial = config.copy_and_resolve_references()
     with trial.unlocked():
       trial.al.strategy = strategy
@@ -206,26 +214,51 @@ def main(argv):
     except ConfigError as e:
       raise app.UsageError(f"trial {overrides}: {e}") from None
 
-  references, runs = [], []
+  for overrides in trials:  # every trial's config must be valid before anything runs
+    check(overrides)
+  if _REFINE_TOP.value > 0:
+    try:
+      refine_space = parse_space(_REFINE_SPACE.value)
+    except ValueError as e:
+      raise app.UsageError(str(e)) from None
+    for combo in draw_trials(refine_space, 0, 0, True)[1:]:
+      check(combo)
+
   extra = {}
   if needs_references:
     extra["al.rlmba.reference_runs"] = ",".join(
         os.path.join(workdir, "runs", r, "seed{seed}") for r in _REFERENCES.value)
-    for ref in _REFERENCES.value:
+
+  def run_trials(trials):
+    references, runs = [], []
+    if needs_references:
+      for ref in _REFERENCES.value:
+        for seed in seeds:
+          run_dir = os.path.join(workdir, "runs", ref, f"seed{seed}")
+          if not is_finished(run_dir, config.al.rounds):
+            references.append(plan_run(config_arg, run_dir, ref, seed, {}, common))
+    for overrides in trials:
       for seed in seeds:
-        run_dir = os.path.join(workdir, "runs", ref, f"seed{seed}")
+        run_dir = os.path.join(workdir, "runs", trial_name(overrides), f"seed{seed}")
         if not is_finished(run_dir, config.al.rounds):
-          references.append(plan_run(config_arg, run_dir, ref, seed, {}, common))
-  for overrides in trials:
-    for seed in seeds:
-      run_dir = os.path.join(workdir, "runs", trial_name(overrides), f"seed{seed}")
-      if not is_finished(run_dir, config.al.rounds):
-        runs.append(plan_run(config_arg, run_dir, strategy, seed, {**overrides, **extra},
-                             common))
-  if references or runs:
-    from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
-    load_dataset(config.data)
-    run_jobs([references, runs], _WORKERS.value, _COMPILE_CACHE.value)
+          runs.append(plan_run(config_arg, run_dir, strategy, seed, {**overrides, **extra},
+                               common))
+    if references or runs:
+      from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
+      load_dataset(config.data)
+      run_jobs([references, runs], _WORKERS.value, _COMPILE_CACHE.value)
+
+  run_trials(trials)
+  if _REFINE_TOP.value > 0:
+    first = [r for r in score_trials(workdir, trials, seeds) if r["complete"]]
+    best = sorted(first, key=lambda r: -r["mean"])[:_REFINE_TOP.value]
+    refined = [{**r["overrides"], **combo}
+               for r in best for combo in draw_trials(parse_space(_REFINE_SPACE.value), 0,
+                                                      0, True)[1:]]
+    for overrides in refined:
+      check(overrides)
+    trials = trials + [t for t in refined if t not in trials]
+    run_trials(trials)
 
   rows = score_trials(workdir, trials, seeds)
   complete = [r for r in rows if r["complete"]]

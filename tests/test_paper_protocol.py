@@ -2,9 +2,11 @@
 head over evidential modality heads), RL-MBA's difficulty from the weighted fusion of the
 modality opinions, selection diagnostics, and test kept out of the search."""
 
+import functools
 import importlib.util
 import json
 import os
+import shutil
 
 import jax
 import jax.numpy as jnp
@@ -72,14 +74,25 @@ def _ledger_lines(workdir):
     return f.readlines()
 
 
-@pytest.mark.parametrize("protocol,same", [(PAPER, True), (CURVES, False)])
-def test_two_strategies_train_the_same_classifier_on_the_same_labels(tmp_path, protocol, same):
+@pytest.fixture(scope="module")
+def margin_runs(tmp_path_factory):
+  """One round of margin under each protocol: ``{"paper": workdir, "curves": workdir}``."""
+  out = {}
+  for name, protocol in (("paper", PAPER), ("curves", CURVES)):
+    out[name] = str(tmp_path_factory.mktemp(f"margin_{name}"))
+    run(make_tiny_config(**{**protocol, "al.strategy": "margin", "al.rounds": 1}), out[name])
+  return out
+
+
+@pytest.mark.parametrize("name,protocol,same", [("paper", PAPER, True),
+                                                ("curves", CURVES, False)])
+def test_two_strategies_train_the_same_classifier_on_the_same_labels(margin_runs, tmp_path,
+                                                                     name, protocol, same):
   """Margin (AMCB weights updated every round) and RL-MBA without AMCB (uniform weights)
   retrain on one and the same labelled set. Under the paper protocol the weights serve the
   selector only, so both classifiers are identical; under the evidence-fusion classifier
   they are not (which is why that protocol was not a fair comparison)."""
-  first = str(tmp_path / "margin")
-  run(make_tiny_config(**{**protocol, "al.strategy": "margin", "al.rounds": 1}), first)
+  first = margin_runs[name]
   other = make_tiny_config(**{**protocol, "al.strategy": "rlmba", "al.rounds": 1,
                               "modality.amcb": False, "al.rlmba.policy": False})
   second = str(tmp_path / "rlmba")
@@ -99,6 +112,15 @@ def test_two_strategies_train_the_same_classifier_on_the_same_labels(tmp_path, p
   assert all((a[1][k] == b[1][k]) == same for k in keys if k != "per_modality_val_top1")
   if same:
     assert all(a[1][k] == b[1][k] for k in keys)
+
+
+def test_rounds_record_the_diagnostics(margin_runs):
+  rounds = read_rounds(margin_runs["paper"])
+  assert "selection" not in rounds[0]
+  diag = rounds[1]["selection"]
+  assert sum(diag["class_counts"]) == 10 and diag["overlap_margin"] == 1.0
+  assert set(diag["rank_uncertainty"]) == {"fou", "fac", "kar", "pix", "zer", "mor"}
+  assert "selection" not in read_rounds(margin_runs["curves"])[1]  # off unless asked
 
 
 def test_rlmba_difficulty_comes_from_the_modality_heads_not_the_fused_prediction():
@@ -135,7 +157,7 @@ def test_selection_diagnostics_of_margins_own_picks():
   assert float(d["overlap_margin"]) == 1.0  # margin is deterministic on a view
   assert int(jnp.sum(d["class_counts"])) == 12
   assert 0 <= int(d["far_from_labelled"]) <= 12
-  for key in ("rank_difficulty", "rank_centroid_distance", "rank_labelled_distance", "rank_q"):
+  for key in ("rank_difficulty", "rank_diversity", "rank_labelled_distance", "rank_q"):
     assert d[key].shape == (3,) and bool(jnp.all((d[key] >= 0) & (d[key] <= 1)))
     assert bool(jnp.all(jnp.diff(d[key]) >= 0))  # p10 <= p50 <= p90
   assert d["rank_uncertainty"].shape == (2, 3)
@@ -148,16 +170,9 @@ def test_selection_diagnostics_of_margins_own_picks():
   assert float(d_rl["rank_q"][0]) > 0.9
 
 
-def test_rounds_record_the_diagnostics(tmp_path):
-  run(make_tiny_config(**{**PAPER, "al.strategy": "badge", "al.rounds": 1}), str(tmp_path))
-  rounds = read_rounds(tmp_path)
-  assert "selection" not in rounds[0]
-  diag = rounds[1]["selection"]
-  assert sum(diag["class_counts"]) == 10 and diag["overlap_badge"] == 1.0
-  assert set(diag["rank_uncertainty"]) == {"fou", "fac", "kar", "pix", "zer", "mor"}
-
-
+@functools.lru_cache(maxsize=None)
 def _tune_module():
+  """launch/tune.py, loaded once (its absl flags can be defined only once per process)."""
   spec = importlib.util.spec_from_file_location("tune", os.path.join(REPO, "launch",
                                                                      "tune.py"))
   module = importlib.util.module_from_spec(spec)
@@ -165,7 +180,8 @@ def _tune_module():
   return module
 
 
-def test_with_eval_test_off_no_test_figure_exists_and_the_search_refuses_others(tmp_path):
+def test_with_eval_test_off_no_test_figure_exists_and_the_search_refuses_others(
+    margin_runs, tmp_path):
   tune = _tune_module()
   hidden = str(tmp_path / "hidden")
   summary = run(make_tiny_config(**{"al.rounds": 1, "eval.test": False}), hidden)
@@ -175,7 +191,7 @@ def test_with_eval_test_off_no_test_figure_exists_and_the_search_refuses_others(
   counts, curve = tune.validation_curve(hidden)
   assert counts == [20, 30] and len(curve) == 2
   shown = str(tmp_path / "shown")
-  run(make_tiny_config(**{"al.rounds": 1}), shown)
+  shutil.copytree(margin_runs["paper"], shown)
   with pytest.raises(tune.TestWasReadError, match="eval.test=True"):
     tune.validation_curve(shown)
   # a run whose records hold a test figure is refused even if its config says otherwise

@@ -138,6 +138,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.rlmba.kappa = 4  # candidates K = kappa * budget
   c.al.rlmba.beta = 0.5  # weight of the diversity term in q
   c.al.rlmba.lloyd_iterations = 5
+  # d in q: "centroid" (distance to the nearest of b k-means++ centroids, our reading of the
+  # paper) | "labelled" (distance to the nearest labelled example, CoreSet's criterion).
+  c.al.rlmba.diversity = "centroid"
   c.al.rlmba.efda = True  # False: softmax entropy instead of evidential uncertainty
   c.al.rlmba.policy = True  # False: top-b by q (the policy-off ablation)
   c.al.rlmba.greedy = False  # True: the policy's top-b instead of a Plackett-Luce draw
@@ -276,6 +279,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for key in ("al.rlmba.baseline_momentum", "al.rlmba.reward_ema"):
     if not 0.0 <= given[key] < 1.0:
       raise ConfigError(f"config.{key}={given[key]!r} must be in [0, 1)")
+  from rlmba_jax.selection.rlmba import DIVERSITIES  # pylint: disable=g-import-not-at-top
+  if given["al.rlmba.diversity"] not in DIVERSITIES:
+    raise ConfigError(f"config.al.rlmba.diversity={given['al.rlmba.diversity']!r}; use "
+                      f"{' or '.join(repr(d) for d in DIVERSITIES)}")
   if given["al.rlmba.reward"] not in ("relative", "incremental", "absolute"):
     raise ConfigError(f"config.al.rlmba.reward={given['al.rlmba.reward']!r}; use 'relative', "
                       "'incremental' or 'absolute'")

@@ -254,7 +254,8 @@ def make_diagnose(config: ml_collections.ConfigDict, names: tuple[str, ...],
                               modality_weights=weights, modality_names=names)
     return selection_diagnostics(key, view, positions, labels, num_classes=num_classes,
                                  kappa=o.kappa, beta=o.beta, efda=efda,
-                                 lloyd_iterations=o.lloyd_iterations)
+                                 lloyd_iterations=o.lloyd_iterations,
+                                 diversity=o.diversity)
 
   def run_diagnose(key, outputs, weights, labelled, positions, labels):
     out = _to_python(diagnose(key, outputs, weights, labelled, jnp.asarray(positions),

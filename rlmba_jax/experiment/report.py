@@ -139,7 +139,7 @@ def per_modality_table(runs: Runs, split: str = "test") -> list[str]:
   return lines + [""]
 
 
-_RANKS = (("rank_difficulty", "U"), ("rank_centroid_distance", "d centroid"),
+_RANKS = (("rank_difficulty", "U"), ("rank_diversity", "d (q's)"),
           ("rank_labelled_distance", "d labelled"), ("rank_q", "q"))
 
 
@@ -157,7 +157,8 @@ def diagnostics_table(runs: Runs) -> list[str]:
   lines = ["Selection diagnostics (`selection` in rounds.jsonl), mean over selection rounds "
            "and seeds. Ranks: the median pick's percentile rank in the unlabelled pool "
            "(0.5 = typical, 1 = the highest) of each modality's uncertainty ũ_m, EFDA's "
-           "fused difficulty U, the distance to the nearest of b k-means centroids and to "
+           "fused difficulty U, RL-MBA's diversity distance d (to the nearest of b k-means "
+           "centroids unless the run set al.rlmba.diversity='labelled') and the distance to "
            "the nearest labelled example, and RL-MBA's q; far: picks farther from every "
            "labelled example than 90 % of the pool (count per round); overlap: share of "
            "the picks margin / BADGE pick from the same model; top-K by ũ / by d: share of "
@@ -170,7 +171,9 @@ def diagnostics_table(runs: Runs) -> list[str]:
   for label, diags in rows.items():
     mean = lambda f: float(np.mean([f(d) for d in diags]))
     cells = [f"{mean(lambda d, m=m: d['rank_uncertainty'][m][1]):.2f}" for m in names]
-    cells += [f"{mean(lambda d, k=k: d[k][1]):.2f}" for k, _ in _RANKS]
+    # "-" for a field the runs did not record (diagnostics of an older version)
+    cells += [f"{mean(lambda d, k=k: d[k][1]):.2f}" if all(k in d for d in diags) else "-"
+              for k, _ in _RANKS]
     cells += [f"{mean(lambda d: d['far_from_labelled']):.1f}",
               f"{mean(lambda d: d['overlap_margin']):.2f}",
               f"{mean(lambda d: d['overlap_badge']):.2f}",

@@ -103,7 +103,8 @@ class RLMBAAgent:
     o = self.options
     candidates = score_candidates(score_key, pool, self.budget, kappa=o["kappa"],
                                   beta=o["beta"], efda=o["efda"],
-                                  lloyd_iterations=o["lloyd_iterations"])
+                                  lloyd_iterations=o["lloyd_iterations"],
+                                  diversity=o["diversity"])
     round_state = jnp.concatenate([state_part, candidates.summary])
     logits = self.network.apply({"params": params}, candidates.features, round_state)
     if o["greedy"]:

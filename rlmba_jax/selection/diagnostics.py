@@ -6,9 +6,10 @@ strategy picked, and measures the picks against the unlabelled pool of that roun
 * ``class_counts`` ``[C]``: how many picks fall in each class (their true labels);
 * ``rank_*`` ``[3]``: the 10th, 50th and 90th percentile, over the picks, of each pick's
   percentile rank (0 = lowest, 1 = highest) within the unlabelled pool for: each modality's
-  uncertainty ũ_m (``rank_uncertainty`` ``[M, 3]``), EFDA's fused difficulty U, the distance
-  to the nearest of b k-means centroids on the weighted fused features (RL-MBA's d), the
-  distance to the nearest labelled example (same features) and q. Random picks sit near 0.5;
+  uncertainty ũ_m (``rank_uncertainty`` ``[M, 3]``), EFDA's fused difficulty U, RL-MBA's
+  diversity distance d (``rank_diversity``: to the nearest of b k-means centroids on the
+  weighted fused features, or to the nearest labelled example, as configured), the distance
+  to the nearest labelled example (same features) and q. Random picks sit near 0.5;
   0.95 means "among the pool's top 5 %";
 * ``far_from_labelled``: how many picks are farther from every labelled example than 90 % of
   the unlabelled pool is;
@@ -65,8 +66,8 @@ def _top_mask(scores: jnp.ndarray, available: jnp.ndarray, k: int) -> jnp.ndarra
 
 def selection_diagnostics(key: jax.Array, pool: PoolView, picks: jnp.ndarray,
                           labels: jnp.ndarray, *, num_classes: int, kappa: int = 4,
-                          beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5
-                          ) -> dict[str, jnp.ndarray]:
+                          beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5,
+                          diversity: str = "centroid") -> dict[str, jnp.ndarray]:
   """The diagnosis of one round's ``picks`` (``[b]`` positions) on ``pool`` (labelled =
   the set before the picks). ``labels`` ``[N]``: the pool's true labels. ``key``: the key
   the round's selection used, so the centroids are RL-MBA's own and BADGE's comparison
@@ -76,7 +77,7 @@ def selection_diagnostics(key: jax.Array, pool: PoolView, picks: jnp.ndarray,
   chex.assert_shape(labels, pool.labelled.shape)
   unlabelled = ~pool.labelled
   terms = candidate_terms(key, pool, budget, beta=beta, efda=efda,
-                          lloyd_iterations=lloyd_iterations)
+                          lloyd_iterations=lloyd_iterations, diversity=diversity)
   features = weighted_fused_features(pool, terms.weights)
   to_labelled = jnp.sqrt(min_squared_distance_to_set(features, pool.labelled))
 
@@ -96,7 +97,7 @@ def selection_diagnostics(key: jax.Array, pool: PoolView, picks: jnp.ndarray,
       "class_counts": jnp.zeros(num_classes, jnp.int32).at[labels[picks]].add(1),
       "rank_uncertainty": jax.vmap(ranks, in_axes=1)(terms.uncertainty),
       "rank_difficulty": ranks(terms.difficulty),
-      "rank_centroid_distance": ranks(terms.distance),
+      "rank_diversity": ranks(terms.distance),
       "rank_labelled_distance": ranks(to_labelled),
       "rank_q": ranks(terms.q),
       "far_from_labelled": jnp.sum(to_labelled[picks] > far_cut),

@@ -8,8 +8,10 @@ with ``w`` the AMCB modality weights, ``u~_m`` modality m's evidential uncertain
 mean of its Dirichlet variance; the softmax entropy when EFDA is off) and ``d~`` the distance
 to the nearest of b k-means++ centroids, refined by at most ``lloyd_iterations`` Lloyd steps,
 on the weighted fused features ``f(x) = sum_m w_m P_m f_m(x)``. Every term is min–max
-normalised over the unlabelled pool of the round. The candidate set is the top ``K = kappa b``
-by q; the policy (``rlmba_jax.policy``) then draws b of them. ``P_m`` is the identity when
+normalised over the unlabelled pool of the round. ``diversity="labelled"`` replaces the
+distance to the nearest centroid (high for atypical examples) by the distance to the nearest
+*labelled* example (high in regions no label covers yet; CoreSet's criterion), an option the
+search on validation may choose. The candidate set is the top ``K = kappa b`` by q; the policy (``rlmba_jax.policy``) then draws b of them. ``P_m`` is the identity when
 every modality has the same feature width (the MLP/CNN encoders, R(2+1)D-18 + ResNet-18);
 otherwise (BERT 768 + ResNet-101 2048) it is a fixed Gaussian projection to the largest width
 D, entries N(0, 1/D), seeded by the modality's position: independent projections are nearly
@@ -26,7 +28,8 @@ import jax.numpy as jnp
 
 from rlmba_jax import fusion as fusion_lib
 from rlmba_jax.selection.base import PoolView, register
-from rlmba_jax.selection.diversity import kmeans_centroids, squared_distances
+from rlmba_jax.selection.diversity import (kmeans_centroids, min_squared_distance_to_set,
+                                           squared_distances)
 from rlmba_jax.selection.uncertainty import predictive_entropy
 
 
@@ -114,7 +117,8 @@ class CandidateTerms(NamedTuple):
 
   Attributes:
     uncertainty: ``[N, M]`` u~_m, each modality's min–max normalised uncertainty.
-    distance: ``[N]`` raw distance to the nearest of the b centroids.
+    distance: ``[N]`` raw diversity distance: to the nearest of the b centroids, or to the
+      nearest labelled example (``diversity="labelled"``).
     diversity: ``[N]`` d~, ``distance`` min–max normalised.
     difficulty: ``[N]`` EFDA's U(x) (or the fused entropy without EFDA), normalised.
     q: ``[N]`` ``uncertainty @ weights + beta * diversity``.
@@ -128,9 +132,15 @@ class CandidateTerms(NamedTuple):
   weights: jnp.ndarray
 
 
+DIVERSITIES = ("centroid", "labelled")
+
+
 def candidate_terms(key: jax.Array, pool: PoolView, budget: int, *, beta: float = 0.5,
-                    efda: bool = True, lloyd_iterations: int = 5) -> CandidateTerms:
+                    efda: bool = True, lloyd_iterations: int = 5,
+                    diversity: str = "centroid") -> CandidateTerms:
   """q(x) and its terms for every pool row (``budget`` centroids for the distance)."""
+  if diversity not in DIVERSITIES:
+    raise ValueError(f"al.rlmba.diversity={diversity!r}; choose from {DIVERSITIES}")
   names = pool.names
   weights = (jnp.full((len(names),), 1.0 / len(names)) if pool.modality_weights is None
              else pool.modality_weights)
@@ -138,8 +148,11 @@ def candidate_terms(key: jax.Array, pool: PoolView, budget: int, *, beta: float 
   unlabelled = ~pool.labelled
   u = modality_uncertainties(pool, efda)  # [N, M]
   u_norm = jax.vmap(lambda col: minmax_normalise(col, unlabelled), in_axes=1, out_axes=1)(u)
-  d = centroid_distance(key, weighted_fused_features(pool, weights), unlabelled, budget,
-                        lloyd_iterations)
+  fused = weighted_fused_features(pool, weights)
+  if diversity == "labelled":
+    d = jnp.sqrt(min_squared_distance_to_set(fused, pool.labelled))
+  else:
+    d = centroid_distance(key, fused, unlabelled, budget, lloyd_iterations)
   d_norm = minmax_normalise(d, unlabelled)
   q = u_norm @ weights + beta * d_norm
   if efda:
@@ -151,11 +164,11 @@ def candidate_terms(key: jax.Array, pool: PoolView, budget: int, *, beta: float 
 
 
 def score_candidates(key: jax.Array, pool: PoolView, budget: int, *, kappa: int = 4,
-                     beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5
-                     ) -> RoundCandidates:
+                     beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5,
+                     diversity: str = "centroid") -> RoundCandidates:
   """The round's candidate set: the top ``kappa * budget`` unlabelled examples by q."""
   terms = candidate_terms(key, pool, budget, beta=beta, efda=efda,
-                          lloyd_iterations=lloyd_iterations)
+                          lloyd_iterations=lloyd_iterations, diversity=diversity)
   unlabelled = ~pool.labelled
   k = min(kappa * budget, pool.labelled.shape[0])
   scores, positions = jax.lax.top_k(jnp.where(unlabelled, terms.q, -jnp.inf), k)
@@ -180,7 +193,7 @@ def score_candidates(key: jax.Array, pool: PoolView, budget: int, *, kappa: int 
 @register("rlmba", needs=("evidential", "modality_weights"))
 def rlmba_heuristic(key: jax.Array, pool: PoolView, budget: int, *, kappa: int = 4,
                     beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5,
-                    **unused_policy_options) -> jnp.ndarray:
+                    diversity: str = "centroid", **unused_policy_options) -> jnp.ndarray:
   """RL-MBA without the policy: the top ``budget`` candidates by q.
 
   The experiment loop runs the full method (policy draws, REINFORCE) when
@@ -189,5 +202,5 @@ def rlmba_heuristic(key: jax.Array, pool: PoolView, budget: int, *, kappa: int =
   """
   del unused_policy_options
   candidates = score_candidates(key, pool, budget, kappa=kappa, beta=beta, efda=efda,
-                                lloyd_iterations=lloyd_iterations)
+                                lloyd_iterations=lloyd_iterations, diversity=diversity)
   return candidates.positions[:budget]
