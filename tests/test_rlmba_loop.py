@@ -127,3 +127,38 @@ def test_the_pool_is_scored_once_per_round(tmp_path, monkeypatch):
   run(make_tiny_config(**{**EVIDENTIAL, "al.strategy": "entropy"}), str(tmp_path))
   pool_size = 1400
   assert calls.count(pool_size) == 3  # rounds 0, 1, 2: one pool pass each
+
+
+# The paper's protocol: a softmax multimodal head over evidential modality heads, with the
+# selection diagnostics recorded every round.
+PAPER = {"model.fusion": "concat", "model.fused_head": "softmax", "al.diagnostics": True}
+
+PAPER_KILL_DRIVER = KILL_DRIVER.replace("run(rlmba_config(ref)",
+                                        "run(rlmba_config(ref, **PAPER)").replace(
+                                            "import rlmba_config", "import rlmba_config, PAPER")
+
+
+@pytest.fixture(scope="module")
+def paper_runs(tmp_path_factory):
+  ref = str(tmp_path_factory.mktemp("entropy_paper"))
+  run(make_tiny_config(**{**EVIDENTIAL, **PAPER, "al.strategy": "entropy"}), ref)
+  rl = str(tmp_path_factory.mktemp("rlmba_paper"))
+  run(rlmba_config(ref, **PAPER), rl)
+  return ref, rl
+
+
+@pytest.mark.slow
+def test_kill_then_resume_is_exact_under_the_paper_protocol(paper_runs, tmp_path):
+  """Killed after training round 1 (its ledger line and diagnostics written, no
+  checkpoint): the resumed run recomputes the draw and the diagnostics from the restored
+  round-0 model and ends exactly as the uninterrupted run."""
+  ref, rl = paper_runs
+  assert "selection" in _rounds(rl)[1] and "policy" in _rounds(rl)[1]
+  workdir = str(tmp_path / "killed")
+  argv = f"import sys; sys.argv = ['x', {workdir!r}, {ref!r}"
+  killed = run_python(argv + ", '1', 'trained']\n" + PAPER_KILL_DRIVER)
+  assert killed.returncode == -9, killed.stderr[-2000:]
+  resumed = run_python(argv + "]\n" + PAPER_KILL_DRIVER)
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert _ledger(workdir) == _ledger(rl)
+  assert _rounds(workdir) == _rounds(rl)
