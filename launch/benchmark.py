@@ -492,7 +492,7 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
     if config.model.head == "evidential":
       result.append(loop._pool_uncertainty(  # pylint: disable=protected-access
           trainer.predict(state.params, pool_inputs, weights, state.model_state),
-          new_labelled))
+          new_labelled, weights, names))
     jax.block_until_ready(result)
     times["eval_s"] = time.perf_counter() - t0
     times["round_s"] = sum(times.values())
