@@ -45,6 +45,8 @@ _REFERENCES = flags.DEFINE_list("references", ["gcnal", "badge", "bmmal"],
 _TUNED = flags.DEFINE_string(
     "tuned", "", "tuning.json of launch/tune.py: '{tuned}' in an entry becomes its chosen "
     "values ('rlmba_tuned=rlmba{tuned}' -> 'rlmba_tuned=rlmba/al.rlmba.beta=0.25/...').")
+_READING = flags.DEFINE_string(
+    "reading", "", "A markdown file (the analysis of the figures) appended to report.md.")
 _COMPILE_CACHE = flags.DEFINE_string(
     "compile_cache", DEFAULT_COMPILE_CACHE,
     "Persistent XLA compilation cache shared by the runs ('' = off).")
@@ -120,6 +122,9 @@ def main(argv):
            + f", seeds {seeds.start}..{seeds.stop - 1}.")
   text = report.markdown_report(runs, title=_TITLE.value, notes=notes, plots=tuple(plots),
                                 metric=metric)
+  if _READING.value and os.path.exists(_READING.value):
+    with open(_READING.value) as f:
+      text += "\n" + f.read()
   with open(os.path.join(_WORKDIR.value, "report.md"), "w") as f:
     f.write(text)
   print(text)
