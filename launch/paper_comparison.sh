@@ -7,7 +7,9 @@
 #   3. the comparison on the report seeds 0-4: the eleven baselines, RL-MBA with the paper's
 #      values (kappa = 5) and our defaults where it is silent (`rlmba`), with the tuned values
 #      (`rlmba_tuned`), the paper's Table B ablations and the three rewards.
-# Every stage is resumable: re-running the script finishes what is missing.
+# Every stage is resumable: re-running the script finishes what is missing (and, once all
+# runs are done, only rewrites the reports; results/<data set>_paper/reading.md, the written
+# analysis, is appended to report.md).
 #
 #   bash launch/paper_comparison.sh mfeat
 #   FSDD=../shared/data/fsdd bash launch/paper_comparison.sh av_digits
@@ -45,7 +47,7 @@ ablations+=",rlmba_no_policy=rlmba{tuned}/al.rlmba.policy=false"
 rewards="rlmba_absolute=rlmba{tuned}/al.rlmba.reward=absolute"
 rewards+=",rlmba_incremental=rlmba{tuned}/al.rlmba.reward=incremental"
 python launch/sweep.py --config="$cfg" --workdir="$out/compare" --seeds=5 --workers="$workers" \
-  --tuned="$out/tune/tuning.json" "${extra[@]}" \
+  --tuned="$out/tune/tuning.json" --reading="$results/reading.md" "${extra[@]}" \
   --title="$ds, paper protocol: eleven baselines, RL-MBA (paper values and tuned), ablations, rewards" \
   --strategies="$baselines,$rlmba,$ablations,$rewards"
 
