@@ -17,7 +17,7 @@ modality; AMCB and the weighted evidence fusion act in RL-MBA's selection only; 
       --strategies=random,margin,badge,bmmal,gcnal,rlmba
 """
 
-from rlmba_jax.experiment.config import default_config, paper_protocol
+from rlmba_jax.experiment.config import MFEAT_TUNED_RLMBA, default_config, paper_protocol
 
 
 def get_config(arg=None):
@@ -40,12 +40,15 @@ def get_config(arg=None):
   if arg == "runlocal":
     config.al.rounds = 2
     config.train.num_epochs = 5
-  elif arg == "paper":
+  elif arg in ("paper", "tuned"):
     paper_protocol(config)
     # 20 -> 100 labels: where the strategies of results/av_digits_compare differ (by 120-140
     # labels margin, BADGE and BMMAL are all at 97-98 %); it also halves a run's time.
     config.al.rounds = 4
+    if arg == "tuned":
+      # mfeat's search on validation (av_digits' own search has not been run yet).
+      config.update_from_flattened_dict(MFEAT_TUNED_RLMBA)
   elif arg not in (None, ""):
-    raise ValueError("configs/av_digits.py takes no argument, 'runlocal' or 'paper', "
-                     f"got {arg!r}")
+    raise ValueError("configs/av_digits.py takes no argument, 'runlocal', 'paper' or "
+                     f"'tuned', got {arg!r}")
   return config

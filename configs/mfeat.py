@@ -15,13 +15,15 @@ selection diagnostics recorded.
   python launch/sweep.py --config=configs/mfeat.py:paper --seeds=5 --workdir=runs/mfeat_paper \
       --strategies=random,margin,badge,bmmal,gcnal,rlmba
 
+``tuned``: ``paper`` with RL-MBA's open values chosen on mfeat's validation
+(``experiment.config.MFEAT_TUNED_RLMBA``), the config to run RL-MBA with on mfeat.
+
 ``curves`` is the earlier protocol (kept for `results/mfeat_compare`): RL-MBA's weighted
 evidence fusion with the AMCB weights *as the classifier* of every strategy, so the weights
 reshape every strategy's model; same schedule.
 """
 
-from rlmba_jax.experiment.config import default_config, paper_protocol
-
+from rlmba_jax.experiment.config import MFEAT_TUNED_RLMBA, default_config, paper_protocol
 
 def get_config(arg=None):
   config = default_config()
@@ -30,7 +32,7 @@ def get_config(arg=None):
     config.al.budget_per_round = 20
     config.al.rounds = 2
     config.train.num_epochs = 5
-  elif arg in ("curves", "paper"):
+  elif arg in ("curves", "paper", "tuned"):
     config.al.initial_size = 20
     config.al.budget_per_round = 10
     config.al.rounds = 8
@@ -39,7 +41,9 @@ def get_config(arg=None):
       config.model.fusion = "evidence"
     else:
       paper_protocol(config)
+    if arg == "tuned":
+      config.update_from_flattened_dict(MFEAT_TUNED_RLMBA)
   elif arg not in (None, ""):
-    raise ValueError("configs/mfeat.py takes no argument, 'runlocal', 'curves' or 'paper', "
-                     f"got {arg!r}")
+    raise ValueError("configs/mfeat.py takes no argument, 'runlocal', 'curves', 'paper' or "
+                     f"'tuned', got {arg!r}")
   return config

@@ -15,7 +15,8 @@
 #   FSDD=../shared/data/fsdd bash launch/paper_comparison.sh av_digits
 #
 # Env: OUT (runs/<data set>_paper), TRIALS (24), REFINE (3), WORKERS (2), RESULTS
-# (results/<data set>_paper), FSDD (../shared/data/fsdd).
+# (results/<data set>_paper), FSDD (../shared/data/fsdd); TUNED=path/tuning.json skips the
+# search and takes its chosen values (e.g. another data set's search).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ds=${1:?usage: launch/paper_comparison.sh mfeat|av_digits}
@@ -35,8 +36,12 @@ python launch/sweep.py --config="$cfg" --workdir="$out/classifier" --first_seed=
   --title="$ds: the multimodal head chosen on validation (random sampling, tuning seeds)" \
   --strategies=fused_softmax=random/model.fused_head=softmax,fused_evidential=random/model.fused_head=evidential
 
-python launch/tune.py --config="$cfg" --workdir="$out/tune" --trials="$trials" \
-  --seeds=100,101,102 --refine_top="${REFINE:-3}" --workers="$workers" "${extra[@]}"
+tuned=${TUNED:-}
+if [ -z "$tuned" ]; then
+  python launch/tune.py --config="$cfg" --workdir="$out/tune" --trials="$trials" \
+    --seeds=100,101,102 --refine_top="${REFINE:-3}" --workers="$workers" "${extra[@]}"
+  tuned="$out/tune/tuning.json"
+fi
 
 baselines=random,entropy,margin,least_confidence,bald,coreset,kmeans,badge,bmmal,deepfool,gcnal
 rlmba="rlmba,rlmba_tuned=rlmba{tuned}"
@@ -47,13 +52,17 @@ ablations+=",rlmba_no_policy=rlmba{tuned}/al.rlmba.policy=false"
 rewards="rlmba_absolute=rlmba{tuned}/al.rlmba.reward=absolute"
 rewards+=",rlmba_incremental=rlmba{tuned}/al.rlmba.reward=incremental"
 python launch/sweep.py --config="$cfg" --workdir="$out/compare" --seeds=5 --workers="$workers" \
-  --tuned="$out/tune/tuning.json" --reading="$results/reading.md" "${extra[@]}" \
+  --tuned="$tuned" --reading="$results/reading.md" "${extra[@]}" \
   --title="$ds, paper protocol: eleven baselines, RL-MBA (paper values and tuned), ablations, rewards" \
   --strategies="$baselines,$rlmba,$ablations,$rewards"
 
 mkdir -p "$results"
 cp "$out/compare/report.md" "$out/compare/"*.png "$results/"
-cp "$out/tune/tuning.md" "$out/tune/tuning.json" "$results/"
+if [ -z "${TUNED:-}" ]; then
+  cp "$out/tune/tuning.md" "$out/tune/tuning.json" "$results/"
+else
+  cp "$tuned" "$results/tuning_used.json"
+fi
 cp "$out/classifier/curves.png" "$results/classifier_curves.png"
 sed -e 's/(curves.png)/(classifier_curves.png)/' -e '/modality_weights.png\|shapley.png/d' \
   "$out/classifier/report.md" > "$results/classifier.md"

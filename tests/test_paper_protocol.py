@@ -214,3 +214,23 @@ def test_search_trials_start_from_the_given_config_and_never_repeat():
   assert len(tune.draw_trials(space, 0, seed=0, grid=True)) == 7
   with pytest.raises(ValueError, match="no values"):
     tune.parse_space("a=")
+
+
+def test_the_tuned_config_holds_the_values_the_search_chose():
+  """configs/mfeat.py:tuned must be what results/mfeat_paper/tuning.json (the search on
+  validation) chose, value for value."""
+  from rlmba_jax.experiment.config import MFEAT_TUNED_RLMBA  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(REPO, "results", "mfeat_paper", "tuning.json")) as f:
+    chosen = json.load(f)["chosen"]["overrides"]
+  tune = _tune_module()
+  assert {k: tune._parse(v) for k, v in chosen.items()} == MFEAT_TUNED_RLMBA  # pylint: disable=protected-access
+  c = _load_config("configs/mfeat.py", "tuned")
+  validate_config(c)
+  assert all(_get(c, k) == v for k, v in MFEAT_TUNED_RLMBA.items())
+
+
+def _get(config, dotted):
+  node = config
+  for part in dotted.split("."):
+    node = node[part]
+  return node

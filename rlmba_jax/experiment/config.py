@@ -186,6 +186,19 @@ def paper_protocol(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
   return config
 
 
+# RL-MBA's values the paper leaves open, chosen on mfeat's validation (mean validation AUC
+# over the tuning seeds 100-102, never test) by
+#   python launch/tune.py --config=configs/mfeat.py:paper --workdir=runs/mfeat_paper/tune \
+#       --trials=12 --seeds=100,101,102 --refine_top=3 --workers=2
+# (results/mfeat_paper/tuning.md: validation AUC 91.3 +- 0.8, against 88.3 +- 1.4 for the
+# paper's kappa = 5 with our earlier defaults). configs/mfeat.py:tuned and
+# configs/av_digits.py:tuned set them.
+MFEAT_TUNED_RLMBA = {"al.rlmba.beta": 0.25, "al.rlmba.kappa": 10,
+                     "al.rlmba.learning_rate": 0.01, "al.rlmba.prior_temperature": 1.0,
+                     "al.rlmba.reward_ema": 0.5, "modality.floor": 0.02,
+                     "modality.temperature": 0.1, "al.rlmba.diversity": "labelled"}
+
+
 class ConfigError(ValueError):
   pass
 
