@@ -30,7 +30,6 @@ import ml_collections
 import numpy as np
 import logging
 
-from rlmba_jax import fusion as fusion_lib
 from rlmba_jax import modality
 from rlmba_jax import parallel
 from rlmba_jax import policy as policy_lib
@@ -42,9 +41,9 @@ from rlmba_jax.experiment.config import (check_budget, config_differences, strat
                                          validate_config)
 from rlmba_jax.models import build_model, fuse_with_weights, make_fused_head
 from rlmba_jax.models.classifier import fused_head_kind
-from rlmba_jax.selection.diagnostics import selection_diagnostics
 from rlmba_jax.models.pretrained import (PretrainedWeightsError, convert_state_dict,
                                          load_safetensors)
+from rlmba_jax.selection.diagnostics import selection_diagnostics
 from rlmba_jax.train import (Trainer, classification_metrics, make_loss, make_optimizer, top1)
 from rlmba_jax.train.streaming import StreamingTrainer
 from rlmba_jax.train.trainer import parse_assignments, schedule_from_config

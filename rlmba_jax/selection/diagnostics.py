@@ -38,7 +38,7 @@ from rlmba_jax.selection.gradient_embedding import badge_sampling
 from rlmba_jax.selection.rlmba import candidate_terms, weighted_fused_features
 from rlmba_jax.selection.uncertainty import margin_sampling
 
-_QUANTILES = jnp.asarray([0.1, 0.5, 0.9])
+_QUANTILES = (0.1, 0.5, 0.9)
 
 
 def percentile_rank(values: jnp.ndarray, reference: jnp.ndarray, at: jnp.ndarray
@@ -82,7 +82,7 @@ def selection_diagnostics(key: jax.Array, pool: PoolView, picks: jnp.ndarray,
   to_labelled = jnp.sqrt(min_squared_distance_to_set(features, pool.labelled))
 
   def ranks(values):
-    return jnp.quantile(percentile_rank(values, unlabelled, picks), _QUANTILES)
+    return jnp.quantile(percentile_rank(values, unlabelled, picks), jnp.asarray(_QUANTILES))
 
   far_cut = jnp.nanquantile(jnp.where(unlabelled, to_labelled, jnp.nan), 0.9)
   uncertainty_part = terms.uncertainty @ terms.weights
