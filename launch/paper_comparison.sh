@@ -16,7 +16,8 @@
 #
 # Env: OUT (runs/<data set>_paper), TRIALS (24), REFINE (3), WORKERS (2), RESULTS
 # (results/<data set>_paper), FSDD (../shared/data/fsdd); TUNED=path/tuning.json skips the
-# search and takes its chosen values (e.g. another data set's search).
+# search and takes its chosen values (e.g. another data set's search); REPORT_ONLY=1 runs
+# nothing and rewrites the reports from the finished runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ds=${1:?usage: launch/paper_comparison.sh mfeat|av_digits}
@@ -31,17 +32,19 @@ case "$ds" in
   *) echo "unknown data set $ds (mfeat or av_digits)" >&2; exit 2 ;;
 esac
 
+only=()
+[ -n "${REPORT_ONLY:-}" ] && only=(--report_only)
 python launch/sweep.py --config="$cfg" --workdir="$out/classifier" --first_seed=100 --seeds=3 \
-  --workers="$workers" --config.eval.test=False "${extra[@]}" \
+  --workers="$workers" "${only[@]}" --config.eval.test=False "${extra[@]}" \
   --title="$ds: the multimodal head chosen on validation (random sampling, tuning seeds)" \
   --strategies=fused_softmax=random/model.fused_head=softmax,fused_evidential=random/model.fused_head=evidential
 
 tuned=${TUNED:-}
-if [ -z "$tuned" ]; then
+if [ -z "$tuned" ] && [ -z "${REPORT_ONLY:-}" ]; then
   python launch/tune.py --config="$cfg" --workdir="$out/tune" --trials="$trials" \
     --seeds=100,101,102 --refine_top="${REFINE:-3}" --workers="$workers" "${extra[@]}"
-  tuned="$out/tune/tuning.json"
 fi
+tuned=${tuned:-$out/tune/tuning.json}
 
 baselines=random,entropy,margin,least_confidence,bald,coreset,kmeans,badge,bmmal,deepfool,gcnal
 rlmba="rlmba,rlmba_tuned=rlmba{tuned}"
@@ -52,6 +55,7 @@ ablations+=",rlmba_no_policy=rlmba{tuned}/al.rlmba.policy=false"
 rewards="rlmba_absolute=rlmba{tuned}/al.rlmba.reward=absolute"
 rewards+=",rlmba_incremental=rlmba{tuned}/al.rlmba.reward=incremental"
 python launch/sweep.py --config="$cfg" --workdir="$out/compare" --seeds=5 --workers="$workers" \
+  "${only[@]}" \
   --tuned="$tuned" --reading="$results/reading.md" "${extra[@]}" \
   --title="$ds, paper protocol: eleven baselines, RL-MBA (paper values and tuned), ablations, rewards" \
   --strategies="$baselines,$rlmba,$ablations,$rewards"

@@ -105,7 +105,12 @@ def main(argv):
     # References before the runs that read them.
     run_jobs([jobs, late_jobs], _WORKERS.value, _COMPILE_CACHE.value)
   runs = report.collect(_WORKDIR.value)
-  runs = {label: runs[label] for label in labels if label in runs}
+  # Only finished runs: a run still going (or stopped) would cut its row's curve short.
+  runs = {label: {seed: recs for seed, recs in runs[label].items()
+                  if is_finished(os.path.join(_WORKDIR.value, "runs", label, f"seed{seed}"),
+                                 config.al.rounds)}
+          for label in labels if label in runs}
+  runs = {label: per_seed for label, per_seed in runs.items() if per_seed}
   # Runs with config.eval.test off hold validation figures only: report those.
   metric = "test_top1" if config.eval.test else "val_top1"
   plots = []
