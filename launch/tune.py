@@ -197,6 +197,7 @@ def main(argv):
   needs_references = (strategy == "rlmba" and config.al.rlmba.policy
                       and config.al.rlmba.reward == "relative"
                       and not config.al.rlmba.reference_runs)
+
   def check(overrides):
     trial = config.copy_and_resolve_references()
     with trial.unlocked():
@@ -216,12 +217,13 @@ def main(argv):
 
   for overrides in trials:  # every trial's config must be valid before anything runs
     check(overrides)
+  refine_combos = []
   if _REFINE_TOP.value > 0:
     try:
-      refine_space = parse_space(_REFINE_SPACE.value)
+      refine_combos = draw_trials(parse_space(_REFINE_SPACE.value), 0, 0, True)[1:]
     except ValueError as e:
       raise app.UsageError(str(e)) from None
-    for combo in draw_trials(refine_space, 0, 0, True)[1:]:
+    for combo in refine_combos:
       check(combo)
 
   extra = {}
@@ -249,12 +251,10 @@ def main(argv):
       run_jobs([references, runs], _WORKERS.value, _COMPILE_CACHE.value)
 
   run_trials(trials)
-  if _REFINE_TOP.value > 0:
+  if refine_combos:
     first = [r for r in score_trials(workdir, trials, seeds) if r["complete"]]
     best = sorted(first, key=lambda r: -r["mean"])[:_REFINE_TOP.value]
-    refined = [{**r["overrides"], **combo}
-               for r in best for combo in draw_trials(parse_space(_REFINE_SPACE.value), 0,
-                                                      0, True)[1:]]
+    refined = [{**r["overrides"], **combo} for r in best for combo in refine_combos]
     for overrides in refined:
       check(overrides)
     trials = trials + [t for t in refined if t not in trials]
