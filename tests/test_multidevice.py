@@ -79,6 +79,23 @@ SELECTION_DRIVER = textwrap.dedent("""
                                 if re.search(rf"= f32\\[{n},\\d+\\]\\S* all-gather", l)]
     out["same"]["rlmba_policy"] = (jax.device_get(rlmba_policy(view)).tolist()
                                    == jax.device_get(rlmba_policy(sharded)).tolist())
+    # RL-MBA with the labelled-distance diversity, and the selection diagnostics
+    import functools
+    from rlmba_jax.selection.diagnostics import selection_diagnostics
+    labelled_rlmba = jax.jit(functools.partial(selection.get_strategy("rlmba"),
+                                               diversity="labelled"), static_argnums=2)
+    picks = labelled_rlmba(jax.random.key(3), view, b)
+    # The same examples; their order may differ where q ties to float precision (the split
+    # pool's distances differ in the last bits), which changes nothing that is labelled.
+    out["same"]["rlmba_labelled"] = (sorted(jax.device_get(picks).tolist()) == sorted(
+        jax.device_get(labelled_rlmba(jax.random.key(3), sharded, b)).tolist()))
+    labels = jax.numpy.argmax(view.probs, -1)
+    diagnose = jax.jit(lambda v: selection_diagnostics(jax.random.key(3), v, picks, labels,
+                                                       num_classes=c))
+    d1, d8 = jax.device_get(diagnose(view)), jax.device_get(diagnose(sharded))
+    out["same"]["diagnostics"] = all(
+        d1[k].tolist() == d8[k].tolist()
+        for k in ("class_counts", "overlap_margin", "overlap_badge", "far_from_labelled"))
     print("RESULT" + json.dumps(out))
 """)
 
@@ -89,6 +106,6 @@ def test_every_strategy_selects_the_same_on_a_pool_split_over_eight_devices():
                     env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.split("RESULT", 1)[1])
-  assert len(out["same"]) == 13 and all(out["same"].values()), out["same"]
+  assert len(out["same"]) == 15 and all(out["same"].values()), out["same"]
   # The pool stays split: no device gathers a whole [N, D] block of features.
   assert not any(out["gathers"].values()), out["gathers"]
