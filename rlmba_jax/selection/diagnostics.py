@@ -79,7 +79,9 @@ def selection_diagnostics(key: jax.Array, pool: PoolView, picks: jnp.ndarray,
   terms = candidate_terms(key, pool, budget, beta=beta, efda=efda,
                           lloyd_iterations=lloyd_iterations, diversity=diversity)
   features = weighted_fused_features(pool, terms.weights)
-  to_labelled = jnp.sqrt(min_squared_distance_to_set(features, pool.labelled))
+  # RL-MBA's own distance already is this one under the labelled-distance diversity.
+  to_labelled = (terms.distance if diversity == "labelled"
+                 else jnp.sqrt(min_squared_distance_to_set(features, pool.labelled)))
 
   def ranks(values):
     return jnp.quantile(percentile_rank(values, unlabelled, picks), jnp.asarray(_QUANTILES))

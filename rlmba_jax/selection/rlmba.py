@@ -11,7 +11,8 @@ on the weighted fused features ``f(x) = sum_m w_m P_m f_m(x)``. Every term is mi
 normalised over the unlabelled pool of the round. ``diversity="labelled"`` replaces the
 distance to the nearest centroid (high for atypical examples) by the distance to the nearest
 *labelled* example (high in regions no label covers yet; CoreSet's criterion), an option the
-search on validation may choose. The candidate set is the top ``K = kappa b`` by q; the policy (``rlmba_jax.policy``) then draws b of them. ``P_m`` is the identity when
+search on validation may choose. The candidate set is the top ``K = kappa b`` by q; the
+policy (``rlmba_jax.policy``) then draws b of them. ``P_m`` is the identity when
 every modality has the same feature width (the MLP/CNN encoders, R(2+1)D-18 + ResNet-18);
 otherwise (BERT 768 + ResNet-101 2048) it is a fixed Gaussian projection to the largest width
 D, entries N(0, 1/D), seeded by the modality's position: independent projections are nearly
