@@ -6,10 +6,12 @@ r"""Chooses the values the paper leaves open on validation only, on tuning seeds
 Trial 0 is the config as given (the paper's values and our defaults); trials 1.. draw
 values from ``--space`` (``key=v1|v2|...;key=...``, default ``DEFAULT_SPACE``: RL-MBA's and
 AMCB's open values) without repeats, from ``--search_seed``; ``--grid`` runs every
-combination instead. ``--refine_top=N`` adds a second stage: the N best trials of the first,
-each with every combination of ``--refine_space`` (default: RL-MBA's diversity distance to
-the nearest labelled example instead of the nearest centroid). A trial's runs live in a
-folder named after its values, so a search with more trials reuses the runs it shares. Each (trial, seed) is a run of ``--strategy`` with
+combination instead; ``--include=other/tuning.json`` adds the values another search chose
+(say, another data set's) as one more trial. ``--refine_top=N`` adds a second stage: the N
+best trials of the first, each with every combination of ``--refine_space`` (default:
+RL-MBA's diversity distance to the nearest labelled example instead of the nearest
+centroid). A trial's runs live in a folder named after its values, so a search with more
+trials reuses the runs it shares. Each (trial, seed) is a run of ``--strategy`` with
 ``config.eval.test=False``: the test split never reaches the device, no record holds a test
 figure, and this script refuses any run whose config or records say otherwise, so test
 cannot be read while choosing. RL-MBA's relative reward reads reference runs of
@@ -64,6 +66,9 @@ _SEEDS = flags.DEFINE_list("seeds", ["100", "101", "102"], "Tuning seeds (never 
 _SEARCH_SEED = flags.DEFINE_integer("search_seed", 0, "Seed of the draws of values.")
 _REFERENCES = flags.DEFINE_list("references", ["gcnal", "badge", "bmmal"],
                                 "Strategies whose runs give RL-MBA's relative reward.")
+_INCLUDE = flags.DEFINE_list(
+    "include", [], "tuning.json files of other searches (e.g. another data set's): each "
+    "one's chosen values join the first stage as a trial, scored here like any other.")
 _REFINE_TOP = flags.DEFINE_integer(
     "refine_top", 0, "Second stage: the N best trials of the first, the config as given "
     "included, each combined with every value of --refine_space.")
@@ -107,6 +112,15 @@ def draw_trials(space: dict[str, list[str]], trials: int, seed: int, grid: bool
   rng = np.random.default_rng(seed)
   picked = rng.permutation(len(combos))[:max(0, trials - 1)]
   return [{}] + [combos[i] for i in sorted(picked)]
+
+
+def included_trial(path: str) -> dict[str, str]:
+  """The values another search chose (its ``tuning.json``), as a trial of this one."""
+  with open(path) as f:
+    chosen = json.load(f)["chosen"]["overrides"]
+  if not isinstance(chosen, dict):
+    raise ValueError("its chosen.overrides is not a key -> value mapping")
+  return {str(k): str(v) for k, v in chosen.items()}
 
 
 def trial_name(overrides: dict[str, str]) -> str:
@@ -188,6 +202,12 @@ def main(argv):
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   trials = draw_trials(space, _TRIALS.value, _SEARCH_SEED.value, _GRID.value)
+  for path in _INCLUDE.value:
+    try:
+      trials.append(included_trial(path))
+    except (OSError, ValueError, KeyError) as e:
+      raise app.UsageError(f"--include {path}: {e}") from None
+  trials = [t for i, t in enumerate(trials) if t not in trials[:i]]
   common = [a for a in sys.argv[1:] if a.startswith("--config.")]
   if any(a.startswith("--config.eval.test") for a in common):
     raise app.UsageError("the search sets config.eval.test=False itself")
