@@ -408,7 +408,9 @@ def paper_model_workload(workload: str, classes: int, batch: int, infer_batch: i
 
 
 def _round_config(strategy: str, epochs: int, model_kind: str, amp: bool, filters: int):
+  from rlmba_jax.data.record_datasets import modality_specs  # pylint: disable=g-import-not-at-top
   from rlmba_jax.data.specs import ModalitySpec  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment.paper_configs import paper_config  # pylint: disable=g-import-not-at-top
   config = default_config()
   config.al.strategy = strategy
   config.train.num_epochs = epochs
@@ -419,8 +421,8 @@ def _round_config(strategy: str, epochs: int, model_kind: str, amp: bool, filter
   if model_kind == "av":
     config.model.encoder_filters = filters
     config.model.encoders = "video=r2plus1d_18,audio=resnet18"
-    specs = (ModalitySpec("video", (5, 112, 112, 3), "clip"),
-             ModalitySpec("audio", (257, 501, 1), "image"))
+    # The shapes the Kinetics-Sounds pipeline makes (5 x 112 x 112 frames, 257 x 504 STFT).
+    specs = modality_specs(paper_config("kinetics_sounds").data)
   else:
     half = _FEATURES.value // 2
     specs = (ModalitySpec("a", (half,)), ModalitySpec("b", (half,)))
@@ -430,13 +432,13 @@ def _round_config(strategy: str, epochs: int, model_kind: str, amp: bool, filter
 
 def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
                    model_kind: str, classes: int, eval_rows: int, amp: bool, filters: int):
-  """One whole active-learning round at pool size ``n``, through the loop's own pieces:
-  pool inference + selection, retraining from scratch on ``labels + picks`` labels, and the
-  evaluation (validation, test, modality analysis, pool difficulty for evidential models).
-  The round runs twice; the second is the steady state, the first minus it is compiling."""
+  """One whole active-learning round at pool size ``n``, through the loop's own steps
+  (``experiment.rounds``): pool inference + selection, retraining from scratch on
+  ``labels + picks`` labels, and the evaluation (validation, test, modality analysis, pool
+  difficulty for evidential models). The round runs twice; the second is the steady state,
+  the first minus it is compiling."""
   import types  # pylint: disable=g-import-not-at-top
-  from rlmba_jax import modality  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment import loop  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment import loop, rounds  # pylint: disable=g-import-not-at-top
   config, specs = _round_config(strategy, epochs, model_kind, amp, filters)
   config.al.initial_size, config.al.budget_per_round = labels, picks
   names = tuple(m.name for m in specs)
@@ -451,62 +453,33 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
 
   pool_inputs, pool_labels = split(n)
   evals = {k: split(eval_rows) for k in ("val", "test")}
+  env = rounds.make_env(config, model, trainer, names, classes, pool_inputs, pool_labels,
+                        evals)
   mask = np.zeros(n, bool)
   mask[rng.permutation(n)[:labels]] = True
-  labelled = parallel.put_replicated(mask, mesh)
-  weights = parallel.put_replicated(modality.amcb_init(len(names)).weights, mesh)
-  build_view = loop.make_pool_view_builder(config, model, trainer, names)
-  analyse = loop.make_modality_analysis(config.model, names)
-  agent, _ = loop._make_agent(config, names, n)  # pylint: disable=protected-access
-  select = jax.jit(functools.partial(selection.get_strategy(strategy),
-                                     **loop.strategy_options(config)), static_argnums=2)
-  example = trainer.example(pool_inputs)
-  state = trainer.init(jax.random.key(0), example)
-  policy_state = None if agent is None else agent.init(jax.random.key(5))
-  record = _last_round_record(names)
+  start = rounds.initial_state(env, mesh)
+  start = start._replace(labelled=parallel.put_replicated(mask, mesh))
+  history = [_last_round_record(names)]
 
   def one_round(state):
     times = {}
-    t0 = time.perf_counter()
-    view = build_view(state, weights, labelled, pool_inputs, jax.random.key(3))
-    if agent is None:
-      positions = select(jax.random.key(1), view, picks)
-    else:
-      positions = agent.select(policy_state, jax.random.key(1), jax.random.key(2), view,
-                               record, float(labels) / n)[0]
-    positions = np.asarray(jax.device_get(positions))
-    times["select_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    new_labelled = labelled.at[positions].set(True)
-    fresh = trainer.init(jax.random.key(4), example)
-    state, log = trainer.train(fresh, jax.random.key(6), pool_inputs, pool_labels,
-                               new_labelled, weights)
-    jax.block_until_ready(state)
-    times["train_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    outputs = {k: trainer.predict(state.params, x, weights, state.model_state)
-               for k, (x, _) in evals.items()}
-    evaluate = loop._evaluate  # pylint: disable=protected-access
-    metrics = {k: evaluate(outputs[k], evals[k][1]) for k in evals}
-    result = [metrics, analyse(outputs["val"], evals["val"][1], weights)]
-    if config.model.head == "evidential":
-      result.append(loop._pool_uncertainty(  # pylint: disable=protected-access
-          trainer.predict(state.params, pool_inputs, weights, state.model_state),
-          new_labelled, weights, names))
-    jax.block_until_ready(result)
-    times["eval_s"] = time.perf_counter() - t0
+    picked = rounds.select_round(env, state, 1, history, None)
+    times["select_s"] = picked.seconds
+    trained, log, times["train_s"] = rounds.train_round(env, state, 1, picked.positions)
+    evaluation = rounds.evaluate_round(env, trained)
+    times["eval_s"] = time.time() - evaluation.started
     times["round_s"] = sum(times.values())
-    return state, times, int(log.num_steps)
+    return trained._replace(labelled=state.labelled), times, int(log.num_steps)
 
-  state, first, steps = one_round(state)
+  state, first, steps = one_round(start)
   _, steady, _ = one_round(state)
   row = dict(workload="round", strategy=strategy, model=model_kind, n=n, labels=labels,
              picks=picks, epochs=epochs, train_steps=steps, amp_bf16=amp, classes=classes,
              eval_rows=eval_rows, feature_width=sum(
                  int(np.prod(f.shape[1:])) for f in jax.tree.leaves(
                      jax.eval_shape(lambda: model.apply(
-                         {"params": state.params, **state.model_state},
-                         trainer.example(pool_inputs))["features"]))),
+                         {"params": state.train.params, **state.train.model_state},
+                         env.example)["features"]))),
              device=_device(), num_devices=jax.device_count(),
              compile_s=round(first["round_s"] - steady["round_s"], 3),
              **{k: round(v, 4) for k, v in steady.items()})

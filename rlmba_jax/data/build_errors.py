@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import logging
 
-logging = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 ON_ERROR = ("stop", "skip")
 
@@ -31,7 +31,7 @@ class BuildReport:
       raise SourceFileError(
           message + ". Fix or remove the file, or set --config.data.on_error=skip to build "
           "without it (skipped files are counted and listed in the log).")
-    logging.warning("skipping %s", message)
+    logger.warning("skipping %s", message)
     self.skipped[reason].append(path)
 
   def summary(self) -> dict[str, int]:
@@ -40,7 +40,7 @@ class BuildReport:
     return out
 
   def log(self) -> None:
-    logging.info("%s build: %s", self.dataset,
+    logger.info("%s build: %s", self.dataset,
                  ", ".join(f"{k} {v}" for k, v in self.summary().items()))
 
 

@@ -16,31 +16,21 @@ import logging
 from rlmba_jax.data import splits as splits_lib
 from rlmba_jax.data import av_digits
 from rlmba_jax.data import uci_mfeat
-from rlmba_jax.data.specs import DatasetSplits, ModalitySpec, MultimodalArrays
+from rlmba_jax.data.specs import (DatasetSplits, ModalitySpec, MultimodalArrays,
+                                  parse_modalities)
 
-logging = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 IN_MEMORY_DATASETS = ("uci_mfeat", "av_digits")
 RECORD_DATASETS = ("upmc_food101", "kinetics_sounds", "vggsound")
 DATASETS = IN_MEMORY_DATASETS + RECORD_DATASETS
+# data.source of the in-memory data sets: the ArrayRecord copy (tfds.data_source) or the files.
+SOURCES = ("tfds", "files")
 
 
 def default_data_dir() -> str:
   return os.environ.get("TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"),
                                                       "tensorflow_datasets"))
-
-
-def parse_modalities(value: Any) -> tuple[str, ...]:
-  """Accepts ``"fou,pix"`` or a sequence of names."""
-  if isinstance(value, str):
-    names = tuple(v.strip() for v in value.split(",") if v.strip())
-  else:
-    names = tuple(value)
-  if not names:
-    raise ValueError("config.data.modalities names no modality")
-  if len(set(names)) != len(names):
-    raise ValueError(f"config.data.modalities repeats a modality: {names}")
-  return names
 
 
 def _read_tfds_records(name: str, data_dir: str, manual_dir: str | None,
@@ -187,7 +177,7 @@ def load_dataset(data_cfg) -> DatasetSplits:
            "test": everything.take(test_idx)}
   if data_cfg.standardize:
     parts = standardize(parts, specs)
-  logging.info("%s: pool %d, val %d, test %d; modalities %s", data_cfg.name,
+  logger.info("%s: pool %d, val %d, test %d; modalities %s", data_cfg.name,
                len(parts["pool"]), len(parts["val"]), len(parts["test"]),
                ", ".join(f"{s.name}{s.shape}" for s in specs))
   return DatasetSplits(name=data_cfg.name, modalities=specs,

@@ -17,9 +17,10 @@ import numpy as np
 from rlmba_jax.data import av_clips, fixtures, splits as splits_lib, transforms, upmc_food101
 from rlmba_jax.data import text as text_lib
 from rlmba_jax.data.records import RecordSplit
+from rlmba_jax.data.specs import parse_modalities
 from rlmba_jax.data.specs import DatasetSplits, ModalitySpec
 
-logging = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 MODALITIES = {"upmc_food101": upmc_food101.MODALITIES, "kinetics_sounds": av_clips.MODALITIES,
               "vggsound": av_clips.MODALITIES}
@@ -97,7 +98,6 @@ def _index(source, metadata) -> tuple[np.ndarray, np.ndarray]:
 
 
 def modality_specs(data_cfg) -> tuple[ModalitySpec, ...]:
-  from rlmba_jax.data.loading import parse_modalities  # pylint: disable=g-import-not-at-top
   names = parse_modalities(data_cfg.modalities)
   allowed = MODALITIES[data_cfg.name]
   unknown = [n for n in names if n not in allowed]
@@ -176,7 +176,7 @@ def load_record_dataset(data_cfg) -> DatasetSplits:
     vocab_size = len(transforms.tokenizer_for(train_t.columns["text"][1].vocab_path).vocab)
   class_names = tuple(metadata.get("class_names", [str(i) for i in range(labels.max() + 1)]))
   report = metadata.get("build_report")
-  logging.info("%s: pool %d, val %d, test %d; %d classes; build report %s", name,
+  logger.info("%s: pool %d, val %d, test %d; %d classes; build report %s", name,
                len(pool_rel), len(val_rel), len(test_idx), len(class_names), report)
   return DatasetSplits(name=name, modalities=specs, num_classes=len(class_names),
                        pool=split(rest[pool_rel]), val=split(rest[val_rel]),

@@ -1,4 +1,5 @@
-"""Plain containers describing a multimodal data set held in memory."""
+"""Plain containers describing a multimodal data set held in memory, and the parsers of the
+config strings that name modalities (``"fou,pix"``, ``"video=2e-3,audio=1e-3"``)."""
 
 from __future__ import annotations
 
@@ -80,3 +81,31 @@ class DatasetSplits:
   @property
   def modality_names(self) -> tuple[str, ...]:
     return tuple(m.name for m in self.modalities)
+
+
+def parse_modalities(value: Any) -> tuple[str, ...]:
+  """Accepts ``"fou,pix"`` or a sequence of names."""
+  if isinstance(value, str):
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+  else:
+    names = tuple(value)
+  if not names:
+    raise ValueError("config.data.modalities names no modality")
+  if len(set(names)) != len(names):
+    raise ValueError(f"config.data.modalities repeats a modality: {names}")
+  return names
+
+
+def parse_assignments(value: str, what: str) -> dict[str, str]:
+  """``"video=2e-3,audio=1e-3"`` -> ``{"video": "2e-3", "audio": "1e-3"}``."""
+  out = {}
+  for part in (p.strip() for p in str(value).split(",")):
+    if not part:
+      continue
+    if "=" not in part:
+      raise ValueError(f"{what}: {part!r} is not of the form modality=value")
+    key, val = (x.strip() for x in part.split("=", 1))
+    if not key or not val:
+      raise ValueError(f"{what}: {part!r} is not of the form modality=value")
+    out[key] = val
+  return out

@@ -101,7 +101,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.modality.floor = 0.02
   c.modality.momentum = 0.0  # EMA of the contributions over rounds (0: this round's)
   c.modality.amcb = True  # False: uniform weights throughout (the AMCB-off ablation)
-  # "stronger": w = softmax(+Delta / tau), as DESIGN §2 states it (a modality that beats the
+  # "stronger": w = softmax(+Delta / tau), as the paper states it (a modality that beats the
   # fused head gains weight); "weaker": softmax(-Delta / tau), weight to the lagging ones.
   c.modality.favour = "stronger"
 
@@ -133,7 +133,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.gcnal.weight_decay = 5e-4
   c.al.gcnal.unlabelled_weight = 1.2  # lambda on the unlabelled-node loss
   c.al.gcnal.margin = 0.1  # uncertaingcn: pick scores closest to this
-  # RL-MBA (DESIGN §2 steps 4-6). The paper gives none of these values; ours are defaults.
+  # RL-MBA (README, "RL-MBA": candidates, policy, reward). The paper gives none of these values; ours are defaults.
   c.al.rlmba = ml_collections.ConfigDict()
   c.al.rlmba.kappa = 4  # candidates K = kappa * budget
   c.al.rlmba.beta = 0.5  # weight of the diversity term in q
@@ -141,7 +141,10 @@ def default_config() -> ml_collections.ConfigDict:
   # d in q: "centroid" (distance to the nearest of b k-means++ centroids, our reading of the
   # paper) | "labelled" (distance to the nearest labelled example, CoreSet's criterion).
   c.al.rlmba.diversity = "centroid"
-  c.al.rlmba.efda = True  # False: softmax entropy instead of evidential uncertainty
+  # EFDA (Evidential Fusion for Difficulty-Aware policy adjustment, selection.efda_difficulty):
+  # the uncertainty terms are Dirichlet variances of the evidential modality heads and their
+  # weighted fusion. False: softmax entropies instead (the EFDA-off ablation).
+  c.al.rlmba.efda = True
   c.al.rlmba.policy = True  # False: top-b by q (the policy-off ablation)
   c.al.rlmba.greedy = False  # True: the policy's top-b instead of a Plackett-Luce draw
   c.al.rlmba.hidden = (64, 64)

@@ -33,10 +33,3 @@ def append_jsonl(path: str, row: dict) -> None:
     os.fsync(fd)
   finally:
     os.close(fd)
-
-
-def read_jsonl(path: str) -> list[dict]:
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]

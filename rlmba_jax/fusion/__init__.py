@@ -3,7 +3,7 @@ weighted evidence fusion and the evidential loss. Pure functions over arrays."""
 
 from rlmba_jax.fusion.combination import (alpha_from_opinion, conflict, ds_combine,
                                           ds_combine_evidence, ds_combine_many, tmc_fusion,
-                                          weighted_evidence_fusion)
+                                          uniform_weights, weighted_evidence_fusion)
 from rlmba_jax.fusion.dirichlet import (EVIDENCE_ACTIVATIONS, MAX_EVIDENCE,
                                         alpha_from_evidence,
                                         belief_and_uncertainty, dirichlet_strength,

@@ -98,6 +98,12 @@ def tmc_fusion(alphas: jnp.ndarray) -> jnp.ndarray:
   return fused + 1.0
 
 
+def uniform_weights(num_modalities: int) -> jnp.ndarray:
+  """``[M]`` float32, every entry 1 / M: the modality weights before AMCB has measured
+  anything, and wherever no weights are given."""
+  return jnp.full((num_modalities,), 1.0 / num_modalities, jnp.float32)
+
+
 def weighted_evidence_fusion(alphas: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
   """RL-MBA's fusion ``alpha_f = 1 + sum_m w_m (alpha_m - 1)``.
 

@@ -49,7 +49,7 @@ def coalition_probabilities(outputs: Mapping, masks: jnp.ndarray, *, modalities:
       return fusion_lib.expected_probabilities(fusion_lib.tmc_fusion(kept))
     return jax.vmap(one)(masks)
   if fusion == "evidence":
-    w = (jnp.full((len(modalities),), 1.0 / len(modalities)) if modality_weights is None
+    w = (fusion_lib.uniform_weights(len(modalities)) if modality_weights is None
          else modality_weights)
     return jax.vmap(lambda mask: fusion_lib.expected_probabilities(
         fusion_lib.weighted_evidence_fusion(alphas, w * mask)))(masks)

@@ -13,6 +13,15 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from rlmba_jax.fusion import uniform_weights
+
+
+# What AMCB's Delta_m measures: the top-1 gap top1(head_m) - top1(fused head), or the mean
+# Shapley value; and which modalities gain weight: "stronger" (softmax(+Delta / tau), the
+# paper's) or "weaker" (softmax(-Delta / tau)).
+CONTRIBUTIONS = ("top1_gap", "shapley")
+FAVOUR = ("stronger", "weaker")
+
 
 class ModalityWeightState(NamedTuple):
   """``weights [M]`` (sum 1), ``contributions [M]`` (smoothed Delta), ``count`` updates."""
@@ -24,7 +33,7 @@ class ModalityWeightState(NamedTuple):
 def amcb_init(num_modalities: int) -> ModalityWeightState:
   """Uniform weights before any contribution is measured."""
   return ModalityWeightState(
-      weights=jnp.full((num_modalities,), 1.0 / num_modalities, jnp.float32),
+      weights=uniform_weights(num_modalities),
       contributions=jnp.zeros((num_modalities,), jnp.float32),
       count=jnp.zeros((), jnp.int32))
 

@@ -158,6 +158,9 @@ class BertEmbeddings(nn.Module):
     return nn.Dropout(c.hidden_dropout_prob, deterministic=not train)(x)
 
 
+POOLINGS = ("cls", "mean")
+
+
 class Bert(nn.Module):
   """``[B, L]`` int token ids (0 = padding) -> ``[B, hidden]`` pooled text features.
 

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from rlmba_jax import fusion as fusion_lib
-from rlmba_jax.data.specs import ModalitySpec
+from rlmba_jax.data.specs import ModalitySpec, parse_assignments
 from rlmba_jax.models import bert as bert_lib
 from rlmba_jax.models import resnet as resnet_lib
 from rlmba_jax.models.encoders import ConvEncoder, MLPEncoder
@@ -35,6 +35,7 @@ HEADS = ("softmax", "evidential")
 ENCODERS = ("auto", "mlp", "cnn", "resnet18", "resnet101", "r2plus1d_18", "bert")
 FUSIONS = ("concat", "tmc", "evidence")
 FUSED_HEADS = ("auto",) + HEADS
+DTYPES = ("float32", "bfloat16")  # model.dtype: what large encoders compute in
 
 
 def check_head_and_fusion(head: str, fusion: str, fused_head: str = "auto") -> None:
@@ -156,20 +157,33 @@ class MultimodalClassifier(nn.Module):
       out["fused_bias"] = jnp.broadcast_to(bias, fused_logits.shape)
       out["fused_logits"] = fused_logits
       out["fused_probs"], fused_alpha = self._distribution(fused_logits, fused_kind)
-    elif self.fusion == "tmc":
-      fused_alpha = fusion_lib.tmc_fusion(jnp.stack([out["alpha"][m] for m in names]))
-      out["fused_logits"] = jnp.log(fused_alpha)
-      out["fused_probs"] = fusion_lib.expected_probabilities(fused_alpha)
     else:
-      return fuse_with_weights(out, names, modality_weights)
+      return fuse_with_weights(out, names, modality_weights, self.fusion)
     if fused_alpha is not None:
       out["fused_alpha"] = fused_alpha
     return out
 
 
+def fuse_alphas(alphas: jnp.ndarray, fusion: str, modality_weights: jnp.ndarray | None = None
+                ) -> jnp.ndarray:
+  """The fused Dirichlet of the ``tmc`` or ``evidence`` fusion: ``[M, ..., C] -> [..., C]``.
+
+  ``tmc``: the reduced Dempster-Shafer combination of Trusted Multi-View Classification; ``evidence``: RL-MBA's
+  weighted evidence fusion ``1 + sum_m w_m (alpha_m - 1)`` (EFDA's alpha_f), uniform
+  weights when ``modality_weights`` is None. The one place either fusion is computed.
+  """
+  if fusion == "tmc":
+    return fusion_lib.tmc_fusion(alphas)
+  weights = (fusion_lib.uniform_weights(alphas.shape[0]) if modality_weights is None
+             else modality_weights)
+  return fusion_lib.weighted_evidence_fusion(alphas, weights)
+
+
 def fuse_with_weights(outputs: dict[str, Any], names: Sequence[str],
-                      modality_weights: jnp.ndarray | None) -> dict[str, Any]:
-  """The ``evidence`` fusion's fused outputs for other modality weights.
+                      modality_weights: jnp.ndarray | None, fusion: str = "evidence"
+                      ) -> dict[str, Any]:
+  """The Dirichlet fusions' fused outputs from the modality heads' ``alpha``; for the
+  ``evidence`` fusion, under any modality weights.
 
   Only ``fused_alpha`` (``1 + sum_m w_m (alpha_m - 1)``), ``fused_logits`` and
   ``fused_probs`` depend on the weights; the encoders and the per-modality heads do not. So
@@ -178,10 +192,8 @@ def fuse_with_weights(outputs: dict[str, Any], names: Sequence[str],
   ``outputs``: the classifier's outputs (``alpha`` m -> ``[..., C]``); None weights =
   uniform. Returns a new dict.
   """
-  weights = (jnp.full((len(names),), 1.0 / len(names)) if modality_weights is None
-             else modality_weights)
-  fused_alpha = fusion_lib.weighted_evidence_fusion(
-      jnp.stack([outputs["alpha"][m] for m in names]), weights)
+  fused_alpha = fuse_alphas(jnp.stack([outputs["alpha"][m] for m in names]), fusion,
+                            modality_weights)
   return dict(outputs, fused_alpha=fused_alpha, fused_logits=jnp.log(fused_alpha),
               fused_probs=fusion_lib.expected_probabilities(fused_alpha))
 
@@ -197,16 +209,15 @@ def build_model(model_cfg, modalities: tuple[ModalitySpec, ...], num_classes: in
       fused_head=model_cfg.fused_head,
       evidence_activation=model_cfg.evidence_activation,
       encoders=tuple(sorted(resolved.items())),
-      encoder_filters=model_cfg.get("encoder_filters", 64),
+      encoder_filters=model_cfg.encoder_filters,
       bert_config=bert_config(model_cfg, resolved),
-      bert_pooling=model_cfg.get("bert_pooling", "cls"),
-      dtype=jnp.bfloat16 if model_cfg.get("dtype", "float32") == "bfloat16" else jnp.float32)
+      bert_pooling=model_cfg.bert_pooling,
+      dtype=jnp.bfloat16 if model_cfg.dtype == "bfloat16" else jnp.float32)
 
 
 def encoder_names(model_cfg) -> dict[str, str]:
   """``model.encoders`` ("image=resnet101,text=bert") as a dict, validated."""
-  from rlmba_jax.train.trainer import parse_assignments  # pylint: disable=g-import-not-at-top
-  names = parse_assignments(model_cfg.get("encoders", ""), "model.encoders")
+  names = parse_assignments(model_cfg.encoders, "model.encoders")
   bad = {m: n for m, n in names.items() if n not in ENCODERS}
   if bad:
     raise ValueError(f"model.encoders={model_cfg.encoders!r}: unknown encoder(s) {bad}; "
@@ -231,15 +242,13 @@ def resolve_encoders(model_cfg, modalities) -> dict[str, str]:
 def bert_config(model_cfg, encoders: dict[str, str]) -> bert_lib.BertConfig | None:
   """The text encoder's architecture: the ``config.json`` next to its pretrained weights when
   ``model.pretrained`` names them, else ``model.bert`` (sizes)."""
-  from rlmba_jax.train.trainer import parse_assignments  # pylint: disable=g-import-not-at-top
   text = [m for m, n in encoders.items() if n == "bert"]
   if not text:
     return None
-  weights = parse_assignments(model_cfg.get("pretrained", ""), "model.pretrained")
+  weights = parse_assignments(model_cfg.pretrained, "model.pretrained")
   if text[0] in weights:
     return bert_lib.BertConfig.next_to(weights[text[0]])
-  sizes = model_cfg.get("bert", None)
-  return bert_lib.BertConfig(**(sizes.to_dict() if sizes is not None else {}))
+  return bert_lib.BertConfig(**model_cfg.bert.to_dict())
 
 
 def make_fused_head(model: MultimodalClassifier):
@@ -267,11 +276,6 @@ def make_fused_head(model: MultimodalClassifier):
         fusion_lib.alpha_from_evidence(fusion_lib.evidence_from_logits(
             parts[m] @ params[f"head_{m}"]["kernel"] + params[f"head_{m}"]["bias"],
             model.evidence_activation)) for m in names])
-    if model.fusion == "tmc":
-      return jnp.log(fusion_lib.tmc_fusion(alphas))
-    weights = head_params.get("modality_weights")
-    if weights is None:
-      weights = jnp.full((len(names),), 1.0 / len(names))
-    return jnp.log(fusion_lib.weighted_evidence_fusion(alphas, weights))
+    return jnp.log(fuse_alphas(alphas, model.fusion, head_params.get("modality_weights")))
 
   return fused_head

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
 import optax
@@ -53,12 +54,26 @@ def reinforce_init(key: jax.Array, network, optimizer: optax.GradientTransformat
                      jnp.zeros(()))
 
 
-def reinforce_loss(params, network, transition: Transition, advantage: jnp.ndarray,
-                   entropy_weight: float) -> tuple[jnp.ndarray, tuple[jnp.ndarray, jnp.ndarray]]:
-  logits = network.apply({"params": params}, transition.candidate_features,
-                         transition.round_state)
-  log_prob = plackett_luce_log_prob(logits, transition.order, transition.valid)
-  entropy = first_draw_entropy(logits, transition.valid)
+def reinforce_loss(logits: jnp.ndarray, order: jnp.ndarray, valid: jnp.ndarray,
+                   advantage: jnp.ndarray, entropy_weight: float
+                   ) -> tuple[jnp.ndarray, tuple[jnp.ndarray, jnp.ndarray]]:
+  """``-sg(advantage) * log p(order) - eta * H(first draw)`` of one Plackett-Luce draw.
+
+  Args:
+    logits: ``[K]`` the policy's candidate scores.
+    order: ``[b]`` int32 candidate indices in draw order.
+    valid: ``[K]`` bool, the candidates that could be drawn.
+    advantage: scalar; its gradient is stopped here (as rlax's policy-gradient losses do).
+    entropy_weight: eta.
+
+  Returns:
+    (loss, (log p(order), first-draw entropy)), all scalars.
+  """
+  chex.assert_rank([logits, order, valid, advantage], [1, 1, 1, 0])
+  chex.assert_equal_shape([logits, valid])
+  log_prob = plackett_luce_log_prob(logits, order, valid)
+  entropy = first_draw_entropy(logits, valid)
+  advantage = jax.lax.stop_gradient(advantage)
   return -advantage * log_prob - entropy_weight * entropy, (log_prob, entropy)
 
 
@@ -75,11 +90,17 @@ def reinforce_update(state: PolicyState, transition: Transition, reward: jnp.nda
   advantage = reward - baseline
   if advantage_clip > 0:
     advantage = jnp.clip(advantage, -advantage_clip, advantage_clip)
-  (_, (log_prob, entropy)), grads = jax.value_and_grad(reinforce_loss, has_aux=True)(
-      state.params, network, transition, jax.lax.stop_gradient(advantage), entropy_weight)
+
+  def loss(params):
+    logits = network.apply({"params": params}, transition.candidate_features,
+                           transition.round_state)
+    return reinforce_loss(logits, transition.order, transition.valid, advantage,
+                          entropy_weight)
+
+  (_, (log_prob, entropy)), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   new_baseline = baseline_momentum * baseline + (1.0 - baseline_momentum) * reward
-  grad_norm = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))
+  grad_norm = optax.global_norm(grads)
   info = UpdateInfo(reward, baseline, advantage, log_prob, entropy, grad_norm)
   return PolicyState(params, opt_state, new_baseline, state.num_updates + 1, reward), info

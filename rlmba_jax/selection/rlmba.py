@@ -1,4 +1,4 @@
-r"""RL-MBA's candidate scoring (DESIGN §2 step 4) and its policy-free selection.
+r"""RL-MBA's candidate scoring (README, "RL-MBA", step 1) and its policy-free selection.
 
 For every unlabelled example
 
@@ -73,7 +73,8 @@ def modality_uncertainties(pool: PoolView, efda: bool = True) -> jnp.ndarray:
 
 
 def efda_difficulty(modality_alphas, names, weights: jnp.ndarray) -> jnp.ndarray:
-  """EFDA's difficulty ``U(x)``: the class-mean Dirichlet variance of the weighted evidence
+  """EFDA's difficulty ``U(x)`` (EFDA: Evidential Fusion for Difficulty-Aware policy
+  adjustment, the paper's name for this term and its use in the policy): the class-mean Dirichlet variance of the weighted evidence
   fusion ``alpha_f = 1 + sum_m w_m (alpha_m - 1)`` of the modality heads. ``[N]``.
 
   It serves the selector only: the classifier's own prediction (the multimodal head, or a
@@ -143,7 +144,7 @@ def candidate_terms(key: jax.Array, pool: PoolView, budget: int, *, beta: float 
   if diversity not in DIVERSITIES:
     raise ValueError(f"al.rlmba.diversity={diversity!r}; choose from {DIVERSITIES}")
   names = pool.names
-  weights = (jnp.full((len(names),), 1.0 / len(names)) if pool.modality_weights is None
+  weights = (fusion_lib.uniform_weights(len(names)) if pool.modality_weights is None
              else pool.modality_weights)
   chex.assert_shape(weights, (len(names),))
   unlabelled = ~pool.labelled

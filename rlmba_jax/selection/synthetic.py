@@ -18,7 +18,7 @@ import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from rlmba_jax import parallel
-from rlmba_jax.fusion import weighted_evidence_fusion
+from rlmba_jax.fusion import uniform_weights, weighted_evidence_fusion
 from rlmba_jax.selection.base import NEEDS, PoolView
 
 MODALITIES = ("a", "b")
@@ -65,7 +65,7 @@ def synthetic_pool(num_rows: int, features: int, num_classes: int, num_labelled:
         jnp.stack([logits * s for s in (0.0, 0.6, 0.4, 1.0)]))
   if "fused_head" in needs:
     extra.update(head_params=head, fused_head=_linear_head)
-  weights = jnp.full((len(MODALITIES),), 1.0 / len(MODALITIES))
+  weights = uniform_weights(len(MODALITIES))
   if "evidential" in needs:
     extra.update(modality_alphas=alphas, fused_alpha=weighted_evidence_fusion(
         jnp.stack([alphas[m] for m in MODALITIES]), weights))

@@ -41,10 +41,6 @@ class StreamingTrainer(Trainer):
     self.data_workers = data_workers
     self._step_jit = jax.jit(self._step, donate_argnums=(0,))
     self._apply_jit = jax.jit(self.apply_eval)
-    # Replace the in-memory versions (which expect arrays) with the streaming ones.
-    self.train, self.predict, self.predict_mc = (self._train_streaming,
-                                                 self._predict_streaming,
-                                                 self._predict_mc_streaming)
 
   # -- placement ----------------------------------------------------------------------
 
@@ -83,9 +79,8 @@ class StreamingTrainer(Trainer):
 
   # -- training -----------------------------------------------------------------------
 
-  def _train_streaming(self, state: TrainState, key: jax.Array, split: RecordSplit,
-                       labels: Any, labelled, modality_weights=None
-                       ) -> tuple[TrainState, TrainLog]:
+  def train(self, state: TrainState, key: jax.Array, split: RecordSplit,
+            labels: Any, labelled, modality_weights=None) -> tuple[TrainState, TrainLog]:
     """``num_epochs`` epochs over the labelled records (positions where ``labelled``)."""
     del labels
     positions = np.flatnonzero(np.asarray(jax.device_get(labelled)))
@@ -133,13 +128,13 @@ class StreamingTrainer(Trainer):
     stacked = jax.tree.map(lambda *xs: np.concatenate(xs)[:n], *outputs)
     return parallel.put_rows(stacked, self.mesh)
 
-  def _predict_streaming(self, params, split: RecordSplit, modality_weights=None,
-                         model_state=None) -> dict[str, Any]:
+  def predict(self, params, split: RecordSplit, modality_weights=None,
+              model_state=None) -> dict[str, Any]:
     return self._collect(split, lambda inputs, b: self._apply_jit(
         params, model_state, inputs, modality_weights))
 
-  def _predict_mc_streaming(self, params, split: RecordSplit, key, num_passes: int,
-                            modality_weights=None, model_state=None):
+  def predict_mc(self, params, split: RecordSplit, key, num_passes: int,
+                 modality_weights=None, model_state=None):
     passes = [self._collect(split, lambda inputs, b, t=t: self._apply_jit(
         params, model_state, inputs, modality_weights,
         jax.random.fold_in(jax.random.fold_in(key, t), b))["fused_probs"])

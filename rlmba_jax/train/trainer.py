@@ -19,9 +19,11 @@ from jax.sharding import Mesh
 
 from rlmba_jax import fusion as fusion_lib
 from rlmba_jax import parallel
+from rlmba_jax.data.specs import parse_assignments
 from rlmba_jax.models.classifier import fused_head_kind
 
 Inputs = Mapping[str, jnp.ndarray]
+OPTIMIZERS = ("adamw", "adam")  # train.optimizer; "adam" is PyTorch's Adam (L2 in the gradient)
 
 
 class TrainState(NamedTuple):
@@ -101,30 +103,15 @@ def make_head_losses(fused_kind: str, modality_kind: str, annealing_epochs: floa
 
 def make_loss(model_cfg, train_cfg):
   """The training loss for the configured heads."""
-  fused = fused_head_kind(model_cfg.head, model_cfg.fusion, model_cfg.get("fused_head", "auto"))
+  fused = fused_head_kind(model_cfg.head, model_cfg.fusion, model_cfg.fused_head)
   if fused == model_cfg.head == "softmax":
     return multimodal_cross_entropy
   return make_head_losses(fused, model_cfg.head, train_cfg.annealing_epochs)
 
 
-def parse_assignments(value: str, what: str) -> dict[str, str]:
-  """``"video=2e-3,audio=1e-3"`` -> ``{"video": "2e-3", "audio": "1e-3"}``."""
-  out = {}
-  for part in (p.strip() for p in str(value).split(",")):
-    if not part:
-      continue
-    if "=" not in part:
-      raise ValueError(f"{what}: {part!r} is not of the form modality=value")
-    key, val = (x.strip() for x in part.split("=", 1))
-    if not key or not val:
-      raise ValueError(f"{what}: {part!r} is not of the form modality=value")
-    out[key] = val
-  return out
-
-
 def _base_optimizer(train_cfg, learning_rate: float) -> optax.GradientTransformation:
-  betas = tuple(train_cfg.get("betas", (0.9, 0.999)))
-  if train_cfg.get("optimizer", "adamw") == "adam":
+  betas = tuple(train_cfg.betas)
+  if train_cfg.optimizer == "adam":
     # PyTorch's Adam(weight_decay=...): L2 added to the gradient before the moments.
     return optax.chain(optax.add_decayed_weights(train_cfg.weight_decay),
                        optax.adam(learning_rate, b1=betas[0], b2=betas[1]))
@@ -144,7 +131,7 @@ def make_optimizer(train_cfg) -> optax.GradientTransformation:
   if train_cfg.grad_clip_norm > 0:
     parts.append(optax.clip_by_global_norm(train_cfg.grad_clip_norm))
   rates = {m: float(v) for m, v in parse_assignments(
-      train_cfg.get("encoder_learning_rates", ""), "train.encoder_learning_rates").items()}
+      train_cfg.encoder_learning_rates, "train.encoder_learning_rates").items()}
   if not rates:
     parts.append(_base_optimizer(train_cfg, train_cfg.learning_rate))
     return optax.chain(*parts)
@@ -181,17 +168,12 @@ def lr_factor(epoch: jnp.ndarray, step: jnp.ndarray, steps_per_epoch: jnp.ndarra
 def schedule_from_config(train_cfg):
   """``(epoch, step, steps_per_epoch) -> factor`` for ``train.warmup_epochs``,
   ``train.lr_milestones`` and ``train.lr_decay``; None when the rate is constant."""
-  warmup = float(train_cfg.get("warmup_epochs", 0.0))
-  milestones = tuple(float(m) for m in train_cfg.get("lr_milestones", ()))
-  decay = float(train_cfg.get("lr_decay", 0.1))
+  warmup = float(train_cfg.warmup_epochs)
+  milestones = tuple(float(m) for m in train_cfg.lr_milestones)
+  decay = float(train_cfg.lr_decay)
   if warmup <= 0 and not milestones:
     return None
   return lambda e, i, n: lr_factor(e, i, n, warmup, milestones, decay)
-
-
-def _global_norm(tree) -> jnp.ndarray:
-  """sqrt(sum of squares) over every leaf (optax's norm helpers moved between versions)."""
-  return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
 class Trainer:
@@ -227,9 +209,30 @@ class Trainer:
     self._replicated = parallel.replicated(mesh)
     self._init_variables = jax.jit(self._variables_init, out_shardings=self._replicated)
     self._init_optimizer = jax.jit(self.optimizer.init, out_shardings=self._replicated)
-    self.train = jax.jit(self._train, donate_argnums=(0,))
-    self.predict = jax.jit(self._predict)
-    self.predict_mc = jax.jit(self._predict_mc, static_argnums=3)
+    self._train_jit = jax.jit(self._train, donate_argnums=(0,))
+    self._predict_jit = jax.jit(self._predict)
+    self._predict_mc_jit = jax.jit(self._predict_mc, static_argnums=3)
+
+  # -- the interface the loop uses (StreamingTrainer implements it over RecordSplits) ----
+
+  def train(self, state: TrainState, key: jax.Array, inputs: Inputs, labels: jnp.ndarray,
+            labelled: jnp.ndarray, modality_weights: jnp.ndarray | None = None
+            ) -> tuple[TrainState, TrainLog]:
+    """``num_epochs`` epochs over the rows where ``labelled [N]`` is true; ``state`` is
+    donated. One compiled program per shape."""
+    return self._train_jit(state, key, inputs, labels, labelled, modality_weights)
+
+  def predict(self, params: Any, inputs: Inputs, modality_weights: jnp.ndarray | None = None,
+              model_state: Any = None) -> dict[str, Any]:
+    """Deterministic outputs for every row of ``inputs`` (see ``_predict``)."""
+    return self._predict_jit(params, inputs, modality_weights, model_state)
+
+  def predict_mc(self, params: Any, inputs: Inputs, key: jax.Array, num_passes: int,
+                 modality_weights: jnp.ndarray | None = None, model_state: Any = None
+                 ) -> jnp.ndarray:
+    """``[num_passes, N, C]`` fused probabilities with dropout on (see ``_predict_mc``)."""
+    return self._predict_mc_jit(params, inputs, key, num_passes, modality_weights,
+                                model_state)
 
   def init(self, key: jax.Array, example_inputs: Inputs) -> TrainState:
     """Fresh variables (plus ``init_hook``, e.g. pretrained encoders) and optimiser state."""
@@ -286,7 +289,7 @@ class Trainer:
     if factor is not None:
       updates = jax.tree.map(lambda u: u * factor, updates)
     params = optax.apply_updates(state.params, updates)
-    return TrainState(params, opt_state, model_state), loss, _global_norm(grads)
+    return TrainState(params, opt_state, model_state), loss, optax.global_norm(grads)
 
   def _train(self, state: TrainState, key: jax.Array, inputs: Inputs, labels: jnp.ndarray,
              labelled: jnp.ndarray, modality_weights: jnp.ndarray | None = None

@@ -1,0 +1,487 @@
+"""One active-learning round as named steps over a ``RoundState``.
+
+A round r is, in commit order (``experiment.loop.run`` writes the ledger and checkpoints
+between the steps)::
+
+  picked = select_round(env, state, r, history, pool_outputs, given)   # -> ledger line r
+  trained, log, seconds = train_round(env, state, r, picked.positions)
+  evaluation = evaluate_round(env, trained)
+  weights = update_modality_weights(env.config, trained.modality_weights, evaluation)
+  record = round_record(env, r, trained, weights, evaluation, log, timings, picked)
+  policy, record["policy"] = update_policy(env, state.policy, picked.transition, record,
+                                           history)                   # RL-MBA only
+  state = trained._replace(modality_weights=weights, policy=policy)   # -> checkpoint r
+
+Everything a step needs besides the state lives in a ``RoundEnv``, built once per run from
+arrays already on the device (``make_env``), so a benchmark or a notebook can run a round
+on its own arrays with the same steps the loop runs. Every key is folded in from the seed
+(``round_keys``): a step called twice with the same inputs gives the same outputs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any, Callable, Mapping, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from rlmba_jax import modality
+from rlmba_jax import parallel
+from rlmba_jax import policy as policy_lib
+from rlmba_jax import selection
+from rlmba_jax.experiment.config import strategy_options
+from rlmba_jax.models import fuse_with_weights, make_fused_head
+from rlmba_jax.models.classifier import fused_head_kind
+from rlmba_jax.policy.reinforce import PolicyState, Transition
+from rlmba_jax.selection.diagnostics import selection_diagnostics
+from rlmba_jax.train import Trainer, TrainLog, TrainState, classification_metrics, top1
+
+logger = logging.getLogger(__name__)
+
+# Purposes a round's key is split into (fold_in constants: never change their values).
+_INIT, _TRAIN, _SELECT, _MC_DROPOUT, _POLICY = 0, 1, 2, 3, 4
+
+
+class WorkdirError(RuntimeError):
+  """A workdir, a ledger or a reference run that this config cannot use as it stands."""
+
+
+def round_keys(seed: int, round_index: int) -> dict[str, jax.Array]:
+  """The keys of one round, derived from the seed alone (nothing advanced is stored)."""
+  round_key = jax.random.fold_in(jax.random.key(seed), round_index)
+  return {"init": jax.random.fold_in(round_key, _INIT),
+          "train": jax.random.fold_in(round_key, _TRAIN),
+          "select": jax.random.fold_in(round_key, _SELECT),
+          "mc_dropout": jax.random.fold_in(round_key, _MC_DROPOUT),
+          "policy": jax.random.fold_in(round_key, _POLICY)}
+
+
+class RoundState(NamedTuple):
+  """What one round hands the next; checkpointed as it is (``checkpoint()``).
+
+  Attributes:
+    train: the classifier's ``TrainState``; None before round 0 has trained.
+    labelled: ``[N]`` bool, the pool positions labelled so far (replicated).
+    modality_weights: AMCB's ``ModalityWeightState`` (weights ``[M]``, replicated).
+    policy: RL-MBA's ``PolicyState``; None for the other strategies.
+  """
+  train: TrainState | None
+  labelled: jax.Array
+  modality_weights: modality.ModalityWeightState
+  policy: PolicyState | None = None
+
+  def checkpoint(self) -> dict[str, Any]:
+    """The checkpointed tree: the fields that are set, by name."""
+    return {k: v for k, v in self._asdict().items() if v is not None}
+
+  @classmethod
+  def from_checkpoint(cls, tree: Mapping[str, Any]) -> "RoundState":
+    return cls(tree["train"], tree["labelled"], tree["modality_weights"], tree.get("policy"))
+
+
+class RoundEnv(NamedTuple):
+  """Everything a round's steps read besides the ``RoundState``; fixed for a run.
+
+  ``pool_inputs``/``pool_labels`` hold N rows; ``evals`` maps split -> (inputs, ``[n]``
+  labels), with "val" always present and "test" unless ``config.eval.test`` is off.
+  """
+  config: ml_collections.ConfigDict
+  names: tuple[str, ...]
+  num_classes: int
+  trainer: Trainer
+  pool_inputs: Any
+  pool_labels: jax.Array
+  evals: Mapping[str, tuple[Any, jax.Array]]
+  example: Any
+  select_initial: Callable
+  select_strategy: Callable
+  build_view: Callable
+  analyse: Callable
+  agent: policy_lib.RLMBAAgent | None
+  references: dict[int, float] | None
+  diagnose: Callable | None
+
+
+class Selection(NamedTuple):
+  """A round's picks: ``positions [K]`` int32 pool positions in the order chosen; the
+  policy's ``transition`` (RL-MBA rounds > 0), the selection ``diagnostics`` (a dict of
+  plain numbers, when ``al.diagnostics``), and the wall time of selecting."""
+  positions: np.ndarray
+  transition: Transition | None
+  diagnostics: dict[str, Any] | None
+  seconds: float
+
+
+class Evaluation(NamedTuple):
+  """A trained round's measurements: ``metrics`` split -> plain numbers; ``top1_gap`` and
+  ``shapley`` ``[M]``; the pool outputs and mean pool difficulty (evidential heads only,
+  else None), reused by the next round's selection."""
+  metrics: dict[str, dict[str, Any]]
+  top1_gap: jax.Array
+  shapley: jax.Array
+  pool_outputs: Mapping[str, Any] | None
+  pool_uncertainty: float | None
+  started: float
+
+
+def coalition_probabilities_fn(model_cfg, names: tuple[str, ...]):
+  """``(outputs, weights) -> [2^M, B, C]`` fused probabilities of every modality coalition."""
+  masks = jnp.asarray(modality.coalition_masks(len(names)))
+  fused_kind = fused_head_kind(model_cfg.head, model_cfg.fusion, model_cfg.fused_head)
+
+  def coalitions(outputs, weights):
+    return modality.coalition_probabilities(
+        outputs, masks, modalities=names, head=fused_kind, fusion=model_cfg.fusion,
+        evidence_activation=model_cfg.evidence_activation, modality_weights=weights)
+
+  return coalitions
+
+
+def make_agent(config: ml_collections.ConfigDict, names: tuple[str, ...], pool_size: int):
+  """The RL-MBA agent and reference curve, or (None, None) for the other strategies."""
+  if config.al.strategy != "rlmba" or not config.al.rlmba.policy:
+    return None, None
+  options = config.al.rlmba.to_dict()
+  agent = policy_lib.RLMBAAgent(options, names, config.al.budget_per_round, pool_size)
+  if options["reward"] != "relative":
+    return agent, None
+  paths = [p.strip().replace("{seed}", str(config.seed))
+           for p in options["reference_runs"].split(",") if p.strip()]
+  try:
+    references = policy_lib.load_reference_curves(paths)
+  except policy_lib.ReferenceRunError as e:
+    raise WorkdirError(str(e)) from e
+  schedule = [config.al.initial_size + r * config.al.budget_per_round
+              for r in range(1, config.al.rounds + 1)]
+  missing = [n for n in schedule if n not in references]
+  if missing:
+    raise WorkdirError(
+        f"the reference runs {paths} have no val_top1 at {missing} labels, which this "
+        "schedule reaches; run them with the same al.initial_size, al.budget_per_round "
+        "and at least as many rounds")
+  return agent, references
+
+
+def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Trainer,
+                           names: tuple[str, ...]):
+  """``(train_state, weights, labelled, pool_inputs, key, outputs=None) -> PoolView`` for
+  the configured strategy, with the optional fields it ``needs`` filled in (dropout passes,
+  coalition probabilities, the fused head).
+
+  ``outputs``: the pool outputs of the same parameters under any modality weights (the
+  last evaluation's), which saves a pass over the pool. With the ``evidence`` fusion the
+  fused outputs are always recomputed for ``weights`` by one function
+  (``models.fuse_with_weights``), so a given and a fresh prediction give the same view.
+  """
+  needs = selection.strategy_needs(config.al.strategy)
+  fused_head = make_fused_head(model) if "fused_head" in needs else None
+  coalitions = jax.jit(coalition_probabilities_fn(config.model, names))
+  reweight = (jax.jit(functools.partial(fuse_with_weights, names=names))
+              if config.model.fusion == "evidence" else None)
+
+  def build(train_state, weights, labelled, pool_inputs, key, outputs=None):
+    params, model_state = train_state.params, train_state.model_state
+    if outputs is None:
+      outputs = trainer.predict(params, pool_inputs, weights, model_state)
+    if reweight is not None:
+      outputs = reweight(outputs, modality_weights=weights)
+    extra = {}
+    if "mc_probs" in needs:
+      extra["mc_probs"] = trainer.predict_mc(params, pool_inputs, key,
+                                             config.al.bald.passes, weights, model_state)
+    if "coalition_probs" in needs:
+      extra["coalition_probs"] = coalitions(outputs, weights)
+    if "fused_head" in needs:
+      extra["head_params"] = {"params": params, "modality_weights": weights}
+      extra["fused_head"] = fused_head
+    if "evidential" in needs and "alpha" in outputs:
+      extra["modality_alphas"] = outputs["alpha"]
+      extra["fused_alpha"] = outputs.get("fused_alpha")
+    if "modality_weights" in needs:
+      extra["modality_weights"] = weights
+    return selection.PoolView(outputs["fused_probs"], outputs["probs"], outputs["features"],
+                              labelled, modality_names=names, **extra)
+
+  return build
+
+
+def make_diagnose(config: ml_collections.ConfigDict, names: tuple[str, ...],
+                  num_classes: int):
+  """``(key, outputs, weights, labelled, positions, labels) -> dict`` of plain numbers:
+  ``selection.diagnostics.selection_diagnostics`` of the picks on the model that chose
+  them (the view RL-MBA's scorer would see, whatever the strategy)."""
+  o = config.al.rlmba
+  efda = o.efda and config.model.head == "evidential"
+  reweight = config.model.fusion == "evidence"
+
+  @jax.jit
+  def diagnose(key, outputs, weights, labelled, positions, labels):
+    if reweight:
+      outputs = fuse_with_weights(outputs, names, weights)
+    view = selection.PoolView(outputs["fused_probs"], outputs["probs"], outputs["features"],
+                              labelled, modality_alphas=outputs.get("alpha"),
+                              modality_weights=weights, modality_names=names)
+    return selection_diagnostics(key, view, positions, labels, num_classes=num_classes,
+                                 kappa=o.kappa, beta=o.beta, efda=efda,
+                                 lloyd_iterations=o.lloyd_iterations,
+                                 diversity=o.diversity)
+
+  def run_diagnose(key, outputs, weights, labelled, positions, labels):
+    out = to_python(diagnose(key, outputs, weights, labelled, jnp.asarray(positions),
+                             labels))
+    out["rank_uncertainty"] = dict(zip(names, out["rank_uncertainty"]))
+    return out
+
+  return run_diagnose
+
+
+def make_modality_analysis(model_cfg, names: tuple[str, ...]):
+  """``(val_outputs, val_labels, weights) -> (top1_gap [M], shapley [M])``, jitted.
+
+  Shapley values: each modality's exact contribution to the fused head's probability of the
+  true class (all 2^M coalitions, absent modalities masked), averaged over the examples.
+  """
+  coalitions = coalition_probabilities_fn(model_cfg, names)
+
+  @jax.jit
+  def analyse(outputs, labels, weights):
+    fused_top1 = top1(outputs["fused_probs"], labels)
+    modality_top1 = jnp.stack([top1(outputs["probs"][m], labels) for m in names])
+    coalition_probs = coalitions(outputs, weights)
+    shapley = modality.shapley_values(modality.true_class_values(coalition_probs, labels))
+    return modality.top1_gap(modality_top1, fused_top1), jnp.mean(shapley, axis=-1)
+
+  return analyse
+
+
+def make_env(config: ml_collections.ConfigDict, model, trainer: Trainer,
+             names: tuple[str, ...], num_classes: int, pool_inputs, pool_labels: jax.Array,
+             evals: Mapping[str, tuple[Any, jax.Array]]) -> RoundEnv:
+  """The ``RoundEnv`` of ``config`` over data already placed by ``trainer`` (``put``)."""
+  pool_size = int(pool_labels.shape[0])
+  agent, references = make_agent(config, names, pool_size)
+  strategy = jax.jit(functools.partial(selection.get_strategy(config.al.strategy),
+                                       **strategy_options(config)), static_argnums=2)
+  return RoundEnv(
+      config=config, names=names, num_classes=num_classes, trainer=trainer,
+      pool_inputs=pool_inputs, pool_labels=pool_labels, evals=evals,
+      example=trainer.example(pool_inputs),
+      select_initial=jax.jit(selection.get_strategy("random"), static_argnums=2),
+      select_strategy=strategy,
+      build_view=make_pool_view_builder(config, model, trainer, names),
+      analyse=make_modality_analysis(config.model, names),
+      agent=agent, references=references,
+      diagnose=(make_diagnose(config, names, num_classes) if config.al.diagnostics
+                else None))
+
+
+def initial_state(env: RoundEnv, mesh) -> RoundState:
+  """The state before round 0, with the round-0 initialisation of the classifier (the
+  structure every checkpoint of the run is restored into)."""
+  keys = round_keys(env.config.seed, 0)
+  num_pool = int(env.pool_labels.shape[0])
+  policy = None
+  if env.agent is not None:
+    # Replicated like everything the policy meets, so its steps compile once per run.
+    policy = parallel.put_replicated(env.agent.init(keys["policy"]), mesh)
+  return RoundState(
+      train=env.trainer.init(keys["init"], env.example),
+      labelled=parallel.put_replicated(np.zeros(num_pool, bool), mesh),
+      modality_weights=parallel.put_replicated(modality.amcb_init(len(env.names)), mesh),
+      policy=policy)
+
+
+def select_round(env: RoundEnv, state: RoundState, r: int,
+                 history: list[Mapping[str, Any]], pool_outputs: Mapping[str, Any] | None,
+                 given: np.ndarray | None = None) -> Selection:
+  """Round ``r``'s picks: ``given`` (``[K]`` positions already in the ledger) or a fresh
+  selection (round 0: ``al.initial_size`` at random; then the strategy's or the policy's
+  ``al.budget_per_round``).
+
+  The policy's draw is recomputed even when the ledger already holds the round, so the
+  REINFORCE update after a resume is the one an uninterrupted run makes. ``pool_outputs``:
+  the previous evaluation's pool outputs of ``state.train`` (or None).
+  """
+  config = env.config
+  keys = round_keys(config.seed, r)
+  weights = state.modality_weights.weights
+  t0 = time.time()
+  if env.diagnose is not None and r > 0 and pool_outputs is None:
+    pool_outputs = env.trainer.predict(state.train.params, env.pool_inputs, weights,
+                                       state.train.model_state)
+  transition = None
+  if env.agent is not None and r > 0:
+    view = env.build_view(state.train, weights, state.labelled, env.pool_inputs,
+                          keys["mc_dropout"], pool_outputs)
+    drawn, transition, candidates = env.agent.select(
+        state.policy, keys["select"], keys["policy"], view, history[-1],
+        float(jnp.mean(state.labelled)))
+    drawn = np.asarray(jax.device_get(drawn), np.int32)
+    if given is not None and not np.array_equal(given, drawn):
+      transition = env.agent.transition_for(transition,
+                                            np.asarray(jax.device_get(candidates)), given)
+      if transition is None:
+        raise WorkdirError(
+            f"ledger round {r} holds examples the RL-MBA policy could not have drawn from "
+            "this round's candidates; the workdir was not produced by this config")
+  if given is not None:
+    positions = given
+  elif transition is not None:
+    positions = drawn
+  else:
+    positions = _select_fresh(env, state, r, keys, pool_outputs)
+  seconds = time.time() - t0
+  diagnostics = None
+  if env.diagnose is not None and r > 0:
+    diagnostics = env.diagnose(keys["select"], pool_outputs, weights, state.labelled,
+                               positions, env.pool_labels)
+  return Selection(positions, transition, diagnostics, seconds)
+
+
+def _select_fresh(env: RoundEnv, state: RoundState, r: int, keys, pool_outputs
+                  ) -> np.ndarray:
+  """A strategy's (or round 0's random) picks, checked: distinct and not yet labelled."""
+  if r == 0:
+    view = selection.PoolView(None, {}, {}, state.labelled)
+    positions = env.select_initial(keys["select"], view, env.config.al.initial_size)
+  else:
+    view = env.build_view(state.train, state.modality_weights.weights, state.labelled,
+                          env.pool_inputs, keys["mc_dropout"], pool_outputs)
+    positions = env.select_strategy(keys["select"], view, env.config.al.budget_per_round)
+  positions = np.asarray(jax.device_get(positions), np.int32)
+  if (len(set(positions.tolist())) != len(positions)
+      or np.asarray(jax.device_get(state.labelled))[positions].any()):
+    raise RuntimeError(f"round {r}: the strategy returned repeated or already labelled "
+                       "examples; this is a bug in the strategy")
+  return positions
+
+
+def train_round(env: RoundEnv, state: RoundState, r: int, positions: np.ndarray
+                ) -> tuple[RoundState, TrainLog, float]:
+  """Labels ``positions`` and trains the classifier on every labelled example (from a fresh
+  initialisation, or the previous parameters under ``train.warm_start``).
+
+  Returns the state with the new ``train`` and ``labelled``, the ``TrainLog`` and seconds.
+  """
+  keys = round_keys(env.config.seed, r)
+  labelled = state.labelled.at[positions].set(True)
+  t0 = time.time()
+  if env.config.train.warm_start and r > 0:
+    train_state = env.trainer.fresh_optimizer(state.train)
+  else:
+    train_state = env.trainer.init(keys["init"], env.example)
+  train_state, log = env.trainer.train(train_state, keys["train"], env.pool_inputs,
+                                       env.pool_labels, labelled,
+                                       state.modality_weights.weights)
+  jax.block_until_ready(train_state)
+  return state._replace(train=train_state, labelled=labelled), log, time.time() - t0
+
+
+@jax.jit
+def evaluate_outputs(outputs: Mapping[str, Any], labels: jnp.ndarray) -> dict[str, Any]:
+  """Classification metrics of the fused head and top-1 of each modality head."""
+  metrics = classification_metrics(outputs["fused_probs"], labels)
+  metrics["per_modality_top1"] = {m: top1(p, labels) for m, p in outputs["probs"].items()}
+  return metrics
+
+
+@functools.partial(jax.jit, static_argnums=3)
+def pool_uncertainty(outputs: Mapping[str, Any], labelled: jnp.ndarray, weights: jnp.ndarray,
+                     names: tuple[str, ...]) -> jnp.ndarray:
+  """Mean EFDA difficulty U(x) over the unlabelled pool: the Dirichlet variance of the
+  weighted evidence fusion of the modality heads (``selection.efda_difficulty``)."""
+  u = selection.efda_difficulty(outputs["alpha"], names, weights)
+  unlabelled = (~labelled).astype(u.dtype)
+  return jnp.sum(u * unlabelled) / jnp.maximum(jnp.sum(unlabelled), 1.0)
+
+
+def evaluate_round(env: RoundEnv, state: RoundState) -> Evaluation:
+  """Metrics of every eval split, the modality analysis on validation, and (evidential
+  heads) the pool outputs and mean pool difficulty, under the weights ``state`` trained
+  with."""
+  started = time.time()
+  train, weights = state.train, state.modality_weights.weights
+  outputs = {split: env.trainer.predict(train.params, x, weights, train.model_state)
+             for split, (x, _) in env.evals.items()}
+  metrics = {split: to_python(evaluate_outputs(outputs[split], env.evals[split][1]))
+             for split in env.evals}
+  gap, shapley = env.analyse(outputs["val"], env.evals["val"][1], weights)
+  pool_outputs = uncertainty = None
+  if env.config.model.head == "evidential":
+    pool_outputs = env.trainer.predict(train.params, env.pool_inputs, weights,
+                                       train.model_state)
+    uncertainty = float(pool_uncertainty(pool_outputs, state.labelled, weights, env.names))
+  return Evaluation(metrics, gap, shapley, pool_outputs, uncertainty, started)
+
+
+def update_modality_weights(config: ml_collections.ConfigDict,
+                            weights: modality.ModalityWeightState, evaluation: Evaluation
+                            ) -> modality.ModalityWeightState:
+  """AMCB's update (w = eps + (1 - M eps) softmax(Delta / tau)) from this round's contributions; unchanged without AMCB."""
+  if not config.modality.amcb:
+    return weights
+  contributions = (evaluation.top1_gap if config.modality.contribution == "top1_gap"
+                   else evaluation.shapley)
+  if config.modality.favour == "weaker":
+    contributions = -contributions
+  return modality.amcb_update(weights, contributions, temperature=config.modality.temperature,
+                              floor=config.modality.floor, momentum=config.modality.momentum)
+
+
+def round_record(env: RoundEnv, r: int, state: RoundState,
+                 weights: modality.ModalityWeightState, evaluation: Evaluation,
+                 log: TrainLog, picked: Selection, train_seconds: float) -> dict[str, Any]:
+  """The line of ``rounds.jsonl`` for round ``r`` (``state``: trained; ``weights``: after
+  this round's AMCB update). Test fields only when the test split was evaluated."""
+  config, names = env.config, env.names
+  metrics = evaluation.metrics
+  log = to_python(log)
+  as_dict = lambda v: dict(zip(names, to_python(v)))
+  test = metrics.get("test")
+  record = {"round": r, "num_labeled": int(jnp.sum(state.labelled)),
+            "strategy": config.al.strategy, "seed": int(config.seed)}
+  if test:
+    record.update(test_top1=test["top1"], test_nll=test["nll"], test_ece=test["ece"])
+  record.update(val_top1=metrics["val"]["top1"], val_nll=metrics["val"]["nll"],
+                val_ece=metrics["val"]["ece"])
+  if test:
+    record.update(test_macro_f1=test["macro_f1"],
+                  per_class_test_top1=[None if np.isnan(v) else v
+                                       for v in test["per_class_top1"]],
+                  per_modality_test_top1=test["per_modality_top1"])
+  record.update({
+      "per_modality_val_top1": metrics["val"]["per_modality_top1"],
+      "top1_gap": as_dict(evaluation.top1_gap), "shapley": as_dict(evaluation.shapley),
+      "balance": float(modality.modality_balance(evaluation.shapley)),
+      "modality_weights": as_dict(weights.weights),
+      "pool_uncertainty": evaluation.pool_uncertainty,
+      "train_loss": log.epoch_loss[-1], "train_loss_curve": log.epoch_loss,
+      "train_grad_norm": log.epoch_grad_norm[-1], "train_steps": int(log.num_steps),
+      "select_seconds": round(picked.seconds, 4), "train_seconds": round(train_seconds, 4),
+      "eval_seconds": round(time.time() - evaluation.started, 4),
+  })
+  if picked.diagnostics is not None:
+    record["selection"] = picked.diagnostics
+  return record
+
+
+def update_policy(env: RoundEnv, policy: PolicyState, transition: Transition,
+                  record: Mapping[str, Any], history: list[Mapping[str, Any]]
+                  ) -> tuple[PolicyState, dict[str, float]]:
+  """RL-MBA's REINFORCE step on this round's reward: -> (policy, its log)."""
+  try:
+    raw_reward = env.agent.reward(record, history, env.references)
+  except policy_lib.ReferenceRunError as e:
+    raise WorkdirError(str(e)) from e
+  return env.agent.update(policy, transition, raw_reward)
+
+
+def to_python(tree: Any) -> Any:
+  """Device arrays -> floats (scalars) and nested lists, for JSON."""
+  return jax.tree.map(lambda x: float(x) if np.ndim(x) == 0 else np.asarray(x).tolist(),
+                      jax.device_get(tree))
