@@ -17,10 +17,13 @@ modality; AMCB and the weighted evidence fusion act in RL-MBA's selection only; 
       --strategies=random,margin,badge,bmmal,gcnal,rlmba
 """
 
-from rlmba_jax.experiment.config import MFEAT_TUNED_RLMBA, default_config, paper_protocol
+from rlmba_jax.experiment.config import (MFEAT_TUNED_RLMBA, default_config, paper_protocol,
+                                         parse_arg)
 
 
 def get_config(arg=None):
+  args = parse_arg(arg, allowed=("runlocal", "paper", "tuned"), exclusive=("paper", "tuned"),
+                   where="configs/av_digits.py")
   config = default_config()
   config.data.name = "av_digits"
   config.data.modalities = "audio,image"
@@ -37,18 +40,15 @@ def get_config(arg=None):
   config.al.initial_size = 20
   config.al.budget_per_round = 20
   config.al.rounds = 6
-  if arg == "runlocal":
-    config.al.rounds = 2
-    config.train.num_epochs = 5
-  elif arg in ("paper", "tuned"):
+  if args & {"paper", "tuned"}:
     paper_protocol(config)
     # 20 -> 100 labels: where the strategies of results/av_digits_compare differ (by 120-140
     # labels margin, BADGE and BMMAL are all at 97-98 %); it also halves a run's time.
     config.al.rounds = 4
-    if arg == "tuned":
+    if "tuned" in args:
       # mfeat's search on validation (av_digits' own search has not been run yet).
       config.update_from_flattened_dict(MFEAT_TUNED_RLMBA)
-  elif arg not in (None, ""):
-    raise ValueError("configs/av_digits.py takes no argument, 'runlocal', 'paper' or "
-                     f"'tuned', got {arg!r}")
+  if "runlocal" in args:
+    config.al.rounds = 2
+    config.train.num_epochs = 5
   return config

@@ -3,7 +3,8 @@ r"""Active learning on the embedded UCI Multiple Features digits (six views, CPU
   python -m rlmba_jax.main --config=configs/mfeat.py --workdir=/tmp/rlmba/mfeat
   python -m rlmba_jax.main --config=configs/mfeat.py:runlocal --workdir=/tmp/rlmba/tiny
 
-``runlocal`` shrinks everything (two rounds, few epochs) for smoke tests.
+``runlocal`` shrinks everything (two rounds, few epochs) for smoke tests; it combines with
+the others (``:paper,runlocal`` is a smoke test of the paper protocol).
 
 ``paper`` is the comparison protocol (the paper's, and BMMAL's): every strategy trains and is
 scored with one classifier, a softmax multimodal head over the concatenated modality
@@ -23,27 +24,30 @@ evidence fusion with the AMCB weights *as the classifier* of every strategy, so 
 reshape every strategy's model; same schedule.
 """
 
-from rlmba_jax.experiment.config import MFEAT_TUNED_RLMBA, default_config, paper_protocol
+from rlmba_jax.experiment.config import (MFEAT_TUNED_RLMBA, default_config, paper_protocol,
+                                         parse_arg)
+
+PROTOCOLS = ("curves", "paper", "tuned")
+
 
 def get_config(arg=None):
+  args = parse_arg(arg, allowed=("runlocal",) + PROTOCOLS, exclusive=PROTOCOLS,
+                   where="configs/mfeat.py")
   config = default_config()
-  if arg == "runlocal":
-    config.al.initial_size = 20
-    config.al.budget_per_round = 20
-    config.al.rounds = 2
-    config.train.num_epochs = 5
-  elif arg in ("curves", "paper", "tuned"):
+  if args & set(PROTOCOLS):
     config.al.initial_size = 20
     config.al.budget_per_round = 10
     config.al.rounds = 8
     config.model.head = "evidential"
-    if arg == "curves":
+    if "curves" in args:
       config.model.fusion = "evidence"
     else:
       paper_protocol(config)
-    if arg == "tuned":
+    if "tuned" in args:
       config.update_from_flattened_dict(MFEAT_TUNED_RLMBA)
-  elif arg not in (None, ""):
-    raise ValueError("configs/mfeat.py takes no argument, 'runlocal', 'curves', 'paper' or "
-                     f"'tuned', got {arg!r}")
+  if "runlocal" in args:
+    config.al.initial_size = 20
+    config.al.budget_per_round = 20
+    config.al.rounds = 2
+    config.train.num_epochs = 5
   return config

@@ -408,7 +408,7 @@ def paper_model_workload(workload: str, classes: int, batch: int, infer_batch: i
 
 
 def _round_config(strategy: str, epochs: int, model_kind: str, amp: bool, filters: int):
-  from rlmba_jax.data.record_datasets import modality_specs  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.data.registry import modality_specs  # pylint: disable=g-import-not-at-top
   from rlmba_jax.data.specs import ModalitySpec  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.paper_configs import paper_config  # pylint: disable=g-import-not-at-top
   config = default_config()
@@ -453,7 +453,7 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
 
   pool_inputs, pool_labels = split(n)
   evals = {k: split(eval_rows) for k in ("val", "test")}
-  env = rounds.make_env(config, model, trainer, names, classes, pool_inputs, pool_labels,
+  env = rounds.make_env(config, model, trainer, names, classes, n, pool_inputs, pool_labels,
                         evals)
   mask = np.zeros(n, bool)
   mask[rng.permutation(n)[:labels]] = True

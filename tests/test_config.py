@@ -37,7 +37,12 @@ def test_default_and_file_configs_validate():
     ("data.source", "s3", "use 'tfds' or 'files'"),
     ("model.fusion", "tmc", "needs model.head='evidential'"),
     ("model.fusion", "sum", "choose from"),
-    ("model.evidence_activation", "tanh", "use softplus, relu or exp"),
+    ("model.evidence_activation", "tanh", "use 'softplus', 'relu' or 'exp'"),
+    ("data.name", "imagenet", "is not a data set; choose from uci_mfeat"),
+    ("train.learning_rate", float("nan"), "learning_rate=nan is not a finite number"),
+    ("al.rlmba.beta", float("inf"), "is not a finite number"),
+    ("train.annealing_epochs", -1.0, "must not be negative"),
+    ("al.rlmba.reward", "best", "use 'relative', 'incremental' or 'absolute'"),
     ("modality.floor", 0.2, "must be in"),
     ("modality.contribution", "loo", "'top1_gap' or 'shapley'"),
     ("al.bald.passes", 1, "at least 2 dropout passes"),
@@ -57,6 +62,39 @@ def test_bad_values_are_named(key, value, message):
     node[name] = value
   with pytest.raises(ConfigError, match=message):
     validate_config(config)
+
+
+def test_the_default_config_is_locked_and_type_safe():
+  config = default_config()
+  with pytest.raises(AttributeError, match='Did you mean "strategy"'):
+    config.al.strateg = "entropy"
+  with pytest.raises(TypeError, match="cannot be casted"):
+    config.al.rounds = "five"
+
+
+def _config_file(name):
+  import importlib.util, os
+  path = os.path.join(os.path.dirname(__file__), "..", "configs", f"{name}.py")
+  spec = importlib.util.spec_from_file_location(f"{name}_cfg", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_config_arguments_combine():
+  mfeat = _config_file("mfeat")
+  smoke = mfeat.get_config("paper,runlocal")
+  validate_config(smoke)
+  assert smoke.model.fused_head == "softmax" and smoke.al.diagnostics  # the protocol ...
+  assert smoke.al.rounds == 2 and smoke.train.num_epochs == 5  # ... shrunk
+  assert flat_dict(mfeat.get_config("runlocal,paper")) == flat_dict(smoke)
+  assert flat_dict(mfeat.get_config("runlocal")) != flat_dict(smoke)
+  with pytest.raises(ValueError, match="'curves' and 'paper' cannot be combined"):
+    mfeat.get_config("curves,paper")
+  food = _config_file("food101").get_config("rlmba,runlocal")
+  assert food.al.strategy == "rlmba" and food.data.fixture and food.al.rounds == 1
+  av = _config_file("av_digits").get_config("tuned,runlocal")
+  assert av.model.fused_head == "softmax" and av.al.rounds == 2
 
 
 def test_unknown_key_gets_a_suggestion():

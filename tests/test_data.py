@@ -97,7 +97,7 @@ def test_unknown_view_and_data_set():
   cfg = default_config().data
   cfg.source = "files"
   cfg.modalities = "fou,xyz"
-  with pytest.raises(ValueError, match="no view 'xyz'"):
+  with pytest.raises(ValueError, match=r"uci_mfeat has no modality \['xyz'\]"):
     load_dataset(cfg)
   cfg.modalities = "fou"
   cfg.name = "imagenet"

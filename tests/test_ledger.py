@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from rlmba_jax.data import Ledger, LedgerError
+from rlmba_jax.experiment.ledger import Ledger, LedgerError
 
 
 def test_append_and_read(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rlmba_jax.data import fixtures, load_dataset, transforms
-from rlmba_jax.data.build_errors import SourceFileError
+from rlmba_jax.data.builders import SourceFileError
 from rlmba_jax.experiment.paper_configs import paper_config
 
 CONFIG_OF = {"upmc_food101": "upmc_food101", "kinetics_sounds": "kinetics_sounds",

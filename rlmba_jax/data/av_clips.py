@@ -23,20 +23,23 @@ resampled to 16 kHz (librosa), multi-channel audio averaged to mono.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 from typing import Iterator
 
 import numpy as np
 
-from rlmba_jax.data.build_errors import BuildReport, indexed_examples
+from rlmba_jax.data import fixtures
+from rlmba_jax.data.builders import BuildReport, indexed_examples, manual_dir_of
+from rlmba_jax.data.specs import DatasetInfo
+from rlmba_jax.data.transforms import record_modality_specs
 from rlmba_jax.data.upmc_food101 import check_image
 
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 10
 NUM_FRAMES = 10
 MODALITIES = ("video", "audio")
-DATASETS = ("kinetics_sounds", "vggsound")
 
 
 def _folders(name: str, manual_dir: str, split: str) -> tuple[str, str]:
@@ -169,6 +172,7 @@ def iter_examples(name: str, manual_dir: str, report: BuildReport) -> Iterator[d
           report.problem("audio without frames", os.path.join(folder, file))
 
 
+@functools.cache
 def _make_builder_classes() -> dict[str, type]:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
@@ -199,7 +203,7 @@ def _make_builder_classes() -> dict[str, type]:
           metadata=tfds.core.MetadataDict(), disable_shuffling=True)
 
     def _split_generators(self, dl_manager):
-      return {"train": self._generate_examples(os.fspath(dl_manager.manual_dir))}
+      return {"train": self._generate_examples(manual_dir_of(dl_manager))}
 
     def _generate_examples(self, manual_dir):
       name = self.DATASET
@@ -219,12 +223,14 @@ def _make_builder_classes() -> dict[str, type]:
   return {"kinetics_sounds": KineticsSounds, "vggsound": Vggsound}
 
 
-_BUILDERS: dict[str, type] = {}
+def _info(name: str) -> DatasetInfo:
+  return DatasetInfo(
+      name=name, kind="records", modalities=MODALITIES,
+      modality_specs=record_modality_specs,
+      builder_class=lambda: _make_builder_classes()[name],
+      check_manual_dir=functools.partial(check_manual_dir, name),
+      write_fixture=functools.partial(fixtures.write_av_clips, dataset=name))
 
 
-def builder_class(name: str):
-  if name not in DATASETS:
-    raise ValueError(f"no audio-visual clip data set {name!r}; choose from {DATASETS}")
-  if not _BUILDERS:
-    _BUILDERS.update(_make_builder_classes())
-  return _BUILDERS[name]
+KINETICS_SOUNDS = _info("kinetics_sounds")
+VGGSOUND = _info("vggsound")

@@ -17,13 +17,15 @@ validation and pool are stratified from the other 2,700 by the library.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from typing import Any
 
 import numpy as np
 
-from rlmba_jax.data.specs import ModalitySpec
+from rlmba_jax.data.builders import manual_dir_of
+from rlmba_jax.data.specs import DatasetInfo, ModalitySpec
 
 SAMPLE_RATE = 8000
 CLIP_SAMPLES = 8000
@@ -160,7 +162,7 @@ def _make_builder_class():
           license="CC BY-SA 4.0 (FSDD); CC BY 4.0 (digit images)")
 
     def _split_generators(self, dl_manager):
-      return {"train": self._generate_examples(os.fspath(dl_manager.manual_dir))}
+      return {"train": self._generate_examples(manual_dir_of(dl_manager))}
 
     def _generate_examples(self, manual_dir):
       columns = build_columns(manual_dir)
@@ -174,11 +176,14 @@ def _make_builder_class():
   return AvDigits
 
 
-_BUILDER = None
-
-
+@functools.cache
 def builder_class():
-  global _BUILDER
-  if _BUILDER is None:
-    _BUILDER = _make_builder_class()
-  return _BUILDER
+  """The registered TFDS builder class ``AvDigits``."""
+  return _make_builder_class()
+
+
+INFO = DatasetInfo(
+    name="av_digits", kind="arrays", modalities=MODALITIES,
+    modality_specs=lambda data_cfg, names: modality_specs(names),
+    builder_class=builder_class, check_manual_dir=recordings_dir,
+    read_files=lambda data_cfg: build_columns(data_cfg.manual_dir))

@@ -117,11 +117,3 @@ def write_av_clips(root: str, dataset: str, *, per_class_train: int = 8,
       for split in ("train", "test"):
         f.writelines(f"{y},{s},{c},{split}\n" for y, s, c in rows[split])
   return root
-
-
-def write_fixture(name: str, root: str, **kwargs) -> str:
-  if name == "upmc_food101":
-    return write_food101(root, **kwargs)
-  if name in CLIP_CLASSES:
-    return write_av_clips(root, name, **kwargs)
-  raise ValueError(f"no fixture for {name!r}")

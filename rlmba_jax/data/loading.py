@@ -13,37 +13,27 @@ from typing import Any
 import numpy as np
 import logging
 
+from rlmba_jax.data import record_datasets
 from rlmba_jax.data import splits as splits_lib
-from rlmba_jax.data import av_digits
-from rlmba_jax.data import uci_mfeat
-from rlmba_jax.data.specs import (DatasetSplits, ModalitySpec, MultimodalArrays,
-                                  parse_modalities)
+from rlmba_jax.data.builders import default_data_dir
+from rlmba_jax.data.registry import dataset_info, modality_specs
+from rlmba_jax.data.specs import DatasetInfo, DatasetSplits, ModalitySpec, MultimodalArrays
 
 logger = logging.getLogger(__name__)
 
-IN_MEMORY_DATASETS = ("uci_mfeat", "av_digits")
-RECORD_DATASETS = ("upmc_food101", "kinetics_sounds", "vggsound")
-DATASETS = IN_MEMORY_DATASETS + RECORD_DATASETS
 # data.source of the in-memory data sets: the ArrayRecord copy (tfds.data_source) or the files.
 SOURCES = ("tfds", "files")
 
 
-def default_data_dir() -> str:
-  return os.environ.get("TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"),
-                                                      "tensorflow_datasets"))
-
-
-def _read_tfds_records(name: str, data_dir: str, manual_dir: str | None,
+def _read_tfds_records(info: DatasetInfo, data_dir: str, manual_dir: str | None,
                        batch_size: int = 512) -> dict[str, np.ndarray]:
-  """Builds (once) and reads every record of ``name``'s ``train`` split as column arrays."""
+  """Builds (once) and reads every record of the ``train`` split as column arrays."""
   import grain  # pylint: disable=g-import-not-at-top
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  if name == "uci_mfeat":
-    uci_mfeat.builder_class()  # registers the builder
-  elif name == "av_digits":
-    av_digits.recordings_dir(manual_dir)  # a clear error before TFDS's own
-    av_digits.builder_class()
+  name = info.name
+  info.builder_class()  # defines and registers the builder
+  info.check_manual_dir(manual_dir)  # a clear error before TFDS's own
   tfds.disable_progress_bar()
   prepare_kwargs = {}
   if manual_dir:
@@ -74,19 +64,14 @@ def _read_tfds_records(name: str, data_dir: str, manual_dir: str | None,
   return {k: np.concatenate(v) for k, v in columns.items()}
 
 
-def _read_columns(data_cfg) -> dict[str, np.ndarray]:
+def _read_columns(info: DatasetInfo, data_cfg) -> dict[str, np.ndarray]:
   if data_cfg.source == "tfds":
-    return _read_tfds_records(data_cfg.name, data_cfg.data_dir or default_data_dir(),
+    return _read_tfds_records(info, data_cfg.data_dir or default_data_dir(),
                               data_cfg.manual_dir)
-  if data_cfg.source == "files" and data_cfg.name == "av_digits":
-    return av_digits.build_columns(data_cfg.manual_dir)
-  if data_cfg.source == "files":
-    views, labels = uci_mfeat.read_mfeat_csvs(data_cfg.manual_dir)
-    columns = dict(views)
-    columns["label"] = labels
-    columns["_id"] = np.arange(len(labels), dtype=np.int64)
-    return columns
-  raise ValueError(f"config.data.source={data_cfg.source!r}; use 'tfds' or 'files'")
+  if data_cfg.source == "files" and info.read_files is not None:
+    return info.read_files(data_cfg)
+  raise ValueError(f"config.data.source={data_cfg.source!r}: {info.name} reads "
+                   f"{'tfds' if info.read_files is None else 'tfds or files'}")
 
 
 def check_finite(arrays: MultimodalArrays, split: str) -> None:
@@ -132,20 +117,15 @@ def load_dataset(data_cfg) -> DatasetSplits:
 
   The split is stratified and seeded by ``data.split_seed`` (not the experiment seed), so
   every run of a comparison sees the same test and validation sets. The paper's data sets
-  (``RECORD_DATASETS``) stay on disk: their splits are ``records.RecordSplit`` s.
+  (``kind="records"`` in the registry) stay on disk: their splits are
+  ``records.RecordSplit`` s.
   """
-  if data_cfg.name not in DATASETS:
-    raise ValueError(f"config.data.name={data_cfg.name!r} is not a known data set; "
-                     f"choose from {DATASETS}")
-  if data_cfg.name in RECORD_DATASETS:
-    from rlmba_jax.data import record_datasets  # pylint: disable=g-import-not-at-top
-    return record_datasets.load_record_dataset(data_cfg)
-  names = parse_modalities(data_cfg.modalities)
-  if data_cfg.name == "av_digits":
-    specs = av_digits.modality_specs(names)
-  else:
-    specs = uci_mfeat.modality_specs(names, data_cfg.pix_as_image)
-  columns = _read_columns(data_cfg)
+  info = dataset_info(data_cfg.name)
+  specs = modality_specs(data_cfg)
+  if info.kind == "records":
+    return record_datasets.load_record_dataset(data_cfg, info, specs)
+  names = tuple(s.name for s in specs)
+  columns = _read_columns(info, data_cfg)
   for name in names:
     if name not in columns:
       raise ValueError(f"{data_cfg.name}: the prepared data have no modality {name!r} "

@@ -14,61 +14,42 @@ import os
 
 import numpy as np
 
-from rlmba_jax.data import av_clips, fixtures, splits as splits_lib, transforms, upmc_food101
+from rlmba_jax.data import splits as splits_lib
 from rlmba_jax.data import text as text_lib
+from rlmba_jax.data import transforms
+from rlmba_jax.data.builders import default_data_dir
 from rlmba_jax.data.records import RecordSplit
-from rlmba_jax.data.specs import parse_modalities
-from rlmba_jax.data.specs import DatasetSplits, ModalitySpec
+from rlmba_jax.data.specs import DatasetInfo, DatasetSplits, ModalitySpec
 
 logger = logging.getLogger(__name__)
 
-MODALITIES = {"upmc_food101": upmc_food101.MODALITIES, "kinetics_sounds": av_clips.MODALITIES,
-              "vggsound": av_clips.MODALITIES}
-
-
-def _default_data_dir() -> str:
-  return os.environ.get("TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"),
-                                                      "tensorflow_datasets"))
-
-
-def manual_dir_for(data_cfg) -> str:
+def manual_dir_for(data_cfg, info: DatasetInfo) -> str:
   """``data.manual_dir``, or with ``data.fixture`` a fixture written once under data_dir."""
   if not data_cfg.fixture:
     return data_cfg.manual_dir
   if data_cfg.manual_dir:
     raise ValueError("config.data.fixture=True writes its own manual_dir; leave "
                      "config.data.manual_dir empty")
-  root = os.path.join(data_cfg.data_dir or _default_data_dir(), "fixtures", data_cfg.name)
+  if info.write_fixture is None:
+    raise ValueError(f"config.data.fixture=True: {info.name} has no fixture writer")
+  root = os.path.join(data_cfg.data_dir or default_data_dir(), "fixtures", data_cfg.name)
   done = os.path.join(root, ".complete")
   if not os.path.exists(done):
-    fixtures.write_fixture(data_cfg.name, root)
+    info.write_fixture(root)
     open(done, "w").close()
   return root
 
 
-def _check_manual_dir(name: str, manual_dir: str) -> None:
-  if name == "upmc_food101":
-    upmc_food101.check_manual_dir(manual_dir)
-  else:
-    av_clips.check_manual_dir(name, manual_dir)
-
-
-def _builder(name: str):
-  if name == "upmc_food101":
-    return upmc_food101.builder_class()
-  return av_clips.builder_class(name)
-
-
-def open_source(data_cfg, manual_dir: str):
+def open_source(data_cfg, info: DatasetInfo, manual_dir: str):
   """``(source, metadata)`` of the prepared ArrayRecord copy (built first if needed)."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   name = data_cfg.name
-  data_dir = data_cfg.data_dir or _default_data_dir()
-  builder_cls = _builder(name)
+  data_dir = data_cfg.data_dir or default_data_dir()
+  builder_cls = info.builder_class()
   builder = builder_cls(data_dir=data_dir, file_format="array_record",
                         on_error=data_cfg.on_error)
   if not builder.is_prepared():
-    _check_manual_dir(name, manual_dir)
+    info.check_manual_dir(manual_dir)
     tfds.disable_progress_bar()
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
@@ -95,24 +76,6 @@ def _index(source, metadata) -> tuple[np.ndarray, np.ndarray]:
       raise RuntimeError("the prepared copy's records are not in id order; delete the "
                          "prepared folder and rebuild it")
   return labels, is_test
-
-
-def modality_specs(data_cfg) -> tuple[ModalitySpec, ...]:
-  names = parse_modalities(data_cfg.modalities)
-  allowed = MODALITIES[data_cfg.name]
-  unknown = [n for n in names if n not in allowed]
-  if unknown:
-    raise ValueError(f"{data_cfg.name} has no modality {unknown}; choose from {allowed}")
-  shapes = {
-      "image": ModalitySpec("image", (data_cfg.image_size, data_cfg.image_size, 3), "image"),
-      "text": ModalitySpec("text", (data_cfg.text_length,), "tokens"),
-      "video": ModalitySpec("video", (data_cfg.num_frames, data_cfg.frame_size,
-                                      data_cfg.frame_size, 3), "clip"),
-      # librosa's centred STFT: n_fft // 2 + 1 bins, 1 + samples // hop frames.
-      "audio": ModalitySpec("audio", (257, 1 + int(16000 * data_cfg.audio_seconds) // 159, 1),
-                            "image"),
-  }
-  return tuple(shapes[n] for n in names)
 
 
 def vocab_path(data_cfg, manual_dir: str) -> str:
@@ -153,11 +116,12 @@ def make_transforms(data_cfg, manual_dir: str, specs):
   return (transforms.RecordTransform(columns_train), transforms.RecordTransform(columns_eval))
 
 
-def load_record_dataset(data_cfg) -> DatasetSplits:
+def load_record_dataset(data_cfg, info: DatasetInfo, specs: tuple[ModalitySpec, ...]
+                        ) -> DatasetSplits:
+  """The record data set ``info`` as pool / val / test ``RecordSplit`` s (see module doc)."""
   name = data_cfg.name
-  specs = modality_specs(data_cfg)
-  manual_dir = manual_dir_for(data_cfg)
-  source, metadata = open_source(data_cfg, manual_dir)
+  manual_dir = manual_dir_for(data_cfg, info)
+  source, metadata = open_source(data_cfg, info, manual_dir)
   labels, is_test = _index(source, metadata)
   ids = np.arange(len(labels), dtype=np.int64)
   test_idx = np.flatnonzero(is_test)

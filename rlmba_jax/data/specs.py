@@ -4,7 +4,7 @@ config strings that name modalities (``"fou,pix"``, ``"video=2e-3,audio=1e-3"``)
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal, Mapping, NamedTuple
+from typing import Any, Callable, Literal, Mapping, NamedTuple
 
 import numpy as np
 
@@ -21,6 +21,36 @@ class ModalitySpec(NamedTuple):
   name: str
   shape: tuple[int, ...]
   kind: ModalityKind = "vector"
+
+
+class DatasetInfo(NamedTuple):
+  """What the loader needs to know of a data set; one per data set, registered in
+  ``data/registry.py``.
+
+  Attributes:
+    name: the TFDS name, ``config.data.name``.
+    kind: ``"arrays"`` (read whole into memory once, standardised) or ``"records"`` (left on
+      disk as ArrayRecord, decoded by grain per batch).
+    modalities: the modality names it has (``config.data.modalities`` picks among them).
+    modality_specs: ``(config.data, names) -> tuple[ModalitySpec, ...]`` of the modalities
+      named, in that order.
+    builder_class: ``() -> type``, its TFDS builder (imports TFDS; defined on first call).
+    check_manual_dir: ``(manual_dir) -> None``: a clear error naming what is missing, before
+      TFDS's own. Called only when the prepared copy must be built.
+    read_files: ``(config.data) -> columns``: the ``data.source="files"`` path of an
+      ``arrays`` data set (modality -> ``[N, ...]``, ``label``, ``_id``, optional
+      ``is_test``), or None.
+    write_fixture: ``(root) -> root``: writes a small fixture in the real layout
+      (``data.fixture=True``), or None.
+  """
+  name: str
+  kind: Literal["arrays", "records"]
+  modalities: tuple[str, ...]
+  modality_specs: Callable[[Any, tuple[str, ...]], tuple[ModalitySpec, ...]]
+  builder_class: Callable[[], type]
+  check_manual_dir: Callable[[str], Any]
+  read_files: Callable[[Any], dict] | None = None
+  write_fixture: Callable[[str], str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,6 +26,8 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from rlmba_jax.data.specs import ModalitySpec
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 KINETICS_MEAN, KINETICS_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
 # log-STFT statistics the reference code uses for each data set.
@@ -208,3 +210,18 @@ class RecordTransform:
     out = {m: fn(record[col], rng) for m, (col, fn) in self.columns.items()}
     out["label"] = np.int32(record["label"])
     return out
+
+
+def record_modality_specs(data_cfg, names: tuple[str, ...]) -> tuple[ModalitySpec, ...]:
+  """The shapes the record transforms make from ``config.data``, for the modalities named:
+  photos (S, S, 3), token ids (L,), clips (T, S, S, 3), log-STFT (257, frames, 1)."""
+  shapes = {
+      "image": ModalitySpec("image", (data_cfg.image_size, data_cfg.image_size, 3), "image"),
+      "text": ModalitySpec("text", (data_cfg.text_length,), "tokens"),
+      "video": ModalitySpec("video", (data_cfg.num_frames, data_cfg.frame_size,
+                                      data_cfg.frame_size, 3), "clip"),
+      # librosa's centred STFT: n_fft // 2 + 1 bins, 1 + samples // hop frames.
+      "audio": ModalitySpec("audio", (257, 1 + int(16000 * data_cfg.audio_seconds) // 159, 1),
+                            "image"),
+  }
+  return tuple(shapes[n] for n in names)

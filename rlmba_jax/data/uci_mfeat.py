@@ -7,6 +7,7 @@ The package ships the data (``uci_mfeat/*.csv.gz``, CC BY 4.0, see ``uci_mfeat/L
 
 from __future__ import annotations
 
+import functools
 import gzip
 import importlib.resources
 import io
@@ -15,7 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
-from rlmba_jax.data.specs import ModalitySpec
+from rlmba_jax.data.specs import DatasetInfo, ModalitySpec
 
 VIEWS: Mapping[str, int] = {
     "fou": 76,   # Fourier coefficients of the character shapes
@@ -153,12 +154,24 @@ def _make_builder_class():
   return UciMfeat
 
 
-_BUILDER_CLASS = None
-
-
+@functools.cache
 def builder_class():
   """The registered TFDS builder class ``UciMfeat`` (registered under ``uci_mfeat``)."""
-  global _BUILDER_CLASS
-  if _BUILDER_CLASS is None:
-    _BUILDER_CLASS = _make_builder_class()
-  return _BUILDER_CLASS
+  return _make_builder_class()
+
+
+def read_files(data_cfg) -> dict[str, np.ndarray]:
+  """``data.source="files"``: the CSVs of ``data.manual_dir`` (or the packaged copy)."""
+  views, labels = read_mfeat_csvs(data_cfg.manual_dir)
+  columns = dict(views)
+  columns["label"] = labels
+  columns["_id"] = np.arange(len(labels), dtype=np.int64)
+  return columns
+
+
+INFO = DatasetInfo(
+    name="uci_mfeat", kind="arrays", modalities=tuple(VIEWS),
+    modality_specs=lambda data_cfg, names: modality_specs(names, data_cfg.pix_as_image),
+    builder_class=builder_class,
+    check_manual_dir=lambda manual_dir: None,  # optional: the CSVs ship with the package
+    read_files=read_files)

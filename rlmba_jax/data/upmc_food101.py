@@ -17,6 +17,7 @@ marker and a jpeg PIL cannot decode stop the build, naming the file, or with
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -25,7 +26,10 @@ from typing import Iterator
 import numpy as np
 
 from rlmba_jax.data import text as text_lib
-from rlmba_jax.data.build_errors import BuildReport, indexed_examples
+from rlmba_jax.data import fixtures
+from rlmba_jax.data.builders import BuildReport, indexed_examples, manual_dir_of
+from rlmba_jax.data.specs import DatasetInfo
+from rlmba_jax.data.transforms import record_modality_specs
 
 MODALITIES = ("image", "text")
 _IMAGE_NAME = re.compile(r"^(?P<stem>\w+?_[\d-]+)\.(jpg|jpeg|png)$", re.IGNORECASE)
@@ -140,7 +144,7 @@ def _make_builder_class():
           homepage="http://visiir.isir.upmc.fr/")
 
     def _split_generators(self, dl_manager):
-      return {"train": self._generate_examples(os.fspath(dl_manager.manual_dir))}
+      return {"train": self._generate_examples(manual_dir_of(dl_manager))}
 
     def _generate_examples(self, manual_dir):
       report = BuildReport("upmc_food101", self._on_error)
@@ -151,11 +155,13 @@ def _make_builder_class():
   return UpmcFood101
 
 
-_BUILDER = None
-
-
+@functools.cache
 def builder_class():
-  global _BUILDER
-  if _BUILDER is None:
-    _BUILDER = _make_builder_class()
-  return _BUILDER
+  """The registered TFDS builder class ``UpmcFood101``."""
+  return _make_builder_class()
+
+
+INFO = DatasetInfo(
+    name="upmc_food101", kind="records", modalities=MODALITIES,
+    modality_specs=record_modality_specs, builder_class=builder_class,
+    check_manual_dir=check_manual_dir, write_fixture=fixtures.write_food101)

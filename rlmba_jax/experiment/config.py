@@ -1,17 +1,36 @@
 """The experiment configuration: defaults, validation and the resume-compatibility check.
 
-``default_config()`` is the schema: every config file starts from it and overrides values,
-so a misspelt key or a value of the wrong type is caught before any work is done.
+``default_config()`` is the schema: every config file starts from it and overrides values.
+It is locked and type-safe (ml_collections), so a misspelt key or a value of the wrong type
+is refused where it is set; ``validate_config`` checks ranges and choices from one table
+(``_schema``, which reuses the library's own lists of choices) and the rules between keys,
+before any work is done. ``parse_arg`` reads combinable config arguments
+(``configs/mfeat.py:paper,runlocal``).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
-from typing import Any
+from typing import Any, Callable, NamedTuple, Sequence
 
 import ml_collections
+
+from rlmba_jax.data.builders import ON_ERROR
+from rlmba_jax.data.loading import SOURCES
+from rlmba_jax.data.registry import DATASETS
+from rlmba_jax.data.specs import parse_assignments, parse_modalities
+from rlmba_jax.fusion import EVIDENCE_ACTIVATIONS
+from rlmba_jax.models.bert import POOLINGS
+from rlmba_jax.models.classifier import DTYPES, check_head_and_fusion, encoder_names
+from rlmba_jax.modality.weights import CONTRIBUTIONS, FAVOUR
+from rlmba_jax.policy.agent import REWARDS
+from rlmba_jax.selection import available_strategies
+from rlmba_jax.selection.gcn import GCN_METHODS
+from rlmba_jax.selection.rlmba import DIVERSITIES
+from rlmba_jax.train.trainer import OPTIMIZERS
 
 # Keys that may differ when an existing workdir is continued (they change how far the run
 # goes or where caches live, not what it computes).
@@ -168,6 +187,7 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.max_to_keep = 2
+  c.lock()  # a misspelt key is refused where it is set, not silently added
   return c
 
 
@@ -206,6 +226,22 @@ class ConfigError(ValueError):
   pass
 
 
+def parse_arg(arg: str | None, *, allowed: Sequence[str], exclusive: Sequence[str] = (),
+              where: str = "this config file") -> frozenset[str]:
+  """A config file's argument as a set of words: ``"paper,runlocal"`` -> both (the idea of
+  big_vision's ``parse_arg``: arguments combine). At most one of ``exclusive`` may appear.
+  """
+  words = [w.strip() for w in (arg or "").split(",") if w.strip()]
+  unknown = [w for w in words if w not in allowed]
+  if unknown:
+    raise ValueError(f"{where} takes {', '.join(repr(a) for a in allowed)} or nothing "
+                     f"(comma-separated to combine), got {arg!r}")
+  clash = [w for w in words if w in exclusive]
+  if len(clash) > 1:
+    raise ValueError(f"{where}: {' and '.join(repr(w) for w in clash)} cannot be combined")
+  return frozenset(words)
+
+
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
   out = {}
   for k, v in d.items():
@@ -222,86 +258,129 @@ def flat_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return _flatten(json.loads(config.to_json()))
 
 
-def _check_type(key: str, value: Any, default: Any) -> None:
-  if isinstance(default, bool):
-    ok = isinstance(value, bool)
-  elif isinstance(default, int):
-    ok = isinstance(value, int) and not isinstance(value, bool)
-  elif isinstance(default, float):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-  elif isinstance(default, str):
-    ok = isinstance(value, str)
-  elif isinstance(default, (tuple, list)):
-    ok = isinstance(value, (tuple, list))
-  else:
-    ok = True
-  if not ok:
-    raise ConfigError(f"config.{key}={value!r} should be of type {type(default).__name__} "
-                      f"(default {default!r})")
+class Rule(NamedTuple):
+  """A condition on one config value and the words its error message uses."""
+  holds: Callable[[Any], bool]
+  says: str
 
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Raises ``ConfigError`` naming the key for unknown keys and bad values."""
-  from rlmba_jax import selection  # pylint: disable=g-import-not-at-top
+def positive() -> Rule:
+  return Rule(lambda v: v > 0, "must be positive")
 
-  defaults = flat_dict(default_config())
-  given = flat_dict(config)
-  for key, value in given.items():
+
+def non_negative() -> Rule:
+  return Rule(lambda v: v >= 0, "must not be negative")
+
+
+def in_range(low: float, high: float, *, closed: bool = False) -> Rule:
+  """``[low, high)`` (``[low, high]`` when ``closed``)."""
+  if closed:
+    return Rule(lambda v: low <= v <= high, f"must be in [{low}, {high}]")
+  return Rule(lambda v: low <= v < high, f"must be in [{low}, {high})")
+
+
+def at_least(low: int, why: str) -> Rule:
+  return Rule(lambda v: v >= low, f"must be at least {low} ({why})")
+
+
+def one_of(choices: Sequence[str], what: str = "") -> Rule:
+  """One of ``choices`` (the library's own constant, so a new choice needs no edit here)."""
+  listed = (", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+            if len(choices) > 1 else repr(choices[0]))
+  says = (f"is not {what}; choose from {', '.join(choices)}" if what else f"; use {listed}")
+  return Rule(lambda v: v in choices, says)
+
+
+def _schema() -> dict[str, Rule]:
+  """The value rules, by key: ranges and choices. Rules between keys are in
+  ``_check_combinations``."""
+  return {
+      "num_devices": non_negative(),
+      "data.name": one_of(tuple(DATASETS), "a data set"),
+      "data.source": one_of(SOURCES),
+      "data.on_error": one_of(ON_ERROR),
+      "data.test_size": non_negative(), "data.val_size": non_negative(),
+      "data.text_length": positive(), "data.image_resize": positive(),
+      "data.image_size": positive(), "data.frame_size": positive(),
+      "data.num_frames": positive(), "data.audio_seconds": positive(),
+      "model.width": positive(), "model.dropout": in_range(0, 1),
+      "model.evidence_activation": one_of(EVIDENCE_ACTIVATIONS),
+      "model.encoder_filters": positive(), "model.bert_pooling": one_of(POOLINGS),
+      "model.dtype": one_of(DTYPES),
+      "train.batch_size": positive(), "train.eval_batch_size": positive(),
+      "train.num_epochs": positive(), "train.learning_rate": positive(),
+      "train.weight_decay": non_negative(), "train.grad_clip_norm": non_negative(),
+      "train.annealing_epochs": non_negative(), "train.optimizer": one_of(OPTIMIZERS),
+      "train.warmup_epochs": non_negative(), "train.lr_decay": positive(),
+      "train.data_workers": non_negative(),
+      "modality.contribution": one_of(CONTRIBUTIONS), "modality.temperature": positive(),
+      "modality.floor": non_negative(), "modality.momentum": in_range(0, 1),
+      "modality.favour": one_of(FAVOUR),
+      "al.strategy": one_of(available_strategies(), "a strategy"),
+      "al.initial_size": positive(), "al.budget_per_round": positive(),
+      "al.rounds": non_negative(),
+      "al.bald.passes": at_least(2, "BALD needs at least 2 dropout passes"),
+      "al.kmeans.iterations": non_negative(),
+      "al.deepfool.candidate_classes": positive(), "al.deepfool.max_iterations": positive(),
+      "al.deepfool.overshoot": non_negative(),
+      "al.gcnal.method": one_of(GCN_METHODS), "al.gcnal.epochs": positive(),
+      "al.gcnal.hidden": positive(), "al.gcnal.dropout": in_range(0, 1),
+      "al.gcnal.learning_rate": positive(), "al.gcnal.weight_decay": non_negative(),
+      "al.gcnal.unlabelled_weight": non_negative(),
+      "al.gcnal.margin": in_range(0, 1, closed=True),
+      "al.rlmba.kappa": positive(), "al.rlmba.beta": non_negative(),
+      "al.rlmba.lloyd_iterations": non_negative(), "al.rlmba.diversity": one_of(DIVERSITIES),
+      "al.rlmba.prior_temperature": positive(), "al.rlmba.learning_rate": positive(),
+      "al.rlmba.baseline_momentum": in_range(0, 1),
+      "al.rlmba.advantage_clip": non_negative(), "al.rlmba.entropy_weight": non_negative(),
+      "al.rlmba.reward": one_of(REWARDS), "al.rlmba.balance_weight": non_negative(),
+      "al.rlmba.reward_ema": in_range(0, 1),
+      "checkpoint.max_to_keep": positive(),
+  }
+
+
+def _finite(value: Any) -> bool:
+  values = value if isinstance(value, (tuple, list)) else (value,)
+  return all(not isinstance(v, float) or math.isfinite(v) for v in values)
+
+
+def _check_keys(given: dict[str, Any], defaults: dict[str, Any]) -> None:
+  for key in given:
     if key not in defaults:
       close = difflib.get_close_matches(key, defaults, n=1)
       hint = f"; did you mean config.{close[0]}?" if close else ""
       raise ConfigError(f"unknown config key config.{key}{hint}")
-    _check_type(key, value, defaults[key])
   for key in defaults:
     if key not in given:
       raise ConfigError(f"config.{key} is missing; start config files from "
                         "rlmba_jax.experiment.config.default_config()")
 
-  def positive(key):
-    if given[key] <= 0:
-      raise ConfigError(f"config.{key}={given[key]!r} must be positive")
 
-  for key in ("al.initial_size", "al.budget_per_round", "train.batch_size",
-              "train.eval_batch_size", "train.num_epochs", "train.learning_rate",
-              "model.width", "checkpoint.max_to_keep", "al.deepfool.candidate_classes",
-              "al.deepfool.max_iterations", "al.gcnal.epochs", "al.gcnal.hidden",
-              "al.gcnal.learning_rate"):
-    positive(key)
-  for key in ("al.rounds", "data.test_size", "data.val_size", "train.weight_decay",
-              "train.grad_clip_norm", "num_devices", "al.kmeans.iterations",
-              "al.deepfool.overshoot", "al.gcnal.weight_decay", "al.gcnal.unlabelled_weight"):
-    if given[key] < 0:
-      raise ConfigError(f"config.{key}={given[key]!r} must not be negative")
-  for key in ("model.dropout", "al.gcnal.dropout"):
-    if not 0.0 <= given[key] < 1.0:
-      raise ConfigError(f"config.{key}={given[key]!r} must be in [0, 1)")
-  if given["al.bald.passes"] < 2:
-    raise ConfigError(f"config.al.bald.passes={given['al.bald.passes']!r}: BALD needs at "
-                      "least 2 dropout passes")
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ``ConfigError`` naming the key for unknown or missing keys, values outside
+  their range or choices (NaN and inf included), and combinations that cannot run.
+
+  Types are ml_collections' business: ``default_config()`` is type-safe and locked, so a
+  value of the wrong type or a new key is refused where it is set.
+  """
+  given = flat_dict(config)
+  _check_keys(given, flat_dict(default_config()))
+  for key, value in given.items():
+    if not _finite(value):
+      raise ConfigError(f"config.{key}={value!r} is not a finite number")
+  for key, rule in _schema().items():
+    value = given[key]
+    if not rule.holds(value):
+      sep = "" if rule.says.startswith(";") else " "
+      raise ConfigError(f"config.{key}={value!r}{sep}{rule.says}")
+  _check_combinations(config, given)
+
+
+def _check_combinations(config: ml_collections.ConfigDict, given: dict[str, Any]) -> None:
+  """The rules between keys."""
   if given["al.strategy"] == "bald" and given["model.dropout"] == 0.0:
     raise ConfigError("config.al.strategy='bald' samples dropout masks but "
                       "config.model.dropout=0.0; set a dropout rate such as 0.1")
-  if given["al.gcnal.method"] not in ("coregcn", "uncertaingcn"):
-    raise ConfigError(f"config.al.gcnal.method={given['al.gcnal.method']!r}; use 'coregcn' "
-                      "or 'uncertaingcn'")
-  if not 0.0 <= given["al.gcnal.margin"] <= 1.0:
-    raise ConfigError("config.al.gcnal.margin must be in [0, 1]")
-  for key in ("al.rlmba.kappa", "al.rlmba.prior_temperature", "al.rlmba.learning_rate"):
-    positive(key)
-  for key in ("al.rlmba.beta", "al.rlmba.advantage_clip", "al.rlmba.entropy_weight",
-              "al.rlmba.lloyd_iterations"):
-    if given[key] < 0:
-      raise ConfigError(f"config.{key}={given[key]!r} must not be negative")
-  for key in ("al.rlmba.baseline_momentum", "al.rlmba.reward_ema"):
-    if not 0.0 <= given[key] < 1.0:
-      raise ConfigError(f"config.{key}={given[key]!r} must be in [0, 1)")
-  from rlmba_jax.selection.rlmba import DIVERSITIES  # pylint: disable=g-import-not-at-top
-  if given["al.rlmba.diversity"] not in DIVERSITIES:
-    raise ConfigError(f"config.al.rlmba.diversity={given['al.rlmba.diversity']!r}; use "
-                      f"{' or '.join(repr(d) for d in DIVERSITIES)}")
-  if given["al.rlmba.reward"] not in ("relative", "incremental", "absolute"):
-    raise ConfigError(f"config.al.rlmba.reward={given['al.rlmba.reward']!r}; use 'relative', "
-                      "'incremental' or 'absolute'")
   if given["al.strategy"] == "rlmba":
     if given["al.rlmba.efda"] and given["model.head"] != "evidential":
       raise ConfigError("config.al.strategy='rlmba' with config.al.rlmba.efda=True scores "
@@ -312,46 +391,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError("config.al.rlmba.reward='relative' compares with reference runs; "
                         "name their workdirs in config.al.rlmba.reference_runs, or use "
                         "reward='incremental' or 'absolute'")
-  if given["al.strategy"] not in selection.available_strategies():
-    raise ConfigError(f"config.al.strategy={given['al.strategy']!r} is not a strategy; "
-                      f"choose from {', '.join(selection.available_strategies())}")
-  from rlmba_jax.models.classifier import check_head_and_fusion  # pylint: disable=g-import-not-at-top
   try:
     check_head_and_fusion(given["model.head"], given["model.fusion"], given["model.fused_head"])
   except ValueError as e:
     raise ConfigError(f"config.{e}") from None
-  from rlmba_jax.fusion import EVIDENCE_ACTIVATIONS  # pylint: disable=g-import-not-at-top
-  if given["model.evidence_activation"] not in EVIDENCE_ACTIVATIONS:
-    raise ConfigError(f"config.model.evidence_activation={given['model.evidence_activation']!r}"
-                      f"; use {', '.join(EVIDENCE_ACTIVATIONS[:-1])} or {EVIDENCE_ACTIVATIONS[-1]}")
-  if given["modality.contribution"] not in ("top1_gap", "shapley"):
-    raise ConfigError(f"config.modality.contribution={given['modality.contribution']!r}; use "
-                      "'top1_gap' or 'shapley'")
-  if given["modality.temperature"] <= 0:
-    raise ConfigError("config.modality.temperature must be positive")
-  if given["modality.favour"] not in ("stronger", "weaker"):
-    raise ConfigError(f"config.modality.favour={given['modality.favour']!r}; use 'stronger' "
-                      "or 'weaker'")
-  if not 0.0 <= given["modality.momentum"] < 1.0:
-    raise ConfigError("config.modality.momentum must be in [0, 1)")
   num_modalities = len([m for m in str(given["data.modalities"]).split(",") if m.strip()])
   if not 0.0 <= given["modality.floor"] * num_modalities < 1.0:
     raise ConfigError(f"config.modality.floor={given['modality.floor']} times "
                       f"{num_modalities} modalities must be in [0, 1)")
-  if given["data.source"] not in ("tfds", "files"):
-    raise ConfigError(f"config.data.source={given['data.source']!r}; use 'tfds' or 'files'")
-  if given["data.on_error"] not in ("stop", "skip"):
-    raise ConfigError(f"config.data.on_error={given['data.on_error']!r}; use 'stop' or "
-                      "'skip'")
-  if given["train.optimizer"] not in ("adamw", "adam"):
-    raise ConfigError(f"config.train.optimizer={given['train.optimizer']!r}; use 'adamw' or "
-                      "'adam'")
-  if given["model.dtype"] not in ("float32", "bfloat16"):
-    raise ConfigError(f"config.model.dtype={given['model.dtype']!r}; use 'float32' or "
-                      "'bfloat16'")
-  if given["model.bert_pooling"] not in ("cls", "mean"):
-    raise ConfigError(f"config.model.bert_pooling={given['model.bert_pooling']!r}; use "
-                      "'cls' or 'mean'")
   if len(given["train.betas"]) != 2 or not all(0 <= b < 1 for b in given["train.betas"]):
     raise ConfigError(f"config.train.betas={given['train.betas']!r}: two numbers in [0, 1)")
   if len(given["data.frame_resize"]) != 2:
@@ -360,32 +407,29 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       given["data.frame_resize"]):
     raise ConfigError("config.data.image_size / frame_size must not exceed the resized "
                       "image (data.image_resize / data.frame_resize)")
-  for key in ("data.text_length", "data.num_frames", "data.audio_seconds",
-              "model.encoder_filters", "train.lr_decay"):
-    positive(key)
-  for key in ("train.warmup_epochs", "train.data_workers"):
-    if given[key] < 0:
-      raise ConfigError(f"config.{key}={given[key]!r} must not be negative")
-  from rlmba_jax.models import classifier as classifier_lib  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.train.trainer import parse_assignments  # pylint: disable=g-import-not-at-top
   try:
-    classifier_lib.encoder_names(config.model)
-    modalities = {m.strip() for m in str(given["data.modalities"]).split(",") if m.strip()}
-    for key in ("model.encoders", "model.pretrained", "train.encoder_learning_rates"):
-      named = parse_assignments(given[key], key)
-      unknown = sorted(set(named) - modalities)
-      if unknown:
-        raise ValueError(f"{key} names modalities {unknown} that data.modalities "
-                         f"({sorted(modalities)}) does not have")
-    for m, lr in parse_assignments(given["train.encoder_learning_rates"],
-                                   "train.encoder_learning_rates").items():
-      if float(lr) <= 0:
-        raise ValueError(f"train.encoder_learning_rates: {m}={lr} must be positive")
-    for m, path in parse_assignments(given["model.pretrained"], "model.pretrained").items():
-      if not os.path.exists(path):
-        raise ValueError(f"model.pretrained: the weights for {m!r}, {path!r}, do not exist")
+    _check_modality_assignments(config, given)
   except ValueError as e:
     raise ConfigError(f"config.{e}") from None
+
+
+def _check_modality_assignments(config, given: dict[str, Any]) -> None:
+  """``model.encoders``, ``model.pretrained`` and ``train.encoder_learning_rates`` name
+  modalities the data has, with valid encoders, existing files and positive rates."""
+  encoder_names(config.model)
+  modalities = set(parse_modalities(given["data.modalities"]))
+  for key in ("model.encoders", "model.pretrained", "train.encoder_learning_rates"):
+    unknown = sorted(set(parse_assignments(given[key], key)) - modalities)
+    if unknown:
+      raise ValueError(f"{key} names modalities {unknown} that data.modalities "
+                       f"({sorted(modalities)}) does not have")
+  for m, lr in parse_assignments(given["train.encoder_learning_rates"],
+                                 "train.encoder_learning_rates").items():
+    if not float(lr) > 0:
+      raise ValueError(f"train.encoder_learning_rates: {m}={lr} must be positive")
+  for m, path in parse_assignments(given["model.pretrained"], "model.pretrained").items():
+    if not os.path.exists(path):
+      raise ValueError(f"model.pretrained: the weights for {m!r}, {path!r}, do not exist")
 
 
 def check_budget(config: ml_collections.ConfigDict, pool_size: int) -> None:

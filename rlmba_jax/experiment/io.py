@@ -25,11 +25,15 @@ def write_jsonl(path: str, rows: Iterable[dict]) -> None:
   write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
-def append_jsonl(path: str, row: dict) -> None:
-  line = json.dumps(row, sort_keys=True) + "\n"
+def append_line(path: str, line: str) -> None:
+  """Appends ``line`` and a newline with one ``write`` and ``fsync`` (durable on return)."""
   fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
   try:
-    os.write(fd, line.encode())
+    os.write(fd, (line + "\n").encode())
     os.fsync(fd)
   finally:
     os.close(fd)
+
+
+def append_jsonl(path: str, row: dict) -> None:
+  append_line(path, json.dumps(row, sort_keys=True))

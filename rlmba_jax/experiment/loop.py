@@ -30,10 +30,11 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from rlmba_jax import parallel
-from rlmba_jax.data import Ledger, LedgerError, load_dataset
+from rlmba_jax.data import load_dataset
 from rlmba_jax.data.specs import parse_assignments
 from rlmba_jax.experiment import io
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
+from rlmba_jax.experiment.ledger import Ledger, LedgerError
 from rlmba_jax.experiment.config import check_budget, config_differences, validate_config
 from rlmba_jax.experiment.rounds import (RoundEnv, RoundState, WorkdirError, evaluate_round,
                                          initial_state, make_env, round_keys, round_record,
@@ -237,7 +238,7 @@ def _make_run_env(config: ml_collections.ConfigDict, data, mesh) -> RoundEnv:
   evals = {split: (trainer.put(arrays), parallel.put_replicated(arrays.labels, mesh))
            for split, arrays in splits}
   return make_env(config, model, trainer, data.modality_names, data.num_classes,
-                  trainer.put(data.pool), trainer.put_labels(data.pool), evals)
+                  len(data.pool), trainer.put(data.pool), trainer.put_labels(data.pool), evals)
 
 
 def _resume(env: RoundEnv, mesh, checkpointer: RoundCheckpointer

@@ -24,14 +24,15 @@ MC dropout has something to sample), grain workers.
 ``runlocal`` keeps the loop, data path and encoder families but shrinks everything so the
 whole experiment runs on a CPU in about a minute, on a fixture written in the real layout
 (``data.fixture``): 18-layer networks with 4 filters in the first stage, a one-layer BERT,
-small crops, 1 s of audio, 2 epochs, 8 initial labels + one round of 4.
+small crops, 1 s of audio, 2 epochs, 8 initial labels + one round of 4. ``rlmba`` runs
+RL-MBA with evidential heads; the two combine (``configs/food101.py:rlmba,runlocal``).
 """
 
 from __future__ import annotations
 
 import ml_collections
 
-from rlmba_jax.experiment.config import default_config
+from rlmba_jax.experiment.config import default_config, parse_arg
 
 
 def paper_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
@@ -74,13 +75,12 @@ def paper_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict
     c.train.num_epochs = 45
     c.train.warmup_epochs = 10.0
     c.train.lr_milestones = (20, 30, 40)
-  if arg == "runlocal":
-    runlocal(c)
-  elif arg == "rlmba":
+  args = parse_arg(arg, allowed=("runlocal", "rlmba"), where=f"the configs for {name}")
+  if "rlmba" in args:
     c.model.head, c.model.fusion = "evidential", "evidence"
     c.al.strategy = "rlmba"
-  elif arg not in (None, ""):
-    raise ValueError(f"configs for {name} take no argument, 'runlocal' or 'rlmba'; got {arg!r}")
+  if "runlocal" in args:
+    runlocal(c)
   return c
 
 

@@ -87,15 +87,18 @@ class RoundState(NamedTuple):
 class RoundEnv(NamedTuple):
   """Everything a round's steps read besides the ``RoundState``; fixed for a run.
 
-  ``pool_inputs``/``pool_labels`` hold N rows; ``evals`` maps split -> (inputs, ``[n]``
-  labels), with "val" always present and "test" unless ``config.eval.test`` is off.
+  ``pool_inputs`` holds ``pool_size`` rows (arrays, or a ``RecordSplit`` streamed by a
+  ``StreamingTrainer``), ``pool_labels`` their ``[N]`` labels (None when they come with the
+  records); ``evals`` maps split -> (inputs, ``[n]`` labels), with "val" always present and
+  "test" unless ``config.eval.test`` is off.
   """
   config: ml_collections.ConfigDict
   names: tuple[str, ...]
   num_classes: int
   trainer: Trainer
+  pool_size: int
   pool_inputs: Any
-  pool_labels: jax.Array
+  pool_labels: jax.Array | None
   evals: Mapping[str, tuple[Any, jax.Array]]
   example: Any
   select_initial: Callable
@@ -260,16 +263,16 @@ def make_modality_analysis(model_cfg, names: tuple[str, ...]):
 
 
 def make_env(config: ml_collections.ConfigDict, model, trainer: Trainer,
-             names: tuple[str, ...], num_classes: int, pool_inputs, pool_labels: jax.Array,
-             evals: Mapping[str, tuple[Any, jax.Array]]) -> RoundEnv:
+             names: tuple[str, ...], num_classes: int, pool_size: int, pool_inputs,
+             pool_labels: jax.Array | None, evals: Mapping[str, tuple[Any, jax.Array]]
+             ) -> RoundEnv:
   """The ``RoundEnv`` of ``config`` over data already placed by ``trainer`` (``put``)."""
-  pool_size = int(pool_labels.shape[0])
   agent, references = make_agent(config, names, pool_size)
   strategy = jax.jit(functools.partial(selection.get_strategy(config.al.strategy),
                                        **strategy_options(config)), static_argnums=2)
   return RoundEnv(
       config=config, names=names, num_classes=num_classes, trainer=trainer,
-      pool_inputs=pool_inputs, pool_labels=pool_labels, evals=evals,
+      pool_size=pool_size, pool_inputs=pool_inputs, pool_labels=pool_labels, evals=evals,
       example=trainer.example(pool_inputs),
       select_initial=jax.jit(selection.get_strategy("random"), static_argnums=2),
       select_strategy=strategy,
@@ -284,14 +287,13 @@ def initial_state(env: RoundEnv, mesh) -> RoundState:
   """The state before round 0, with the round-0 initialisation of the classifier (the
   structure every checkpoint of the run is restored into)."""
   keys = round_keys(env.config.seed, 0)
-  num_pool = int(env.pool_labels.shape[0])
   policy = None
   if env.agent is not None:
     # Replicated like everything the policy meets, so its steps compile once per run.
     policy = parallel.put_replicated(env.agent.init(keys["policy"]), mesh)
   return RoundState(
       train=env.trainer.init(keys["init"], env.example),
-      labelled=parallel.put_replicated(np.zeros(num_pool, bool), mesh),
+      labelled=parallel.put_replicated(np.zeros(env.pool_size, bool), mesh),
       modality_weights=parallel.put_replicated(modality.amcb_init(len(env.names)), mesh),
       policy=policy)
 

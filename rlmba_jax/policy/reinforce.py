@@ -101,6 +101,6 @@ def reinforce_update(state: PolicyState, transition: Transition, reward: jnp.nda
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   new_baseline = baseline_momentum * baseline + (1.0 - baseline_momentum) * reward
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   info = UpdateInfo(reward, baseline, advantage, log_prob, entropy, grad_norm)
   return PolicyState(params, opt_state, new_baseline, state.num_updates + 1, reward), info

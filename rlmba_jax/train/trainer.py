@@ -289,7 +289,7 @@ class Trainer:
     if factor is not None:
       updates = jax.tree.map(lambda u: u * factor, updates)
     params = optax.apply_updates(state.params, updates)
-    return TrainState(params, opt_state, model_state), loss, optax.global_norm(grads)
+    return TrainState(params, opt_state, model_state), loss, optax.tree.norm(grads)
 
   def _train(self, state: TrainState, key: jax.Array, inputs: Inputs, labels: jnp.ndarray,
              labelled: jnp.ndarray, modality_weights: jnp.ndarray | None = None

@@ -1,13 +1,28 @@
-"""What a builder does with a bad source file: stop (default) or skip it, and count either way."""
+"""What every TFDS builder of the library shares: where prepared copies live, what a builder
+does with a bad source file (stop, the default, or skip it, and count either way), and the
+index a builder stores so the loader never scans records."""
 
 from __future__ import annotations
 
 import collections
 import logging
+import os
 
 logger = logging.getLogger(__name__)
 
 ON_ERROR = ("stop", "skip")
+
+
+def default_data_dir() -> str:
+  """TFDS's data_dir when ``config.data.data_dir`` is empty: $TFDS_DATA_DIR, or
+  ~/tensorflow_datasets."""
+  return os.environ.get("TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"),
+                                                      "tensorflow_datasets"))
+
+
+def manual_dir_of(dl_manager) -> str:
+  """The folder a builder reads its source files from."""
+  return os.fspath(dl_manager.manual_dir)
 
 
 class SourceFileError(ValueError):

@@ -13,6 +13,8 @@ import os
 import time
 from typing import Sequence
 
+from rlmba_jax.experiment.io import append_line
+
 
 class LedgerError(RuntimeError):
   pass
@@ -66,11 +68,5 @@ class Ledger:
     if round_index != len(existing):
       raise LedgerError(f"{self.path}: appending round {round_index} but the ledger holds "
                         f"{len(existing)} rounds")
-    line = json.dumps({"round": int(round_index), "ids": [int(i) for i in ids]},
-                      separators=(",", ":")) + "\n"
-    fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-      os.write(fd, line.encode())
-      os.fsync(fd)
-    finally:
-      os.close(fd)
+    append_line(self.path, json.dumps({"round": int(round_index),
+                                       "ids": [int(i) for i in ids]}, separators=(",", ":")))
