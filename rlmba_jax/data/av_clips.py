@@ -31,7 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from rlmba_jax.data import fixtures
-from rlmba_jax.data.builders import BuildReport, indexed_examples, manual_dir_of
+from rlmba_jax.data.builders import BuildReport, record_builder_base
 from rlmba_jax.data.specs import DatasetInfo
 from rlmba_jax.data.transforms import record_modality_specs
 from rlmba_jax.data.upmc_food101 import check_image
@@ -176,16 +176,18 @@ def iter_examples(name: str, manual_dir: str, report: BuildReport) -> Iterator[d
 def _make_builder_classes() -> dict[str, type]:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  class _AvClips(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  class _AvClips(record_builder_base(), skip_registration=True):
     DATASET = ""
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "10 jpeg frames + 10 s of 16 kHz int16 audio per clip."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Extract 10 frames and a 16 kHz wav per clip (launch/extract_av.py) into manual_dir.")
 
-    def __init__(self, *, on_error: str = "stop", **kwargs):
-      self._on_error = on_error
-      super().__init__(**kwargs)
+    def class_names(self, manual_dir):
+      return class_names(self.DATASET, check_manual_dir(self.DATASET, manual_dir))
+
+    def examples(self, manual_dir, report):
+      return iter_examples(self.DATASET, manual_dir, report)
 
     def _info(self):
       return tfds.core.DatasetInfo(
@@ -201,16 +203,6 @@ def _make_builder_classes() -> dict[str, type]:
               "name": tfds.features.Text(),
           }),
           metadata=tfds.core.MetadataDict(), disable_shuffling=True)
-
-    def _split_generators(self, dl_manager):
-      return {"train": self._generate_examples(manual_dir_of(dl_manager))}
-
-    def _generate_examples(self, manual_dir):
-      name = self.DATASET
-      report = BuildReport(name, self._on_error)
-      yield from indexed_examples(self.info.metadata, report,
-                                  class_names(name, check_manual_dir(name, manual_dir)),
-                                  iter_examples(name, manual_dir, report))
 
   class KineticsSounds(_AvClips):
     """Kinetics-Sounds clips (31 classes): frames + audio."""

@@ -133,8 +133,10 @@ def build_columns(manual_dir: str) -> dict[str, np.ndarray]:
           "is_test": np.asarray([r[3] in OFFICIAL_TEST_INDICES for r in rows])}
 
 
-def _make_builder_class():
-  """Defines the TFDS builder lazily so importing this module does not import TFDS."""
+@functools.cache
+def builder_class():
+  """The TFDS builder class, defined (and registered) on first call: importing this module
+  does not import TFDS."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   class AvDigits(tfds.core.GeneratorBasedBuilder):
@@ -175,11 +177,6 @@ def _make_builder_class():
 
   return AvDigits
 
-
-@functools.cache
-def builder_class():
-  """The registered TFDS builder class ``AvDigits``."""
-  return _make_builder_class()
 
 
 INFO = DatasetInfo(

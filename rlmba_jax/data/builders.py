@@ -5,6 +5,7 @@ index a builder stores so the loader never scans records."""
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
 
@@ -73,3 +74,37 @@ def indexed_examples(metadata, report: BuildReport, class_names, examples):
   metadata["labels"] = labels
   metadata["is_test"] = is_test
   metadata["build_report"] = report.summary()
+
+
+@functools.cache
+def record_builder_base() -> type:
+  """The base class of the record data sets' TFDS builders (imports TFDS on first call).
+
+  One ``train`` split generated from ``manual_dir`` with the bad-file policy ``on_error``;
+  after the last example, ``indexed_examples`` stores the index the loader reads. A subclass
+  sets ``VERSION``, ``_info`` and two hooks: ``class_names(manual_dir)`` (checks the folder
+  first) and ``examples(manual_dir, report)`` (dicts with ``_id``, ``label``, ``is_test``).
+  """
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  class RecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+
+    def __init__(self, *, on_error: str = "stop", **kwargs):
+      self._on_error = on_error
+      super().__init__(**kwargs)
+
+    def class_names(self, manual_dir: str) -> list[str]:
+      raise NotImplementedError
+
+    def examples(self, manual_dir: str, report: BuildReport):
+      raise NotImplementedError
+
+    def _split_generators(self, dl_manager):
+      return {"train": self._generate_examples(manual_dir_of(dl_manager))}
+
+    def _generate_examples(self, manual_dir):
+      report = BuildReport(self.name, self._on_error)
+      yield from indexed_examples(self.info.metadata, report, self.class_names(manual_dir),
+                                  self.examples(manual_dir, report))
+
+  return RecordBuilder

@@ -99,8 +99,10 @@ def modality_specs(views: tuple[str, ...], pix_as_image: bool) -> tuple[Modality
   return tuple(specs)
 
 
-def _make_builder_class():
-  """Defines the TFDS builder lazily so importing this module does not import TFDS."""
+@functools.cache
+def builder_class():
+  """The TFDS builder class, defined (and registered) on first call: importing this module
+  does not import TFDS."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   class UciMfeat(tfds.core.GeneratorBasedBuilder):
@@ -153,11 +155,6 @@ def _make_builder_class():
 
   return UciMfeat
 
-
-@functools.cache
-def builder_class():
-  """The registered TFDS builder class ``UciMfeat`` (registered under ``uci_mfeat``)."""
-  return _make_builder_class()
 
 
 def read_files(data_cfg) -> dict[str, np.ndarray]:

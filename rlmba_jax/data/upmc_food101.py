@@ -27,7 +27,7 @@ import numpy as np
 
 from rlmba_jax.data import text as text_lib
 from rlmba_jax.data import fixtures
-from rlmba_jax.data.builders import BuildReport, indexed_examples, manual_dir_of
+from rlmba_jax.data.builders import BuildReport, record_builder_base
 from rlmba_jax.data.specs import DatasetInfo
 from rlmba_jax.data.transforms import record_modality_specs
 
@@ -112,10 +112,13 @@ def iter_examples(manual_dir: str, report: BuildReport) -> Iterator[dict]:
         next_id += 1
 
 
-def _make_builder_class():
+@functools.cache
+def builder_class():
+  """The TFDS builder class, defined (and registered) on first call: importing this module
+  does not import TFDS."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  class UpmcFood101(tfds.core.GeneratorBasedBuilder):
+  class UpmcFood101(record_builder_base()):
     """UPMC Food-101 photos + recipe texts (one split ``train`` with an ``is_test`` flag)."""
     VERSION = tfds.core.Version("1.0.0")
     RELEASE_NOTES = {"1.0.0": "Photos as jpeg bytes; recipe words after 'ingredients'."}
@@ -123,9 +126,11 @@ def _make_builder_class():
         "Put UPMC Food-101 in manual_dir: images/{train,test}/{class}/*.jpg and "
         "texts_txt/{class}/*.txt.")
 
-    def __init__(self, *, on_error: str = "stop", **kwargs):
-      self._on_error = on_error
-      super().__init__(**kwargs)
+    def class_names(self, manual_dir):
+      return class_names(check_manual_dir(manual_dir))
+
+    def examples(self, manual_dir, report):
+      return iter_examples(manual_dir, report)
 
     def _info(self):
       return tfds.core.DatasetInfo(
@@ -143,22 +148,8 @@ def _make_builder_class():
           disable_shuffling=True,
           homepage="http://visiir.isir.upmc.fr/")
 
-    def _split_generators(self, dl_manager):
-      return {"train": self._generate_examples(manual_dir_of(dl_manager))}
-
-    def _generate_examples(self, manual_dir):
-      report = BuildReport("upmc_food101", self._on_error)
-      yield from indexed_examples(self.info.metadata, report,
-                                  class_names(check_manual_dir(manual_dir)),
-                                  iter_examples(manual_dir, report))
-
   return UpmcFood101
 
-
-@functools.cache
-def builder_class():
-  """The registered TFDS builder class ``UpmcFood101``."""
-  return _make_builder_class()
 
 
 INFO = DatasetInfo(
