@@ -39,6 +39,7 @@ probs = multihost_utils.process_allgather(probs, tiled=True)
 if jax.process_index() == 0:
   np.save(out + "/probs.npy", np.asarray(probs))
 c.al.strategy = "badge"
+c.al.rounds = int(sys.argv[2])
 summary = run(c, out + "/run")
 print("RESULT", json.dumps({"process": jax.process_index(), "top1": summary["test_top1"],
                             "devices": len(summary["devices"])}))
@@ -55,53 +56,89 @@ out = sys.argv[1]
 c = paper_config("upmc_food101", "runlocal")
 c.data.data_dir = out + "/tfds"
 c.al.strategy = "badge"
+c.al.rounds = int(sys.argv[2])
 summary = run(c, out + "/one")
 print("RESULT", json.dumps({"top1": summary["test_top1"]}))
 '''
 
 
-@pytest.mark.slow
-def test_two_processes(tmp_path):
+def _two_processes(tmp_path, rounds: int) -> list[dict]:
   env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS="localhost:12391",
              JAX_NUM_PROCESSES="2", PYTHONPATH=REPO)
   env.pop("XLA_FLAGS", None)
-  procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path)], cwd=REPO,
-                            env=dict(env, JAX_PROCESS_ID=str(i)), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True) for i in range(2)]
+  procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), str(rounds)],
+                            cwd=REPO, env=dict(env, JAX_PROCESS_ID=str(i)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for i in range(2)]
   results = []
   for p in procs:
     stdout, stderr = p.communicate(timeout=600)
     assert p.returncode == 0, stderr[-3000:]
     results.append(json.loads(stdout.split("RESULT", 1)[1]))
   assert results[0]["top1"] == results[1]["top1"] and results[0]["devices"] == 2
+  return results
+
+
+def _one_process(tmp_path, rounds: int) -> list[float]:
+  one = subprocess.run([sys.executable, "-c", ONE_PROCESS, str(tmp_path), str(rounds)],
+                       cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO,
+                                          XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+                       capture_output=True, text=True, timeout=600, check=False)
+  assert one.returncode == 0, one.stderr[-3000:]
+  return json.loads(one.stdout.split("RESULT", 1)[1])["top1"]
+
+
+@pytest.mark.slow
+def test_two_processes(tmp_path):
+  results = _two_processes(tmp_path, rounds=1)
   with open(tmp_path / "run" / "ledger.jsonl") as f:
     ledger = f.read()
   assert [len(json.loads(l)["ids"]) for l in ledger.splitlines()] == [8, 4]  # written once
 
   # One process selects exactly the same examples, and the model scores the same.
-  one = subprocess.run([sys.executable, "-c", ONE_PROCESS, str(tmp_path)], cwd=REPO,
-                       env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO,
-                                XLA_FLAGS="--xla_force_host_platform_device_count=2"),
-                       capture_output=True, text=True, timeout=600, check=False)
-  assert one.returncode == 0, one.stderr[-3000:]
+  one = _one_process(tmp_path, rounds=1)
   with open(tmp_path / "one" / "ledger.jsonl") as f:
     assert f.read() == ledger
-  np.testing.assert_allclose(json.loads(one.stdout.split("RESULT", 1)[1])["top1"],
-                             results[0]["top1"], atol=1e-6)
+  np.testing.assert_allclose(one, results[0]["top1"], atol=1e-6)
+
+  # A ledger line after the last checkpoint (labelled, not yet trained: a crash, or answers
+  # a person put there) is replayed by every process. Only process 0 reads the ledger; if
+  # process 1 selected again instead, the processes would train on different labelled sets
+  # and disagree with the one-process replay. The ids are ones BADGE would not pick.
+  labelled = {i for line in ledger.splitlines() for i in json.loads(line)["ids"]}
+  pool_ids = [int(i) for i in _pool_ids(tmp_path)]
+  given = [i for i in pool_ids if i not in labelled][-4:]
+  for run in ("run", "one"):
+    with open(tmp_path / run / "ledger.jsonl", "a") as f:
+      f.write(json.dumps({"round": 2, "ids": given}) + "\n")
+  replayed = _two_processes(tmp_path, rounds=2)
+  with open(tmp_path / "run" / "ledger.jsonl") as f:
+    lines = f.read().splitlines()
+  assert len(lines) == 3 and json.loads(lines[2])["ids"] == given
+  np.testing.assert_allclose(_one_process(tmp_path, rounds=2), replayed[0]["top1"],
+                             atol=1e-6)
 
   # One process, same parameters: the same outputs, row for row.
   import jax
   from rlmba_jax import parallel
-  from rlmba_jax.data import load_dataset
   from rlmba_jax.experiment.loop import make_trainer
-  from rlmba_jax.experiment.paper_configs import paper_config
   from rlmba_jax.models import build_model
-  c = paper_config("upmc_food101", "runlocal")
-  c.data.data_dir = str(tmp_path / "tfds")
-  data = load_dataset(c.data)
+  c, data = _food101_fixture(tmp_path)
   mesh = parallel.make_mesh(1)
   trainer = make_trainer(c, build_model(c.model, data.modalities, data.num_classes), data,
                          mesh)
   state = trainer.init(jax.random.key(0), trainer.example(data.pool))
   probs = trainer.predict(state.params, data.pool, None, state.model_state)["fused_probs"]
   np.testing.assert_allclose(np.load(tmp_path / "probs.npy"), np.asarray(probs), atol=1e-5)
+
+
+def _food101_fixture(tmp_path):
+  from rlmba_jax.data import load_dataset
+  from rlmba_jax.experiment.paper_configs import paper_config
+  c = paper_config("upmc_food101", "runlocal")
+  c.data.data_dir = str(tmp_path / "tfds")
+  return c, load_dataset(c.data)
+
+
+def _pool_ids(tmp_path):
+  return _food101_fixture(tmp_path)[1].pool.ids
