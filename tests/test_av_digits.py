@@ -78,6 +78,7 @@ def test_bad_recordings_are_named(tmp_path):
     av_digits.build_columns(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_active_learning_runs_on_the_fixture(tmp_path):
   import importlib.util
   from rlmba_jax.experiment import run

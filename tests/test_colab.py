@@ -6,6 +6,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # runs the notebooks
+
 COLAB = os.path.join(os.path.dirname(__file__), "..", "colab")
 
 

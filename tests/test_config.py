@@ -156,6 +156,7 @@ def test_bald_without_dropout_is_refused_and_options_reach_the_strategy():
   assert strategy_options(config) == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config_flag", [[], ["--config=configs/mfeat.py:curves"]])
 def test_cli_reports_a_misspelt_override_in_one_line(tmp_path, config_flag):
   # Without --config the override is read when the flag is defined; with it, when flags

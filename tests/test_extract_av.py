@@ -100,6 +100,7 @@ def test_vggsound_needs_its_csv(tmp_path):
           "abcdefghijk_000030.wav").exists()
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
   write_video(str(tmp_path / "v" / "train" / "a" / "clip0000001.mp4"), seconds=1.0)
   write_video(str(tmp_path / "v" / "test" / "a" / "clip0000002.mp4"), seconds=1.0)

@@ -9,6 +9,10 @@ from scipy.special import digamma, gammaln
 
 from rlmba_jax import fusion
 
+# Shapes are drawn from a small fixed set (values still vary freely): every distinct shape
+# compiles the maths again, and a handful covers the edge cases (M = 1 or 2, C = 2).
+MODALITIES_AND_CLASSES = st.sampled_from([(2, 2), (2, 5), (3, 3), (5, 4)])
+
 
 def test_dirichlet_statistics_known_answers():
   alpha = jnp.array([2.0, 3.0, 5.0])
@@ -96,7 +100,7 @@ def _evidence(draw_list, c):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.integers(2, 6).flatmap(lambda c: st.tuples(
+@given(st.sampled_from([2, 3, 6]).flatmap(lambda c: st.tuples(
     st.just(c), st.lists(evidence_values, min_size=c, max_size=c),
     st.lists(evidence_values, min_size=c, max_size=c))))
 def test_opinions_sum_to_one_and_combination_commutes(args):
@@ -118,8 +122,9 @@ def test_opinions_sum_to_one_and_combination_commutes(args):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(2, 5), st.integers(2, 5), st.integers(0, 10_000))
-def test_fold_over_modalities_is_order_free(m, c, seed):
+@given(MODALITIES_AND_CLASSES, st.integers(0, 10_000))
+def test_fold_over_modalities_is_order_free(shape, seed):
+  m, c = shape
   e = jax.random.exponential(jax.random.key(seed), (m, c)) * 5
   alphas = fusion.alpha_from_evidence(e)
   a = fusion.tmc_fusion(alphas)
@@ -134,8 +139,9 @@ def test_fold_over_modalities_is_order_free(m, c, seed):
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(1, 6), st.integers(2, 6), st.integers(0, 10_000))
-def test_weighted_evidence_fusion_with_a_basis_vector_returns_that_modality(m, c, seed):
+@given(st.sampled_from([(1, 3), (2, 2), (3, 3), (5, 4)]), st.integers(0, 10_000))
+def test_weighted_evidence_fusion_with_a_basis_vector_returns_that_modality(shape, seed):
+  m, c = shape
   alphas = 1.0 + jax.random.exponential(jax.random.key(seed), (m, 3, c)) * 10
   k = seed % m
   out = fusion.weighted_evidence_fusion(alphas, jnp.eye(m)[k])
@@ -175,8 +181,9 @@ def test_jit_and_no_jit_agree():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(2, 5), st.integers(2, 6), st.integers(0, 10_000))
-def test_evidence_space_fold_equals_opinion_space_fold(m, c, seed):
+@given(MODALITIES_AND_CLASSES, st.integers(0, 10_000))
+def test_evidence_space_fold_equals_opinion_space_fold(shape, seed):
+  m, c = shape
   alphas = 1 + jax.random.exponential(jax.random.key(seed), (m, 4, c)) * 3
   b, u = fusion.belief_and_uncertainty(alphas)
   via_opinions = fusion.alpha_from_opinion(*fusion.ds_combine_many(b, u))

@@ -8,6 +8,8 @@ import pytest
 from conftest import make_tiny_config, read_ledger, read_rounds, run_python
 from rlmba_jax.experiment import ConfigError, WorkdirError, run
 
+pytestmark = pytest.mark.slow  # end-to-end runs of the loop, kill -9 and resume
+
 _rounds, _ledger = read_rounds, read_ledger
 
 
@@ -80,7 +82,6 @@ KILL_DRIVER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("round_index,phase", [(1, "labelled"), (1, "trained"),
                                                (2, "checkpointed")])
 def test_kill_minus_nine_then_resume_is_exact(reference, tmp_path, round_index, phase):

@@ -9,6 +9,8 @@ from rlmba_jax.experiment import loop
 
 from conftest import make_tiny_config
 
+pytestmark = pytest.mark.slow  # every strategy end to end
+
 
 def _ledger(workdir):
   with open(os.path.join(workdir, "ledger.jsonl")) as f:

@@ -30,7 +30,7 @@ def test_two_modalities_known_answer():
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 6), st.integers(0, 10_000))
+@given(st.sampled_from([1, 2, 3, 6]), st.integers(0, 10_000))  # few shapes: few compiles
 def test_shapley_equals_definition_and_is_efficient(m, seed):
   v = np.random.default_rng(seed).normal(size=2 ** m)
   phi = np.asarray(modality.shapley_values(jnp.asarray(v)))

@@ -7,6 +7,8 @@ import pytest
 
 from conftest import run_python
 
+pytestmark = pytest.mark.slow  # eight forced CPU devices in subprocesses
+
 DRIVER = textwrap.dedent("""
     import json, os, sys
     sys.path.insert(0, "tests")

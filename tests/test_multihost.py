@@ -13,6 +13,8 @@ import pytest
 
 from conftest import REPO
 
+pytestmark = pytest.mark.slow  # two processes, JAX distributed runtime
+
 WORKER = r'''
 import json, sys
 import numpy as np

@@ -24,6 +24,7 @@ def _runlocal(name, tmp_path, **overrides):
   return apply_overrides(c, overrides)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,strategy", [("upmc_food101", "bmmal"),
                                            ("kinetics_sounds", "entropy"),
                                            ("vggsound", "badge")])
@@ -41,6 +42,7 @@ def test_runlocal_end_to_end(name, strategy, tmp_path):
   assert rounds[-1]["train_steps"] == 3 * config.train.num_epochs  # 12 labels, batch 4
 
 
+@pytest.mark.slow
 def test_streamed_run_resumes_exactly(tmp_path):
   """Killed after round 1's ledger line, then restarted: same ledger and metrics."""
   config = _runlocal("upmc_food101", tmp_path, **{"al.strategy": "entropy"})

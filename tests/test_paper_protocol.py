@@ -84,6 +84,7 @@ def margin_runs(tmp_path_factory):
   return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,protocol,same", [("paper", PAPER, True),
                                                 ("curves", CURVES, False)])
 def test_two_strategies_train_the_same_classifier_on_the_same_labels(margin_runs, tmp_path,
@@ -114,6 +115,7 @@ def test_two_strategies_train_the_same_classifier_on_the_same_labels(margin_runs
     assert all(a[1][k] == b[1][k] for k in keys)
 
 
+@pytest.mark.slow
 def test_rounds_record_the_diagnostics(margin_runs):
   rounds = read_rounds(margin_runs["paper"])
   assert "selection" not in rounds[0]
@@ -180,6 +182,7 @@ def _tune_module():
   return module
 
 
+@pytest.mark.slow
 def test_with_eval_test_off_no_test_figure_exists_and_the_search_refuses_others(
     margin_runs, tmp_path):
   tune = _tune_module()

@@ -8,6 +8,8 @@ import pytest
 from conftest import make_tiny_config, read_ledger, read_rounds, run_python
 from rlmba_jax.experiment import WorkdirError, run
 
+pytestmark = pytest.mark.slow  # end-to-end RL-MBA runs, kill and resume
+
 EVIDENTIAL = {"model.head": "evidential", "model.fusion": "evidence", "train.num_epochs": 10}
 
 
@@ -147,7 +149,6 @@ def paper_runs(tmp_path_factory):
   return ref, rl
 
 
-@pytest.mark.slow
 def test_kill_then_resume_is_exact_under_the_paper_protocol(paper_runs, tmp_path):
   """Killed after training round 1 (its ledger line and diagnostics written, no
   checkpoint): the resumed run recomputes the draw and the diagnostics from the restored
