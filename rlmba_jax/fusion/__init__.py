@@ -8,6 +8,7 @@ from rlmba_jax.fusion.dirichlet import (EVIDENCE_ACTIVATIONS, MAX_EVIDENCE,
                                         alpha_from_evidence,
                                         belief_and_uncertainty, dirichlet_strength,
                                         dirichlet_variance, evidence_from_logits,
-                                        expected_probabilities, mean_dirichlet_variance)
+                                        expected_probabilities, mean_dirichlet_variance,
+                                        xlogx)
 from rlmba_jax.fusion.losses import (annealing_coefficient, evidential_loss,
                                      expected_cross_entropy, kl_to_uniform_dirichlet)

@@ -75,3 +75,9 @@ def dirichlet_variance(alpha: jnp.ndarray) -> jnp.ndarray:
 def mean_dirichlet_variance(alpha: jnp.ndarray) -> jnp.ndarray:
   """RL-MBA's difficulty ``U(x)``: the class mean of the Dirichlet variance. ``[..., C] -> [...]``."""
   return jnp.mean(dirichlet_variance(alpha), axis=-1)
+
+
+def xlogx(p: jnp.ndarray) -> jnp.ndarray:
+  """``p log p`` elementwise with ``0 log 0 = 0`` and a finite gradient at 0 (unlike
+  ``jax.scipy.special.entr``); the one place the entropies of the library take it."""
+  return jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import chex
 import jax.numpy as jnp
 
+from rlmba_jax.fusion import xlogx
+
 
 def modality_balance(contributions: jnp.ndarray) -> jnp.ndarray:
   """``[M] -> []`` in [0, 1]; see the module docstring. M = 1 gives 1."""
@@ -25,6 +27,6 @@ def modality_balance(contributions: jnp.ndarray) -> jnp.ndarray:
   positive = jnp.maximum(contributions, 0.0)
   total = jnp.sum(positive)
   p = positive / jnp.where(total > 0, total, 1.0)
-  entropy = -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0))
+  entropy = -jnp.sum(xlogx(p))
   score = (jnp.exp(entropy) - 1.0) / (m - 1)
   return jnp.where(total > 0, jnp.clip(score, 0.0, 1.0), 0.0)

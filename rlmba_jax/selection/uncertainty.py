@@ -6,17 +6,14 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from rlmba_jax.fusion import xlogx
 from rlmba_jax.selection.base import PoolView, check_view, register, top_scores
-
-
-def _xlogx(p: jnp.ndarray) -> jnp.ndarray:
-  return jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0)
 
 
 def predictive_entropy(probs: jnp.ndarray) -> jnp.ndarray:
   """Shannon entropy -sum_c p_c log p_c of each row. ``[N, C] -> [N]`` (0 log 0 = 0)."""
   chex.assert_rank(probs, 2)
-  return -jnp.sum(_xlogx(probs), axis=-1)
+  return -jnp.sum(xlogx(probs), axis=-1)
 
 
 def margin_uncertainty(probs: jnp.ndarray) -> jnp.ndarray:
@@ -42,7 +39,7 @@ def bald_mutual_information(mc_probs: jnp.ndarray) -> jnp.ndarray:
   ``[T, N, C] -> [N]``, non-negative up to rounding.
   """
   chex.assert_rank(mc_probs, 3)
-  mean_entropy = -jnp.mean(jnp.sum(_xlogx(mc_probs), axis=-1), axis=0)
+  mean_entropy = -jnp.mean(jnp.sum(xlogx(mc_probs), axis=-1), axis=0)
   return predictive_entropy(jnp.mean(mc_probs, axis=0)) - mean_entropy
 
 
