@@ -17,7 +17,7 @@ modality; AMCB and the weighted evidence fusion act in RL-MBA's selection only; 
       --strategies=random,margin,badge,bmmal,gcnal,rlmba
 """
 
-from rlmba_jax.experiment.config import (MFEAT_TUNED_RLMBA, default_config, paper_protocol,
+from rlmba_jax.experiment.config import (AV_DIGITS_TUNED_RLMBA, default_config, paper_protocol,
                                          parse_arg)
 
 
@@ -46,8 +46,8 @@ def get_config(arg=None):
     # labels margin, BADGE and BMMAL are all at 97-98 %); it also halves a run's time.
     config.al.rounds = 4
     if "tuned" in args:
-      # mfeat's search on validation (av_digits' own search has not been run yet).
-      config.update_from_flattened_dict(MFEAT_TUNED_RLMBA)
+      # av_digits' own search on validation (experiment.config.AV_DIGITS_TUNED_RLMBA).
+      config.update_from_flattened_dict(AV_DIGITS_TUNED_RLMBA)
   if "runlocal" in args:
     config.al.rounds = 2
     config.train.num_epochs = 5

@@ -6,16 +6,21 @@
 #      a random search, then its 3 best trials with the labelled-distance diversity);
 #   3. the comparison on the report seeds 0-4: the eleven baselines, RL-MBA with the paper's
 #      values (kappa = 5) and our defaults where it is silent (`rlmba`), with the tuned values
-#      (`rlmba_tuned`), the paper's Table B ablations and the three rewards.
+#      (`rlmba_tuned`; `rlmba_tuned_full` with AMCB and EFDA on whatever the search chose),
+#      the paper's Table B ablations (AMCB and EFDA set explicitly), the three rewards, and
+#      for av_digits RL-MBA with mfeat's tuned values (`rlmba_mfeat_tuned`: transfer).
 # Every stage is resumable: re-running the script finishes what is missing (and, once all
 # runs are done, only rewrites the reports; results/<data set>_paper/reading.md, the written
 # analysis, is appended to report.md).
 #
 #   bash launch/paper_comparison.sh mfeat
-#   FSDD=../shared/data/fsdd bash launch/paper_comparison.sh av_digits
+#   FSDD=../shared/data/fsdd TRIALS=8 REFINE=1 TUNE_EXTRA="--include=results/mfeat_paper/tuning.json
+#     --refine_space=al.rlmba.diversity=labelled;modality.amcb=true|false;al.rlmba.efda=true|false" \
+#     bash launch/paper_comparison.sh av_digits       # results/av_digits_paper as committed
 #
 # Env: OUT (runs/<data set>_paper), TRIALS (24), REFINE (3), WORKERS (2), RESULTS
-# (results/<data set>_paper), FSDD (../shared/data/fsdd); TUNED=path/tuning.json skips the
+# (results/<data set>_paper), FSDD (../shared/data/fsdd), TUNE_EXTRA (more launch/tune.py
+# flags, e.g. --include=... --refine_space=...); TUNED=path/tuning.json skips the
 # search and takes its chosen values (e.g. another data set's search); REPORT_ONLY=1 runs
 # nothing and rewrites the reports from the finished runs.
 set -euo pipefail
@@ -42,14 +47,21 @@ python launch/sweep.py --config="$cfg" --workdir="$out/classifier" --first_seed=
 tuned=${TUNED:-}
 if [ -z "$tuned" ] && [ -z "${REPORT_ONLY:-}" ]; then
   python launch/tune.py --config="$cfg" --workdir="$out/tune" --trials="$trials" \
-    --seeds=100,101,102 --refine_top="${REFINE:-3}" --workers="$workers" "${extra[@]}"
+    --seeds=100,101,102 --refine_top="${REFINE:-3}" --workers="$workers" "${extra[@]}" \
+    ${TUNE_EXTRA:-}
 fi
 tuned=${tuned:-$out/tune/tuning.json}
 
 baselines=random,entropy,margin,least_confidence,bald,coreset,kmeans,badge,bmmal,deepfool,gcnal
 rlmba="rlmba,rlmba_tuned=rlmba{tuned}"
-ablations="rlmba_efda_only=rlmba{tuned}/modality.amcb=false"
-ablations+=",rlmba_amcb_only=rlmba{tuned}/al.rlmba.efda=false"
+if [ "$ds" = av_digits ]; then  # transfer: the values mfeat's search chose
+  mfeat_values=$(python -c 'import json; print("".join(f"/{k}={v}" for k, v in json.load(open(
+    "results/mfeat_paper/tuning.json"))["chosen"]["overrides"].items()))')
+  rlmba+=",rlmba_mfeat_tuned=rlmba${mfeat_values}"
+fi
+ablations="rlmba_tuned_full=rlmba{tuned}/modality.amcb=true/al.rlmba.efda=true"
+ablations+=",rlmba_efda_only=rlmba{tuned}/modality.amcb=false/al.rlmba.efda=true"
+ablations+=",rlmba_amcb_only=rlmba{tuned}/modality.amcb=true/al.rlmba.efda=false"
 ablations+=",rlmba_neither=rlmba{tuned}/modality.amcb=false/al.rlmba.efda=false"
 ablations+=",rlmba_no_policy=rlmba{tuned}/al.rlmba.policy=false"
 rewards="rlmba_absolute=rlmba{tuned}/al.rlmba.reward=absolute"

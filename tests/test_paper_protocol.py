@@ -219,17 +219,31 @@ def test_search_trials_start_from_the_given_config_and_never_repeat():
     tune.parse_space("a=")
 
 
-def test_the_tuned_config_holds_the_values_the_search_chose():
-  """configs/mfeat.py:tuned must be what results/mfeat_paper/tuning.json (the search on
-  validation) chose, value for value."""
-  from rlmba_jax.experiment.config import MFEAT_TUNED_RLMBA  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(REPO, "results", "mfeat_paper", "tuning.json")) as f:
+@pytest.mark.parametrize("name,constant", [("mfeat", "MFEAT_TUNED_RLMBA"),
+                                           ("av_digits", "AV_DIGITS_TUNED_RLMBA")])
+def test_the_tuned_config_holds_the_values_the_search_chose(name, constant):
+  """configs/<data set>.py:tuned must be what results/<data set>_paper/tuning.json (the
+  search on validation) chose, value for value."""
+  from rlmba_jax.experiment import config as config_lib  # pylint: disable=g-import-not-at-top
+  values = getattr(config_lib, constant)
+  with open(os.path.join(REPO, "results", f"{name}_paper", "tuning.json")) as f:
     chosen = json.load(f)["chosen"]["overrides"]
   tune = _tune_module()
-  assert {k: tune._parse(v) for k, v in chosen.items()} == MFEAT_TUNED_RLMBA  # pylint: disable=protected-access
-  c = _load_config("configs/mfeat.py", "tuned")
+  assert {k: tune._parse(v) for k, v in chosen.items()} == values  # pylint: disable=protected-access
+  c = _load_config(f"configs/{name}.py", "tuned")
   validate_config(c)
-  assert all(_get(c, k) == v for k, v in MFEAT_TUNED_RLMBA.items())
+  assert all(_get(c, k) == v for k, v in values.items())
+
+
+def test_a_search_can_include_another_searchs_choice(tmp_path):
+  tune = _tune_module()
+  path = tmp_path / "tuning.json"
+  path.write_text(json.dumps({"chosen": {"overrides": {"al.rlmba.beta": "0.25",
+                                                       "modality.amcb": "false"}}}))
+  assert tune.included_trial(str(path)) == {"al.rlmba.beta": "0.25", "modality.amcb": "false"}
+  path.write_text(json.dumps({"chosen": {"overrides": ["not", "a", "mapping"]}}))
+  with pytest.raises(ValueError, match="not a key -> value mapping"):
+    tune.included_trial(str(path))
 
 
 def _get(config, dotted):
