@@ -466,7 +466,7 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
     picked = rounds.select_round(env, state, 1, history, None)
     times["select_s"] = picked.seconds
     trained, log, times["train_s"] = rounds.train_round(env, state, 1, picked.positions)
-    evaluation = rounds.evaluate_round(env, trained)
+    evaluation = rounds.evaluate_round(env, trained, 1)
     times["eval_s"] = time.time() - evaluation.started
     times["round_s"] = sum(times.values())
     return trained._replace(labelled=state.labelled), times, int(log.num_steps)

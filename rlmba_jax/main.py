@@ -5,6 +5,9 @@ r"""Runs an active-learning experiment.
       --config.al.strategy=entropy --config.al.rounds=4 --config.seed=3
 
 Re-running a command on the same workdir continues the run from its last finished round.
+A run that stops prints one line saying why and what to do, and exits with the code of
+``rlmba_jax.experiment.errors.EXIT_CODES`` (README, "Exit codes"); ``--verbosity=1`` or
+``RLMBA_TRACEBACK=1`` shows the traceback too.
 """
 
 import os
@@ -24,11 +27,24 @@ def _default_config_path() -> str:
   return os.path.join(os.path.dirname(__file__), "experiment", "config.py")
 
 
+_BAD_CONFIG = 2  # errors.ConfigError.exit_code (errors is imported after flag parsing)
+
+
+def _stop(code: int, message: str) -> None:
+  """One line on stderr and the exit code."""
+  print(message, file=sys.stderr)
+  sys.exit(code)
+
+
 def _bad_override(e: Exception) -> None:
   detail = str(e).strip("'\"").replace("\\n", " ").replace("\n", " ").replace("\\'", "'")
-  overrides = [a for a in sys.argv[1:] if a.startswith("--config.")]
-  sys.exit(f"error in a --config.* override ({' '.join(overrides) or 'none given'}): "
-           f"{detail}. The keys and their defaults are in rlmba_jax/experiment/config.py.")
+  given = [a for a in sys.argv[1:] if a.startswith("--config")]
+  _stop(_BAD_CONFIG, f"error in the config ({' '.join(given) or 'the default'}): {detail}. "
+        "The keys and their defaults are in rlmba_jax/experiment/config.py.")
+
+
+def _show_traceback() -> bool:
+  return flags.FLAGS.verbosity >= 1 or os.environ.get("RLMBA_TRACEBACK") == "1"
 
 
 try:  # config_flags reads the --config.* overrides from sys.argv right here
@@ -44,13 +60,20 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   parallel.initialize_distributed()
-  from rlmba_jax.experiment import ConfigError, WorkdirError, run  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment import errors, run  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top
   configure_logging()
   try:
     summary = run(_CONFIG.value, _WORKDIR.value)
-  except (ConfigError, WorkdirError) as e:
-    raise app.UsageError(str(e)) from None
+  except (errors.ConfigError, errors.RunError) as e:
+    if _show_traceback():
+      raise
+    _stop(e.exit_code, f"{type(e).__name__}: {e}")
+  except KeyboardInterrupt:
+    if _show_traceback():
+      raise
+    _stop(130, "interrupted: what was committed is kept; run the same command to continue "
+          "from the last finished round")
   final = summary["final"]
   metric = "test" if "test_top1" in final else "val"
   print(f"done: {summary['strategy']} seed {summary['seed']}: {metric} top-1 "
@@ -63,7 +86,8 @@ def _parse_flags(argv):
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    sys.exit(f"FATAL Flags parsing error: {e}\nPass --helpshort or --helpfull for help.")
+    _stop(_BAD_CONFIG, f"FATAL Flags parsing error: {e}\nPass --helpshort or --helpfull for "
+          "help.")
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     _bad_override(e)
 

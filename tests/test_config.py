@@ -166,6 +166,6 @@ def test_cli_reports_a_misspelt_override_in_one_line(tmp_path, config_flag):
   result = subprocess.run(
       [sys.executable, "-m", "rlmba_jax.main", f"--workdir={tmp_path}", *config_flag,
        "--config.al.stratgy=entropy"], cwd=REPO, capture_output=True, text=True, timeout=120)
-  assert result.returncode == 1
+  assert result.returncode == 2  # errors.EXIT_CODES: a bad config
   assert 'Did you mean "strategy"' in result.stderr and "Traceback" not in result.stderr
   assert not any(tmp_path.iterdir())  # nothing written

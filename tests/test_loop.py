@@ -23,8 +23,8 @@ def reference(tmp_path_factory):
 
 def test_outputs(reference):
   workdir, summary = reference
-  assert sorted(os.listdir(workdir)) == ["checkpoints", "config.json", "ledger.jsonl",
-                                         "rounds.jsonl", "summary.json"]
+  assert sorted(os.listdir(workdir)) == [".lock", "checkpoints", "config.json",
+                                         "ledger.jsonl", "rounds.jsonl", "summary.json"]
   rounds = _rounds(workdir)
   assert [r["round"] for r in rounds] == [0, 1, 2]
   assert [r["num_labeled"] for r in rounds] == [20, 30, 40]
@@ -121,18 +121,25 @@ def test_refuses_a_workdir_with_another_config_and_changes_nothing(reference, tm
 def test_budget_larger_than_the_pool_stops_before_any_work(tmp_path):
   with pytest.raises(ConfigError, match="pool holds 1400"):
     run(make_tiny_config(**{"al.budget_per_round": 700}), str(tmp_path / "w"))
-  assert os.listdir(tmp_path / "w") == []
+  assert not (tmp_path / "w").exists()  # a run that never started leaves no workdir
 
 
 def test_inconsistent_ledger_is_refused(reference, tmp_path):
   workdir = str(tmp_path / "bad")
-  run(make_tiny_config(**{"al.strategy": "entropy", "al.rounds": 0}), workdir)
-  with open(os.path.join(workdir, "ledger.jsonl"), "a") as f:
-    f.write('{"round":1,"ids":[1]}\n{"round":2,"ids":[2]}\n')
-  before = open(os.path.join(workdir, "ledger.jsonl")).read()
-  with pytest.raises(WorkdirError, match="records 3 rounds but the latest checkpoint is 0"):
+  run(make_tiny_config(**{"al.strategy": "entropy", "al.rounds": 1}), workdir)
+  path = os.path.join(workdir, "ledger.jsonl")
+  lines = open(path).read().splitlines(keepends=True)
+  with open(path, "a") as f:  # lines written by hand, without the chain's digest
+    f.write('{"round":2,"ids":[1]}\n{"round":3,"ids":[2]}\n')
+  before = open(path).read()
+  with pytest.raises(WorkdirError, match="line 3 has no digest"):
     run(make_tiny_config(**{"al.strategy": "entropy"}), workdir)
-  assert open(os.path.join(workdir, "ledger.jsonl")).read() == before
+  assert open(path).read() == before
+  open(path, "w").write(lines[0])  # a line lost: checkpoint 1 is ahead of the ledger
+  with pytest.raises(WorkdirError, match="records 1 rounds but the latest checkpoint is "
+                     "round 1: the ledger lost lines; nothing was changed"):
+    run(make_tiny_config(**{"al.strategy": "entropy"}), workdir)
+  assert open(path).read() == lines[0]
 
 
 def test_evidential_amcb_run_resumes_exactly(tmp_path):

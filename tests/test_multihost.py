@@ -110,9 +110,9 @@ def test_two_processes(tmp_path):
   labelled = {i for line in ledger.splitlines() for i in json.loads(line)["ids"]}
   pool_ids = [int(i) for i in _pool_ids(tmp_path)]
   given = [i for i in pool_ids if i not in labelled][-4:]
+  from rlmba_jax.experiment.ledger import Ledger  # pylint: disable=g-import-not-at-top
   for run in ("run", "one"):
-    with open(tmp_path / run / "ledger.jsonl", "a") as f:
-      f.write(json.dumps({"round": 2, "ids": given}) + "\n")
+    Ledger(str(tmp_path / run / "ledger.jsonl")).append(2, given)  # with its digest
   replayed = _two_processes(tmp_path, rounds=2)
   with open(tmp_path / "run" / "ledger.jsonl") as f:
     lines = f.read().splitlines()

@@ -183,4 +183,5 @@ INFO = DatasetInfo(
     name="av_digits", kind="arrays", modalities=MODALITIES,
     modality_specs=lambda data_cfg, names: modality_specs(names),
     builder_class=builder_class, check_manual_dir=recordings_dir,
-    read_files=lambda data_cfg: build_columns(data_cfg.manual_dir))
+    read_files=lambda data_cfg: build_columns(data_cfg.manual_dir),
+    source_dir=recordings_dir)

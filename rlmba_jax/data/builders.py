@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import collections
 import functools
+import hashlib
+import json
 import logging
 import os
 
@@ -19,6 +21,60 @@ def default_data_dir() -> str:
   ~/tensorflow_datasets."""
   return os.environ.get("TFDS_DATA_DIR", os.path.join(os.path.expanduser("~"),
                                                       "tensorflow_datasets"))
+
+
+SOURCE_RECORD = "rlmba_source.json"
+_SMALL_SOURCE = 64 << 20  # bytes: a source this small is hashed whole
+_SAMPLED_FILES = 256  # files hashed whole in a larger source (spread over the sorted list)
+
+
+def source_fingerprint(folder: str) -> str:
+  """sha256 of a source folder: every file's relative path and size, and the content of
+  every file (a source up to 64 MiB) or of 256 files spread over the sorted list."""
+  files = []
+  for root, dirs, names in os.walk(folder):
+    dirs.sort()
+    for name in sorted(names):
+      path = os.path.join(root, name)
+      files.append((os.path.relpath(path, folder), os.path.getsize(path)))
+  total = sum(size for _, size in files)
+  if total <= _SMALL_SOURCE or len(files) <= _SAMPLED_FILES:
+    hashed = set(range(len(files)))
+  else:
+    hashed = {round(i * (len(files) - 1) / (_SAMPLED_FILES - 1)) for i in range(_SAMPLED_FILES)}
+  digest = hashlib.sha256()
+  for i, (rel, size) in enumerate(files):
+    digest.update(f"{rel}|{size}|".encode())
+    if i in hashed:
+      with open(os.path.join(folder, rel), "rb") as f:
+        digest.update(hashlib.sha256(f.read()).digest())
+  return digest.hexdigest()
+
+
+def check_source(prepared_dir: str, name: str, source: str, *, built_now: bool) -> None:
+  """Records which source folder (path and fingerprint) a prepared copy was built from, or
+  checks that the source asked for now is that one: a prepared copy is keyed by name and
+  version only, so without this a changed or misspelt ``data.manual_dir`` would be silently
+  ignored. Raises ``ValueError`` naming both folders and what to do."""
+  path = os.path.join(prepared_dir, SOURCE_RECORD)
+  now = {"source": os.path.abspath(source), "fingerprint": source_fingerprint(source)}
+  if built_now or not os.path.exists(path):
+    if not built_now:
+      logger.warning("%s: the prepared copy in %s has no record of its source (made by an "
+                     "earlier version); recording %s as its source", name, prepared_dir,
+                     now["source"])
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(now, f)
+    return
+  with open(path, encoding="utf-8") as f:
+    then = json.load(f)
+  if then.get("fingerprint") != now["fingerprint"]:
+    same = then.get("source") == now["source"]
+    raise ValueError(
+        f"{name}: the prepared copy in {prepared_dir} was built from "
+        f"{then.get('source')!r}{', whose files have changed since' if same else ''}; "
+        f"data.manual_dir asks for {now['source']!r}. Set config.data.data_dir to another "
+        f"folder to build a copy of it there, or delete {prepared_dir} to rebuild it here.")
 
 
 def manual_dir_of(dl_manager) -> str:

@@ -15,7 +15,7 @@ import logging
 
 from rlmba_jax.data import record_datasets
 from rlmba_jax.data import splits as splits_lib
-from rlmba_jax.data.builders import default_data_dir
+from rlmba_jax.data.builders import check_source, default_data_dir
 from rlmba_jax.data.registry import dataset_info, modality_specs
 from rlmba_jax.data.specs import DatasetInfo, DatasetSplits, ModalitySpec, MultimodalArrays
 
@@ -32,8 +32,12 @@ def _read_tfds_records(info: DatasetInfo, data_dir: str, manual_dir: str | None,
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   name = info.name
-  info.builder_class()  # defines and registers the builder
   info.check_manual_dir(manual_dir)  # a clear error before TFDS's own
+  builder = info.builder_class()(data_dir=data_dir, file_format="array_record")
+  prepared = builder.is_prepared()
+  source_folder = info.source_dir(manual_dir)
+  if prepared:
+    check_source(builder.data_dir, name, source_folder, built_now=False)
   tfds.disable_progress_bar()
   prepare_kwargs = {}
   if manual_dir:
@@ -61,6 +65,8 @@ def _read_tfds_records(info: DatasetInfo, data_dir: str, manual_dir: str | None,
         f"{name}: reading the prepared ArrayRecord copy under {data_dir!r} failed "
         f"({type(e).__name__}: {e}). Delete {os.path.join(data_dir, name)!r} and run again: "
         "it is rebuilt from the source files.") from e
+  if not prepared:
+    check_source(builder.data_dir, name, source_folder, built_now=True)
   return {k: np.concatenate(v) for k, v in columns.items()}
 
 

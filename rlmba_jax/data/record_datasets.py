@@ -17,7 +17,7 @@ import numpy as np
 from rlmba_jax.data import splits as splits_lib
 from rlmba_jax.data import text as text_lib
 from rlmba_jax.data import transforms
-from rlmba_jax.data.builders import default_data_dir
+from rlmba_jax.data.builders import check_source, default_data_dir
 from rlmba_jax.data.records import RecordSplit
 from rlmba_jax.data.specs import DatasetInfo, DatasetSplits, ModalitySpec
 
@@ -48,11 +48,13 @@ def open_source(data_cfg, info: DatasetInfo, manual_dir: str):
   builder_cls = info.builder_class()
   builder = builder_cls(data_dir=data_dir, file_format="array_record",
                         on_error=data_cfg.on_error)
-  if not builder.is_prepared():
-    info.check_manual_dir(manual_dir)
+  info.check_manual_dir(manual_dir)  # never ignored, even when a copy exists
+  prepared = builder.is_prepared()
+  if not prepared:
     tfds.disable_progress_bar()
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  check_source(builder.data_dir, name, info.source_dir(manual_dir), built_now=not prepared)
   try:
     source = builder.as_data_source(split="train")
   except Exception as e:  # pylint: disable=broad-except  (array_record errors vary)

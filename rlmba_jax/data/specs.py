@@ -4,6 +4,7 @@ config strings that name modalities (``"fou,pix"``, ``"video=2e-3,audio=1e-3"``)
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Callable, Literal, Mapping, NamedTuple
 
 import numpy as np
@@ -42,6 +43,8 @@ class DatasetInfo(NamedTuple):
       ``is_test``), or None.
     write_fixture: ``(root) -> root``: writes a small fixture in the real layout
       (``data.fixture=True``), or None.
+    source_dir: ``(manual_dir) -> folder``: the folder whose files make the prepared copy
+      (its fingerprint is recorded with the copy and checked on every read).
   """
   name: str
   kind: Literal["arrays", "records"]
@@ -51,6 +54,7 @@ class DatasetInfo(NamedTuple):
   check_manual_dir: Callable[[str], Any]
   read_files: Callable[[Any], dict] | None = None
   write_fixture: Callable[[str], str] | None = None
+  source_dir: Callable[[str], str] = os.path.abspath
 
 
 @dataclasses.dataclass(frozen=True)

@@ -157,6 +157,15 @@ def builder_class():
 
 
 
+def check_manual_dir(manual_dir: str) -> None:
+  """``data.manual_dir`` is optional (the CSVs ship with the package), but if given it must
+  be a folder: a misspelt one is an error, never a silent fall-back to the packaged copy."""
+  if manual_dir and not os.path.isdir(manual_dir):
+    raise FileNotFoundError(f"uci_mfeat: data.manual_dir={manual_dir!r} is not a folder; "
+                            "give the folder of the six mfeat-*.csv(.gz) files, or leave it "
+                            "empty for the packaged copy")
+
+
 def read_files(data_cfg) -> dict[str, np.ndarray]:
   """``data.source="files"``: the CSVs of ``data.manual_dir`` (or the packaged copy)."""
   views, labels = read_mfeat_csvs(data_cfg.manual_dir)
@@ -170,5 +179,5 @@ INFO = DatasetInfo(
     name="uci_mfeat", kind="arrays", modalities=tuple(VIEWS),
     modality_specs=lambda data_cfg, names: modality_specs(names, data_cfg.pix_as_image),
     builder_class=builder_class,
-    check_manual_dir=lambda manual_dir: None,  # optional: the CSVs ship with the package
-    read_files=read_files)
+    check_manual_dir=check_manual_dir, read_files=read_files,
+    source_dir=lambda manual_dir: os.path.abspath(manual_dir or packaged_data_dir()))

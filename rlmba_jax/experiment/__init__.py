@@ -1,4 +1,7 @@
 """The active-learning experiment: config, loop, checkpoints, outputs."""
 
-from rlmba_jax.experiment.config import ConfigError, default_config, validate_config
-from rlmba_jax.experiment.loop import WorkdirError, run
+from rlmba_jax.experiment.config import default_config, validate_config
+from rlmba_jax.experiment.errors import (EXIT_CODES, CheckpointError, ConfigError, DataError,
+                                         NonFiniteError, RunError, WorkdirError,
+                                         WorkdirLockedError)
+from rlmba_jax.experiment.loop import run

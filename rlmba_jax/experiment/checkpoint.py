@@ -3,15 +3,35 @@
 A checkpoint ``r`` holds the array state after round ``r`` (parameters, optimiser state, the
 labelled mask, and later the policy and modality-weight states) plus a JSON part (the
 metric history). Orbax writes into a temporary folder and renames it when complete, so a
-process killed mid-save leaves the previous checkpoint as the latest.
+process killed mid-save leaves the previous checkpoint as the latest. The JSON part also
+holds a sha256 of every array (``state_digest``), checked on restore: a checkpoint whose
+bytes changed after it was written (bit rot, an edit) is refused, naming the round.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
+
+from rlmba_jax.experiment.errors import CheckpointError
+
+
+def state_digest(state: Any) -> str:
+  """sha256 over every array leaf of ``state``: its path, dtype, shape and bytes."""
+  digest = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_flatten_with_path(state)[0]:
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype,
+                                                              jax.dtypes.prng_key):
+      leaf = jax.random.key_data(leaf)
+    array = np.asarray(jax.device_get(leaf))
+    digest.update(f"{jax.tree_util.keystr(path)}|{array.dtype}|{array.shape}|".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+  return digest.hexdigest()
 
 
 class RoundCheckpointer:
@@ -29,6 +49,7 @@ class RoundCheckpointer:
     return self._manager.latest_step()
 
   def save(self, round_index: int, state: Any, meta: dict) -> None:
+    meta = dict(meta, state_digest=state_digest(state))
     self._manager.save(round_index, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
     self._manager.wait_until_finished()
@@ -39,11 +60,22 @@ class RoundCheckpointer:
       restored = self._manager.restore(round_index, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
     except Exception as e:  # Orbax raises a variety of types for damaged folders
-      raise RuntimeError(
+      raise CheckpointError(
           f"checkpoint {round_index} in {self.directory} cannot be read ({type(e).__name__}: "
-          f"{e}). If it is damaged, move that round's folder away and run again: the run "
-          "resumes from the previous checkpoint and the ledger is kept.") from e
-    return restored.state, dict(restored.meta)
+          f"{e}). {self._recovery(round_index)}") from e
+    meta = dict(restored.meta)
+    stored = meta.pop("state_digest", None)  # None: written before checksums existed
+    if stored is not None and stored != state_digest(restored.state):
+      raise CheckpointError(
+          f"checkpoint {round_index} in {self.directory} fails its checksum: its arrays "
+          f"changed after they were written. {self._recovery(round_index)}")
+    return restored.state, meta
+
+  def _recovery(self, round_index: int) -> str:
+    folder = os.path.join(self.directory, str(round_index))
+    return (f"Move {folder} out of checkpoints/ and run the same command: the run resumes "
+            "from the previous checkpoint and replays the ledger's later lines (with "
+            "checkpoint.max_to_keep=1 there is none; start a new workdir).")
 
   def close(self) -> None:
     self._manager.close()

@@ -19,6 +19,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import ml_collections
 
 from rlmba_jax.data.builders import ON_ERROR
+from rlmba_jax.experiment.errors import ConfigError
 from rlmba_jax.data.loading import SOURCES
 from rlmba_jax.data.registry import DATASETS
 from rlmba_jax.data.specs import parse_assignments, parse_modalities
@@ -238,10 +239,6 @@ AV_DIGITS_TUNED_RLMBA = {"al.rlmba.beta": 0.25, "al.rlmba.kappa": 10,
                          "al.rlmba.efda": False, "modality.amcb": False}
 
 
-class ConfigError(ValueError):
-  pass
-
-
 def parse_arg(arg: str | None, *, allowed: Sequence[str], exclusive: Sequence[str] = (),
               where: str = "this config file") -> frozenset[str]:
   """A config file's argument as a set of words: ``"paper,runlocal"`` -> both (the idea of
@@ -311,6 +308,7 @@ def _schema() -> dict[str, Rule]:
   """The value rules, by key: ranges and choices. Rules between keys are in
   ``_check_combinations``."""
   return {
+      "seed": in_range(0, 2 ** 31),  # numpy's and JAX's seeds alike
       "num_devices": non_negative(),
       "data.name": one_of(tuple(DATASETS), "a data set"),
       "data.source": one_of(SOURCES),

@@ -4,16 +4,19 @@ Workdir layout::
 
   config.json     the config the run was started with (resuming checks it)
   ledger.jsonl    one line per round: the example ids labelled in that round (round 0 =
-                  the initial set); append-only, fsync'ed, the record of what was labelled
+                  the initial set) and a digest chained to the line before; append-only,
+                  fsync'ed, the record of what was labelled
   rounds.jsonl    one line of metrics per finished round
   summary.json    the learning curve and the final metrics
-  checkpoints/    Orbax round checkpoints (state + metric history)
+  checkpoints/    Orbax round checkpoints (state + metric history + array checksum)
+  .lock           held by the running process (one writer per workdir)
 
 Commit order inside round r: ledger line r -> train -> evaluate -> checkpoint r ->
 rounds.jsonl line r. On restart the latest checkpoint is the truth: ``rounds.jsonl`` is
-rewritten from its history, and a ledger line without a checkpoint (selected, not trained)
-is honoured as it stands, so a run killed at any point ends with the same ledger and metrics
-as one that was never interrupted.
+rewritten from its history, its labelled set must be the one the ledger's earlier lines
+name, and ledger lines after it (selected, not trained) are honoured as they stand, so a
+run killed at any point ends with the same ledger and metrics as one that was never
+interrupted.
 """
 
 from __future__ import annotations
@@ -34,12 +37,14 @@ from rlmba_jax.data import load_dataset
 from rlmba_jax.data.specs import parse_assignments
 from rlmba_jax.experiment import io
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
-from rlmba_jax.experiment.ledger import Ledger, LedgerError
 from rlmba_jax.experiment.config import check_budget, config_differences, validate_config
-from rlmba_jax.experiment.rounds import (RoundEnv, RoundState, WorkdirError, evaluate_round,
+from rlmba_jax.experiment.errors import ConfigError, DataError, RunError, WorkdirError
+from rlmba_jax.experiment.ledger import Ledger
+from rlmba_jax.experiment.rounds import (RoundEnv, RoundState, evaluate_round,
                                          initial_state, make_env, round_keys, round_record,
                                          select_round, train_round, update_modality_weights,
                                          update_policy)
+from rlmba_jax.experiment.workdir import claim
 from rlmba_jax.models import build_model
 from rlmba_jax.models.pretrained import (PretrainedWeightsError, convert_state_dict,
                                          load_safetensors)
@@ -150,6 +155,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
         phase_callback: PhaseCallback | None = None) -> dict[str, Any]:
   """Runs (or continues) the active-learning experiment described by ``config``.
 
+  Everything that can be checked without the disk (the config, the device count) is checked
+  before the workdir is touched; a run that fails before its first commit leaves no workdir
+  behind, and one process at a time may run in a workdir (``experiment.workdir``).
+
   Args:
     config: an ml_collections config built from ``experiment.config.default_config()``.
     workdir: output folder; an existing run there is continued.
@@ -159,37 +168,58 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
 
   Returns:
     The summary written to ``summary.json``.
+
+  Raises:
+    The errors of ``experiment.errors`` (each with its exit code), never after damaging
+    what was committed.
   """
   t_start = time.time()
   validate_config(config)
+  try:
+    mesh = parallel.make_mesh(config.num_devices)
+  except ValueError as e:
+    raise ConfigError(f"config.num_devices={config.num_devices}: {e}") from None
   workdir = os.path.abspath(workdir)
-  os.makedirs(workdir, exist_ok=True)
-  _check_workdir(workdir, config)
-  # Process 0 builds the data set's prepared copy once; the others then read it.
-  data = parallel.process_zero_first(lambda: load_dataset(config.data), "load_dataset")
-  check_budget(config, len(data.pool))
   writer = jax.process_index() == 0
-  if writer and not os.path.exists(os.path.join(workdir, "config.json")):
-    io.write_atomic(os.path.join(workdir, "config.json"), config.to_json(indent=2) + "\n")
-  mesh = parallel.make_mesh(config.num_devices)
+  with claim(workdir, lock=writer):
+    _check_workdir(workdir, config)
+    data = _load_data(config)
+    check_budget(config, len(data.pool))
+    _check_eval_splits(config, data)
+    if writer and not os.path.exists(os.path.join(workdir, "config.json")):
+      io.write_atomic(os.path.join(workdir, "config.json"), config.to_json(indent=2) + "\n")
+    return _run_rounds(config, workdir, data, mesh, phase_callback or (lambda r, p: None),
+                       t_start)
+
+
+def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start: float
+                ) -> dict[str, Any]:
+  """Resumes from the latest checkpoint, replays the ledger's later lines, runs the rest."""
+  writer = jax.process_index() == 0
   env = _make_run_env(config, data, mesh)
   ledger = Ledger(os.path.join(workdir, "ledger.jsonl"))
   checkpointer = RoundCheckpointer(os.path.join(workdir, "checkpoints"),
                                    config.checkpoint.max_to_keep)
   rounds_path = os.path.join(workdir, "rounds.jsonl")
   state, history, start = _resume(env, mesh, checkpointer)
-  # The ledger line after the latest checkpoint (selected, not yet trained) is replayed.
-  pending = _pending_positions(ledger, start, data.pool.ids) if writer else None
-  pending = _share_from_process_zero(pending)
+  # Ledger lines after the latest checkpoint (selected, not yet trained) are replayed.
+  pending, refused = None, None
+  if writer:
+    try:
+      pending = _pending_positions(ledger, start, data.pool.ids, state.labelled)
+    except WorkdirError as e:
+      refused = e
+  pending = _share_from_process_zero(pending, refused is not None)
+  if refused is not None:
+    raise refused
   if writer:
     io.write_jsonl(rounds_path, history)  # the checkpoint's history is the truth
   if start > config.al.rounds:
     logger.info("%s is complete (%d rounds); raise al.rounds to continue.", workdir,
                 start - 1)
-  phase = phase_callback or (lambda r, name: None)
   pool_outputs = None  # the last evaluation's pool outputs (evidential heads), reused once
   for r in range(start, config.al.rounds + 1):
-    given = pending if r == start else None
+    given = pending[r - start] if r - start < len(pending) else None
     picked = select_round(env, state, r, history, pool_outputs, given)
     pool_outputs = None  # free the pool-sized arrays before training
     if given is not None:
@@ -199,7 +229,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     phase(r, "labelled")
     trained, train_log, train_seconds = train_round(env, state, r, picked.positions)
     phase(r, "trained")
-    evaluation = evaluate_round(env, trained)
+    evaluation = evaluate_round(env, trained, r)
     weights = update_modality_weights(config, trained.modality_weights, evaluation)
     record = round_record(env, r, trained, weights, evaluation, train_log, picked,
                           train_seconds)
@@ -221,6 +251,28 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   if writer:
     io.write_json(os.path.join(workdir, "summary.json"), summary)
   return summary
+
+
+def _check_eval_splits(config: ml_collections.ConfigDict, data) -> None:
+  """Validation is always read (AMCB, the reward, the curves); test when eval.test is on."""
+  if len(data.val) == 0:
+    raise ConfigError(f"config.data.val_size={config.data.val_size} leaves no validation "
+                      "set, which AMCB, RL-MBA's reward and every learning curve read; set "
+                      "a validation size")
+  if config.eval.test and len(data.test) == 0:
+    raise ConfigError(f"config.data.test_size={config.data.test_size} leaves no test set; "
+                      "set a test size, or config.eval.test=False to run without one")
+
+
+def _load_data(config: ml_collections.ConfigDict):
+  """The data set's splits (process 0 builds the prepared copy once, the others then read
+  it); a ``DataError`` naming the data set for anything wrong with the data."""
+  try:
+    return parallel.process_zero_first(lambda: load_dataset(config.data), "load_dataset")
+  except (OSError, ValueError, RuntimeError) as e:
+    if isinstance(e, (RunError, ConfigError)):
+      raise
+    raise DataError(f"data set {config.data.name!r}: {e}") from e
 
 
 def _make_run_env(config: ml_collections.ConfigDict, data, mesh) -> RoundEnv:
@@ -261,42 +313,60 @@ def _resume(env: RoundEnv, mesh, checkpointer: RoundCheckpointer
   return RoundState.from_checkpoint(tree), history, latest + 1
 
 
-def _pending_positions(ledger: Ledger, start: int, pool_ids: np.ndarray
-                       ) -> np.ndarray | None:
-  """The pool positions of ledger line ``start`` (labelled after the latest checkpoint), or
-  None; refuses a ledger that does not continue the checkpoints."""
-  try:
-    entries = ledger.read()
-  except LedgerError as e:
-    raise WorkdirError(str(e)) from e
-  if not start <= len(entries) <= start + 1:
+def _pending_positions(ledger: Ledger, start: int, pool_ids: np.ndarray, labelled
+                       ) -> list[np.ndarray]:
+  """The pool positions of the ledger's lines from round ``start`` on (labelled after the
+  latest checkpoint), after checking that its earlier lines name exactly the labelled set
+  the checkpoint holds."""
+  entries = ledger.read()
+  moved = (f" (a torn last line was moved to {ledger.moved_aside})" if ledger.moved_aside
+           else "; nothing was changed")
+  if len(entries) < start:
     raise WorkdirError(
-        f"{ledger.path} records {len(entries)} rounds but the latest checkpoint is "
-        f"{'none' if start == 0 else start - 1}; the ledger and checkpoints disagree. "
-        "Nothing was changed; restore the workdir or start a new one.")
-  if len(entries) == start:
-    return None
+        f"{ledger.path} records {len(entries)} rounds but the latest checkpoint is round "
+        f"{start - 1}: the ledger lost lines{moved}. Restore the ledger or start a new "
+        "workdir.")
   position_of = {int(i): p for p, i in enumerate(pool_ids)}
-  ids = [int(i) for i in entries[start]["ids"]]
-  unknown = [i for i in ids if i not in position_of]
-  if unknown:
-    raise WorkdirError(f"ledger round {start} names ids {unknown[:5]} that are not in the "
-                       "pool of this data split")
-  return np.asarray([position_of[i] for i in ids], np.int32)
+  positions = []
+  for r, entry in enumerate(entries):
+    unknown = [int(i) for i in entry["ids"] if int(i) not in position_of]
+    if unknown:
+      raise WorkdirError(f"ledger round {r} names ids {unknown[:5]} that are not in the "
+                         f"pool of this data split{moved}")
+    positions.append(np.asarray([position_of[int(i)] for i in entry["ids"]], np.int32))
+  mask = np.zeros(len(pool_ids), bool)
+  for p in positions[:start]:
+    mask[p] = True
+  restored = np.asarray(jax.device_get(labelled), bool)
+  if not np.array_equal(mask, restored):
+    raise WorkdirError(
+        f"the labelled set of checkpoint {start - 1} ({int(restored.sum())} examples) is not "
+        f"the one the ledger's rounds 0-{start - 1} name ({int(mask.sum())}): the ledger or "
+        f"the checkpoints were edited or mixed up{moved}. Restore them or start a new "
+        "workdir.")
+  return positions[start:]
 
 
-def _share_from_process_zero(positions: np.ndarray | None) -> np.ndarray | None:
-  """Process 0's ``positions`` (or None) on every process: only process 0 reads the ledger,
-  and every process must replay the same line rather than select again."""
+def _share_from_process_zero(positions: list[np.ndarray] | None, refused: bool = False
+                             ) -> list[np.ndarray] | None:
+  """Process 0's pending ledger lines on every process: only process 0 reads the ledger, and
+  every process must replay the same lines rather than select again. ``refused``: process 0
+  refused the ledger; the others stop too instead of waiting for it."""
   if jax.process_count() == 1:
     return positions
-  count = multihost_utils.broadcast_one_to_all(
-      np.int32(-1 if positions is None else len(positions)))
-  if int(count) < 0:
-    return None
-  if positions is None:
-    positions = np.zeros(int(count), np.int32)
-  return np.asarray(multihost_utils.broadcast_one_to_all(positions), np.int32)
+  count = int(multihost_utils.broadcast_one_to_all(
+      np.int32(-1 if refused else len(positions or []))))
+  if count < 0:
+    if jax.process_index() == 0:
+      return None
+    raise WorkdirError("process 0 refused the workdir's ledger; its message says why")
+  shared = []
+  for i in range(count):
+    size = int(multihost_utils.broadcast_one_to_all(
+        np.int32(len(positions[i]) if positions is not None else 0)))
+    mine = positions[i] if positions is not None else np.zeros(size, np.int32)
+    shared.append(np.asarray(multihost_utils.broadcast_one_to_all(mine), np.int32))
+  return shared
 
 
 def _log_round(config: ml_collections.ConfigDict, record: dict[str, Any],

@@ -5,7 +5,7 @@ between the steps)::
 
   picked = select_round(env, state, r, history, pool_outputs, given)   # -> ledger line r
   trained, log, seconds = train_round(env, state, r, picked.positions)
-  evaluation = evaluate_round(env, trained)
+  evaluation = evaluate_round(env, trained, r)
   weights = update_modality_weights(env.config, trained.modality_weights, evaluation)
   record = round_record(env, r, trained, weights, evaluation, log, timings, picked)
   policy, record["policy"] = update_policy(env, state.policy, picked.transition, record,
@@ -35,6 +35,7 @@ from rlmba_jax import parallel
 from rlmba_jax import policy as policy_lib
 from rlmba_jax import selection
 from rlmba_jax.experiment.config import strategy_options
+from rlmba_jax.experiment.errors import NonFiniteError, WorkdirError
 from rlmba_jax.models import fuse_with_weights, make_fused_head
 from rlmba_jax.models.classifier import fused_head_kind
 from rlmba_jax.policy.reinforce import PolicyState, Transition
@@ -45,10 +46,6 @@ logger = logging.getLogger(__name__)
 
 # Purposes a round's key is split into (fold_in constants: never change their values).
 _INIT, _TRAIN, _SELECT, _MC_DROPOUT, _POLICY = 0, 1, 2, 3, 4
-
-
-class WorkdirError(RuntimeError):
-  """A workdir, a ledger or a reference run that this config cannot use as it stands."""
 
 
 def round_keys(seed: int, round_index: int) -> dict[str, jax.Array]:
@@ -381,7 +378,40 @@ def train_round(env: RoundEnv, state: RoundState, r: int, positions: np.ndarray
                                        env.pool_labels, labelled,
                                        state.modality_weights.weights)
   jax.block_until_ready(train_state)
+  check_finite_training(r, log)
   return state._replace(train=train_state, labelled=labelled), log, time.time() - t0
+
+
+_NOT_CHECKPOINTED = ("Round {r} was not checkpointed: the ledger keeps its line and the last "
+                     "good round is intact. If the cause is outside the config (data, "
+                     "hardware), fix it and run the same command; a changed config (a lower "
+                     "train.learning_rate, train.grad_clip_norm) needs a new workdir.")
+
+
+def check_finite_training(r: int, log: TrainLog) -> None:
+  """Raises ``NonFiniteError`` naming the first epoch whose mean loss or gradient norm is
+  NaN or infinite."""
+  loss, norm = (np.asarray(jax.device_get(x)) for x in (log.epoch_loss, log.epoch_grad_norm))
+  bad = ~(np.isfinite(loss) & np.isfinite(norm))
+  if bad.any():
+    e = int(np.argmax(bad))
+    raise NonFiniteError(
+        f"round {r}: training diverged at epoch {e} (mean loss {loss[e]}, gradient norm "
+        f"{norm[e]}). " + _NOT_CHECKPOINTED.format(r=r))
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def check_finite_outputs(r: int, what: str, outputs) -> None:
+  """Raises ``NonFiniteError`` when any floating output of the classifier is NaN or inf."""
+  if not bool(_all_finite(outputs)):
+    raise NonFiniteError(f"round {r}: the classifier's outputs on the {what} hold NaN or "
+                         "infinite values. " + _NOT_CHECKPOINTED.format(r=r))
 
 
 @jax.jit
@@ -402,14 +432,16 @@ def pool_uncertainty(outputs: Mapping[str, Any], labelled: jnp.ndarray, weights:
   return jnp.sum(u * unlabelled) / jnp.maximum(jnp.sum(unlabelled), 1.0)
 
 
-def evaluate_round(env: RoundEnv, state: RoundState) -> Evaluation:
+def evaluate_round(env: RoundEnv, state: RoundState, r: int) -> Evaluation:
   """Metrics of every eval split, the modality analysis on validation, and (evidential
   heads) the pool outputs and mean pool difficulty, under the weights ``state`` trained
-  with."""
+  with. Non-finite outputs stop round ``r`` (``NonFiniteError``)."""
   started = time.time()
   train, weights = state.train, state.modality_weights.weights
   outputs = {split: env.trainer.predict(train.params, x, weights, train.model_state)
              for split, (x, _) in env.evals.items()}
+  for split, out in outputs.items():
+    check_finite_outputs(r, f"{split} split", out)
   metrics = {split: to_python(evaluate_outputs(outputs[split], env.evals[split][1]))
              for split in env.evals}
   gap, shapley = env.analyse(outputs["val"], env.evals["val"][1], weights)
@@ -417,6 +449,7 @@ def evaluate_round(env: RoundEnv, state: RoundState) -> Evaluation:
   if env.config.model.head == "evidential":
     pool_outputs = env.trainer.predict(train.params, env.pool_inputs, weights,
                                        train.model_state)
+    check_finite_outputs(r, "pool", pool_outputs)
     uncertainty = float(pool_uncertainty(pool_outputs, state.labelled, weights, env.names))
   return Evaluation(metrics, gap, shapley, pool_outputs, uncertainty, started)
 

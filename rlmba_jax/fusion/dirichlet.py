@@ -65,11 +65,17 @@ def belief_and_uncertainty(alpha: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray
 def dirichlet_variance(alpha: jnp.ndarray) -> jnp.ndarray:
   """Per-class variance ``alpha_c (S - alpha_c) / (S^2 (S + 1))``. ``[..., C] -> [..., C]``.
 
-  Computed as ``p_c (1 - p_c) / (S + 1)`` with ``p = alpha / S`` (the same quantity, without
-  forming ``S^2``).
+  Computed as ``p_c q_c / (S + 1)`` with ``p = alpha / S`` and ``q_c = (S - alpha_c) / S``,
+  the other classes' mass summed directly (prefix and suffix sums), not as ``1 - p_c``: on a
+  confident example ``1 - p_c`` cancels in float32 (3.6 % error at alpha = [1e6 + 1, 1]).
   """
-  p = expected_probabilities(alpha)
-  return p * (1.0 - p) / (dirichlet_strength(alpha)[..., None] + 1.0)
+  strength = dirichlet_strength(alpha)[..., None]
+  zero = jnp.zeros_like(alpha[..., :1])
+  before = jnp.concatenate([zero, jnp.cumsum(alpha[..., :-1], axis=-1)], axis=-1)
+  after = jnp.concatenate([jnp.flip(jnp.cumsum(jnp.flip(alpha[..., 1:], -1), axis=-1), -1),
+                           zero], axis=-1)
+  others = before + after  # sum over k != c, without subtracting alpha_c
+  return (alpha / strength) * (others / strength) / (strength + 1.0)
 
 
 def mean_dirichlet_variance(alpha: jnp.ndarray) -> jnp.ndarray:

@@ -86,7 +86,7 @@ def kcenter_greedy(features: jnp.ndarray, labelled: jnp.ndarray, budget: int) ->
 
   def step(t, carry):
     nearest, chosen, picks = carry
-    j = jnp.argmax(jnp.where(labelled | chosen, -jnp.inf, nearest))
+    j = jnp.argmax(jnp.where(labelled | chosen, -jnp.inf, nearest)).astype(jnp.int32)
     d = squared_distances(features, take_rows(features, j[None]), norms)[:, 0]
     return jnp.minimum(nearest, d), chosen.at[j].set(True), picks.at[t].set(j)
 
@@ -118,10 +118,10 @@ def kmeans_plusplus(key: jax.Array, squared_norms: jnp.ndarray,
   chex.assert_rank((squared_norms, available), 1)
   n = squared_norms.shape[0]
   if first == "max_norm":
-    j0 = jnp.argmax(jnp.where(available, squared_norms, -jnp.inf))
+    j0 = jnp.argmax(jnp.where(available, squared_norms, -jnp.inf)).astype(jnp.int32)
   elif first == "random":
     j0 = jax.random.categorical(jax.random.fold_in(key, 0),
-                                jnp.where(available, 0.0, -jnp.inf))
+                                jnp.where(available, 0.0, -jnp.inf)).astype(jnp.int32)
   else:
     raise ValueError(f"first={first!r}; use 'max_norm' or 'random'")
 
@@ -131,7 +131,7 @@ def kmeans_plusplus(key: jax.Array, squared_norms: jnp.ndarray,
     weight = jnp.where(open_rows, nearest, 0.0)
     logits = jnp.where(jnp.sum(weight) > 0, jnp.log(weight),
                        jnp.where(open_rows, 0.0, -jnp.inf))
-    j = jax.random.categorical(jax.random.fold_in(key, t), logits)
+    j = jax.random.categorical(jax.random.fold_in(key, t), logits).astype(jnp.int32)
     return (jnp.minimum(nearest, jnp.maximum(squared_distance_to(j), 0.0)),
             chosen.at[j].set(True), picks.at[t].set(j))
 
@@ -168,7 +168,7 @@ def nearest_distinct(features: jnp.ndarray, centroids: jnp.ndarray, available: j
 
   def step(t, carry):
     taken, picks = carry
-    j = jnp.argmin(jnp.where(available & ~taken, d[:, t], jnp.inf))
+    j = jnp.argmin(jnp.where(available & ~taken, d[:, t], jnp.inf)).astype(jnp.int32)
     return taken.at[j].set(True), picks.at[t].set(j)
 
   init = (jnp.zeros(features.shape[0], bool), jnp.zeros(centroids.shape[0], jnp.int32))

@@ -1,0 +1,72 @@
+"""One writer per workdir, and no workdir left behind by a run that never started.
+
+``claim(workdir)`` creates the folder if needed and holds an advisory lock (``flock`` on
+``WORKDIR/.lock``, which names the holder) for the run's life. The operating system drops
+the lock when its process dies, so a killed run's lock is taken over by the next one; a
+second live process is refused with one line and touches nothing. If the run fails before
+it has committed anything (no ``config.json`` yet) and the folder was created for it, the
+folder is removed. ``flock`` works on local filesystems; on NFS it may not, so there run one
+process per workdir by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import socket
+from typing import Iterator
+
+from rlmba_jax.experiment.errors import WorkdirError, WorkdirLockedError
+
+LOCK_NAME = ".lock"
+
+
+def _acquire(workdir: str):
+  path = os.path.join(workdir, LOCK_NAME)
+  try:
+    handle = open(path, "a+", encoding="utf-8")  # pylint: disable=consider-using-with
+  except OSError as e:
+    raise WorkdirError(f"cannot write in the workdir {workdir!r} ({e.strerror}); choose a "
+                       "writable folder") from None
+  try:
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except OSError:
+    handle.seek(0)
+    holder = handle.read().strip() or "another process"
+    handle.close()
+    raise WorkdirLockedError(
+        f"{workdir} is in use by {holder}; wait for that run to finish (or stop it), then "
+        "run again. Nothing was changed.") from None
+  handle.seek(0)
+  handle.truncate()
+  handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+  handle.flush()
+  return handle
+
+
+@contextlib.contextmanager
+def claim(workdir: str, *, lock: bool = True) -> Iterator[None]:
+  """Creates ``workdir`` if needed and, with ``lock``, holds its lock until the block ends;
+  removes a folder it created if the block fails before ``config.json`` exists."""
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise WorkdirError(f"the workdir {workdir!r} is a file, not a folder; choose another path")
+  created = not os.path.exists(workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise WorkdirError(f"cannot create the workdir {workdir!r} ({e.strerror}); choose a "
+                       "writable location") from None
+  handle = None
+  try:
+    if lock:
+      handle = _acquire(workdir)
+    yield
+  except BaseException:
+    if created and not os.path.exists(os.path.join(workdir, "config.json")):
+      shutil.rmtree(workdir, ignore_errors=True)
+    raise
+  finally:
+    if handle is not None:
+      handle.close()
