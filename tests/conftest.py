@@ -11,6 +11,9 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       os.path.join(tempfile.gettempdir(), "rlmba_jax_test_xla_cache"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# Prepared TFDS copies of this test process only (the suite runs in parallel workers, which
+# must not build the same copy at once, and must not touch the user's own copies).
+os.environ.setdefault("TFDS_DATA_DIR", tempfile.mkdtemp(prefix="rlmba_jax_test_tfds_"))
 
 import pytest  # pylint: disable=g-import-not-at-top
 
