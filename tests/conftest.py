@@ -79,15 +79,3 @@ def read_ledger(workdir) -> list[dict]:
   import json  # pylint: disable=g-import-not-at-top
   with open(os.path.join(workdir, "ledger.jsonl")) as f:
     return [json.loads(l) for l in f]
-
-
-# The longest files start first, so the parallel workers (README: pytest -n 2) finish
-# together instead of one worker running them alone at the end. Order within a file is kept.
-_LONGEST_FIRST = ("test_multihost.py", "test_rlmba_loop.py", "test_multidevice.py",
-                  "test_colab.py", "test_loop.py", "test_faults.py", "test_paper_configs.py")
-
-
-def pytest_collection_modifyitems(items):
-  rank = {name: i for i, name in enumerate(_LONGEST_FIRST)}
-  items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)),
-                                       len(_LONGEST_FIRST)))
