@@ -236,12 +236,12 @@ def test_the_command_line_prints_one_line_and_the_documented_code(tmp_path):
   cases = [(["--config.train.learning_rate=nan"], 2, "not a finite number"),
            ([f"--workdir={busy}"], 4, "is a file")]
   for extra, code, message in cases:
+    assert code in EXIT_CODES
     argv = [sys.executable, "-m", "rlmba_jax.main", "--config=configs/mfeat.py:runlocal",
             f"--workdir={tmp_path / 'w'}", *extra]
     result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == code and message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-  assert code in EXIT_CODES
 
 
 def test_ctrl_c_exits_130_with_one_line(tmp_path):

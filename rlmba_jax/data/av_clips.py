@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import io
 import os
 from typing import Iterator
 

@@ -8,7 +8,6 @@ pipeline for data sets that do not fit in memory; both are driven by ``config.da
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import numpy as np
 import logging
