@@ -54,6 +54,9 @@ try:  # config_flags reads the --config.* overrides from sys.argv right here
 except (AttributeError, KeyError, TypeError, ValueError) as _e:
   _bad_override(_e)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder; an existing run is continued.")
+_CLOSE_ROUND = flags.DEFINE_bool(
+    "close_round", False, "With config.al.oracle='person': end the round that waits for "
+    "answers with those given so far (the unanswered items go back to the pool).")
 
 
 def main(argv):
@@ -64,7 +67,7 @@ def main(argv):
   from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top
   configure_logging()
   try:
-    summary = run(_CONFIG.value, _WORKDIR.value)
+    summary = run(_CONFIG.value, _WORKDIR.value, close_round=_CLOSE_ROUND.value)
   except (errors.ConfigError, errors.RunError) as e:
     if _show_traceback():
       raise

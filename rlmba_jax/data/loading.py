@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import logging
+
+import numpy as np
 
 from rlmba_jax.data import record_datasets
 from rlmba_jax.data import splits as splits_lib
@@ -126,6 +127,8 @@ def load_dataset(data_cfg) -> DatasetSplits:
   ``records.RecordSplit`` s.
   """
   info = dataset_info(data_cfg.name)
+  if info.load is not None:
+    return info.load(data_cfg, standardize)
   specs = modality_specs(data_cfg)
   if info.kind == "records":
     return record_datasets.load_record_dataset(data_cfg, info, specs)

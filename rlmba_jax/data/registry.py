@@ -8,7 +8,7 @@ the library names a data set.
 
 from __future__ import annotations
 
-from rlmba_jax.data import av_clips, av_digits, uci_mfeat, upmc_food101
+from rlmba_jax.data import arrays, av_clips, av_digits, uci_mfeat, upmc_food101
 from rlmba_jax.data.specs import DatasetInfo, ModalitySpec, parse_modalities
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
@@ -17,6 +17,7 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     upmc_food101.INFO,
     av_clips.KINETICS_SOUNDS,
     av_clips.VGGSOUND,
+    arrays.INFO,
 )}
 
 
@@ -29,9 +30,11 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def modality_specs(data_cfg) -> tuple[ModalitySpec, ...]:
-  """The specs of the modalities ``config.data.modalities`` names, in that order."""
+  """The specs of the modalities ``config.data.modalities`` names, in that order (every
+  modality of the data set when it is empty)."""
   info = dataset_info(data_cfg.name)
-  names = parse_modalities(data_cfg.modalities)
+  names = (parse_modalities(data_cfg.modalities) if str(data_cfg.modalities).strip()
+           else info.modalities)
   unknown = [n for n in names if n not in info.modalities]
   if unknown:
     raise ValueError(f"{info.name} has no modality {unknown}; choose from {info.modalities}")

@@ -45,6 +45,8 @@ class DatasetInfo(NamedTuple):
       (``data.fixture=True``), or None.
     source_dir: ``(manual_dir) -> folder``: the folder whose files make the prepared copy
       (its fingerprint is recorded with the copy and checked on every read).
+    load: ``(config.data, standardize) -> DatasetSplits``: a data set read straight from
+      its files, splits and all (``arrays``: your own data), or None (the TFDS path).
   """
   name: str
   kind: Literal["arrays", "records"]
@@ -55,6 +57,7 @@ class DatasetInfo(NamedTuple):
   read_files: Callable[[Any], dict] | None = None
   write_fixture: Callable[[str], str] | None = None
   source_dir: Callable[[str], str] = os.path.abspath
+  load: Callable[[Any, Any], "DatasetSplits"] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +110,9 @@ class DatasetSplits:
   eval_transform: Any = None
   build_report: Mapping[str, int] | None = None
   vocab_size: int | None = None  # of the text modality's tokenizer
+  # ``ids -> {column: [what to show a person, per id]}`` (query files, labelling page);
+  # None: the record ids alone.
+  describe: Any = None
 
   @property
   def streamed(self) -> bool:

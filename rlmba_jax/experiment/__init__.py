@@ -2,6 +2,7 @@
 
 from rlmba_jax.experiment.config import default_config, validate_config
 from rlmba_jax.experiment.errors import (EXIT_CODES, CheckpointError, ConfigError, DataError,
-                                         NonFiniteError, RunError, WorkdirError,
-                                         WorkdirLockedError)
+                                         LabelsError, LabelsNeeded, NonFiniteError, RunError,
+                                         WorkdirError, WorkdirLockedError)
 from rlmba_jax.experiment.loop import run
+from rlmba_jax.experiment.oracle import SimulatedPerson

@@ -19,7 +19,6 @@ from typing import Any, Callable, NamedTuple, Sequence
 import ml_collections
 
 from rlmba_jax.data.builders import ON_ERROR
-from rlmba_jax.experiment.errors import ConfigError
 from rlmba_jax.data.loading import SOURCES
 from rlmba_jax.data.registry import DATASETS
 from rlmba_jax.data.specs import parse_assignments, parse_modalities
@@ -27,6 +26,8 @@ from rlmba_jax.fusion import EVIDENCE_ACTIVATIONS
 from rlmba_jax.models.bert import POOLINGS
 from rlmba_jax.models.classifier import DTYPES, check_head_and_fusion, encoder_names
 from rlmba_jax.modality.weights import CONTRIBUTIONS, FAVOUR
+from rlmba_jax.experiment.errors import ConfigError
+from rlmba_jax.experiment.oracle import ORACLES
 from rlmba_jax.policy.agent import REWARDS
 from rlmba_jax.selection import available_strategies
 from rlmba_jax.selection.gcn import GCN_METHODS
@@ -49,7 +50,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.source = "tfds"  # "tfds": ArrayRecord via tfds.data_source; "files": read the CSVs
   c.data.data_dir = ""  # TFDS data_dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
   c.data.manual_dir = ""  # folder with the source files ("" = the packaged copy)
-  c.data.modalities = "fou,fac,kar,pix,zer,mor"
+  c.data.modalities = "fou,fac,kar,pix,zer,mor"  # "": every modality the data set has
   c.data.pix_as_image = True  # read mfeat's pix view as a 16x15 image (CNN encoder)
   c.data.test_size = 400  # Trusted Multi-View Classification's 1600/400 protocol
   c.data.val_size = 200  # fixed, stratified; taken from the 1,600 (pool = 1,400)
@@ -130,6 +131,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.initial_size = 50
   c.al.budget_per_round = 50
   c.al.rounds = 5  # selection rounds after the initial set
+  # Who answers a query: "dataset" (the labels the data set holds: a simulated annotator,
+  # as in every benchmark) | "person" (the run writes WORKDIR/queries/round_NNN.csv and
+  # waits, exit code 3, for WORKDIR/labels/round_NNN.csv; experiment.oracle).
+  c.al.oracle = "dataset"
   # Record what each round's picks are (class histogram, where they sit in the pool's
   # uncertainty / difficulty / distance rankings, overlap with margin's and BADGE's picks,
   # which term of RL-MBA's q decides; selection.diagnostics) under "selection" in
@@ -332,7 +337,7 @@ def _schema() -> dict[str, Rule]:
       "modality.favour": one_of(FAVOUR),
       "al.strategy": one_of(available_strategies(), "a strategy"),
       "al.initial_size": positive(), "al.budget_per_round": positive(),
-      "al.rounds": non_negative(),
+      "al.rounds": non_negative(), "al.oracle": one_of(ORACLES),
       "al.bald.passes": at_least(2, "BALD needs at least 2 dropout passes"),
       "al.kmeans.iterations": non_negative(),
       "al.deepfool.candidate_classes": positive(), "al.deepfool.max_iterations": positive(),
@@ -395,6 +400,10 @@ def _check_combinations(config: ml_collections.ConfigDict, given: dict[str, Any]
   if given["al.strategy"] == "bald" and given["model.dropout"] == 0.0:
     raise ConfigError("config.al.strategy='bald' samples dropout masks but "
                       "config.model.dropout=0.0; set a dropout rate such as 0.1")
+  if given["al.oracle"] == "person" and given["al.diagnostics"]:
+    raise ConfigError("config.al.diagnostics=True reads the labels of the pool's examples "
+                      "before they are picked, which only the data set can give; with "
+                      "config.al.oracle='person' set al.diagnostics=False")
   if given["al.strategy"] == "rlmba":
     if given["al.rlmba.efda"] and given["model.head"] != "evidential":
       raise ConfigError("config.al.strategy='rlmba' with config.al.rlmba.efda=True scores "
@@ -431,6 +440,8 @@ def _check_modality_assignments(config, given: dict[str, Any]) -> None:
   """``model.encoders``, ``model.pretrained`` and ``train.encoder_learning_rates`` name
   modalities the data has, with valid encoders, existing files and positive rates."""
   encoder_names(config.model)
+  if not str(given["data.modalities"]).strip():
+    return  # every modality of the data set: named only once it is read
   modalities = set(parse_modalities(given["data.modalities"]))
   for key in ("model.encoders", "model.pretrained", "train.encoder_learning_rates"):
     unknown = sorted(set(parse_assignments(given[key], key)) - modalities)

@@ -9,15 +9,15 @@ fixed.
 
 from __future__ import annotations
 
-# Exit codes (README, "Exit codes"). 3 is kept for a run that stops to wait for a person's
-# labels.
+# Exit codes (README, "When a run stops").
 EXIT_CODES = {
     0: "finished",
     1: "an unexpected error (a bug): the traceback is printed",
     2: "a bad config, flag or config file",
-    3: "reserved: queries written, waiting for a person's labels",
+    3: "queries written, waiting for a person's labels (al.oracle='person'): answer them "
+       "and run the same command",
     4: "the workdir cannot be used as it stands (another config, an edited or inconsistent "
-       "ledger, a path that is not a writable folder)",
+       "ledger, an answers file with a bad line, a path that is not a writable folder)",
     5: "another process is running in the workdir",
     6: "bad data: a missing or corrupt source file, NaN inputs, a manual_dir that is not the "
        "one the prepared copy was built from",
@@ -60,3 +60,15 @@ class CheckpointError(WorkdirError):
 class NonFiniteError(RunError):
   """A NaN or infinity in a round's loss, gradients or outputs."""
   exit_code = 8
+
+
+class LabelsNeeded(RunError):
+  """The run waits for a person's answers (the round's queries are written; nothing is
+  lost): answer them and run the same command."""
+  exit_code = 3
+
+
+class LabelsError(WorkdirError):
+  """An answers file that cannot be ingested as it stands (the message names the file and
+  line); nothing was changed."""
+  exit_code = 4

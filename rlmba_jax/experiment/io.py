@@ -10,7 +10,7 @@ from typing import Any, Iterable
 def write_atomic(path: str, text: str) -> None:
   """Replaces ``path`` with ``text`` so that readers see the old or the new file, never half."""
   tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
+  with open(tmp, "w", encoding="utf-8") as f:
     f.write(text)
     f.flush()
     os.fsync(f.fileno())

@@ -8,6 +8,11 @@ short by a crash is either complete but for its newline (then it is completed: i
 fully written) or not valid JSON (then it was never committed and is moved aside to
 ``ledger.jsonl.torn-<time>``); either way the ledger never holds a half-written round.
 Lines written before digests existed (no ``digest`` key) are accepted as a prefix.
+
+With a person as the oracle (``experiment.oracle``) a line also holds what the person said:
+``"labels"`` (a class name per id, null for an id skipped or left unanswered), ``"skipped"``
+and, when the answers file names them, ``"annotators"``; the digest covers them too. A line
+without ``"labels"`` was labelled from the data set.
 """
 
 from __future__ import annotations
@@ -26,10 +31,19 @@ class LedgerError(WorkdirError):
   pass
 
 
-def line_digest(previous: str, round_index: int, ids: Sequence[int]) -> str:
-  """The chained digest of one line: 16 hex digits of sha256(previous digest, round, ids)."""
-  body = json.dumps({"round": int(round_index), "ids": [int(i) for i in ids]},
-                    separators=(",", ":"))
+# Fields of a line besides round, ids and digest (a person's answers), in digest order.
+ANSWER_FIELDS = ("labels", "skipped", "annotators")
+
+
+def line_digest(previous: str, round_index: int, ids: Sequence[int],
+                answers: dict[str, Any] | None = None) -> str:
+  """The chained digest of one line: 16 hex digits of sha256(previous digest, round, ids
+  and the answer fields when there are any)."""
+  line = {"round": int(round_index), "ids": [int(i) for i in ids]}
+  for key in ANSWER_FIELDS:
+    if answers and key in answers:
+      line[key] = answers[key]
+  body = json.dumps(line, separators=(",", ":"))
   return hashlib.sha256((previous + body).encode()).hexdigest()[:16]
 
 
@@ -83,11 +97,11 @@ class Ledger:
         raise LedgerError(f"{self.path}: line {number} has no digest but the lines before it "
                           "have: it was written or edited by hand. Nothing was changed.")
       return ""
-    want = line_digest(previous, entry["round"], entry["ids"])
+    want = line_digest(previous, entry["round"], entry["ids"], entry)
     if entry["digest"] != want:
       raise LedgerError(
           f"{self.path}: line {number} (round {entry['round']}) does not match its digest: "
-          "its ids were edited, or a line before it was changed, removed or reordered. "
+          "its ids or answers were edited, or a line before it was changed, removed or reordered. "
           "Restore the ledger from a backup or start a new workdir; nothing was changed.")
     return want
 
@@ -109,14 +123,17 @@ class Ledger:
     append_line(self.path, "")  # the newline the crash cut off
     return rounds + [entry]
 
-  def append(self, round_index: int, ids: Sequence[int]) -> None:
-    """Commits one round's ids (durable when this returns)."""
+  def append(self, round_index: int, ids: Sequence[int],
+             answers: dict[str, Any] | None = None) -> None:
+    """Commits one round's ids (and a person's ``answers``: ``ANSWER_FIELDS``), durable when
+    this returns."""
     existing = self.read()
     if round_index != len(existing):
       raise LedgerError(f"{self.path}: appending round {round_index} but the ledger holds "
                         f"{len(existing)} rounds")
     previous = existing[-1].get("digest", "") if existing else ""
     ids = [int(i) for i in ids]
-    append_line(self.path, json.dumps(
-        {"round": int(round_index), "ids": ids,
-         "digest": line_digest(previous, round_index, ids)}, separators=(",", ":")))
+    line: dict[str, Any] = {"round": int(round_index), "ids": ids}
+    line.update({k: answers[k] for k in ANSWER_FIELDS if answers and k in answers})
+    line["digest"] = line_digest(previous, round_index, ids, answers)
+    append_line(self.path, json.dumps(line, separators=(",", ":")))

@@ -5,7 +5,10 @@ Workdir layout::
   config.json     the config the run was started with (resuming checks it)
   ledger.jsonl    one line per round: the example ids labelled in that round (round 0 =
                   the initial set) and a digest chained to the line before; append-only,
-                  fsync'ed, the record of what was labelled
+                  fsync'ed, the record of what was labelled (and, with a person as the
+                  oracle, of what the person answered)
+  queries/, labels/  with ``al.oracle="person"``: each round's queries and answers
+                  (``experiment.oracle``)
   rounds.jsonl    one line of metrics per finished round
   summary.json    the learning curve and the final metrics
   checkpoints/    Orbax round checkpoints (state + metric history + array checksum)
@@ -36,10 +39,13 @@ from rlmba_jax import parallel
 from rlmba_jax.data import load_dataset
 from rlmba_jax.data.specs import parse_assignments
 from rlmba_jax.experiment import io
+from rlmba_jax.experiment import oracle as oracle_lib
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
 from rlmba_jax.experiment.config import check_budget, config_differences, validate_config
 from rlmba_jax.experiment.errors import ConfigError, DataError, RunError, WorkdirError
 from rlmba_jax.experiment.ledger import Ledger
+from rlmba_jax.experiment.asking import PersonOracle, check_oracle
+from rlmba_jax.experiment.oracle import Person
 from rlmba_jax.experiment.rounds import (RoundEnv, RoundState, evaluate_round,
                                          initial_state, make_env, round_keys, round_record,
                                          select_round, train_round, update_modality_weights,
@@ -152,7 +158,8 @@ def area_under_curve(num_labeled: list[int], top1: list[float]) -> float:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *,
-        phase_callback: PhaseCallback | None = None) -> dict[str, Any]:
+        phase_callback: PhaseCallback | None = None, person: Person | None = None,
+        close_round: bool = False) -> dict[str, Any]:
   """Runs (or continues) the active-learning experiment described by ``config``.
 
   Everything that can be checked without the disk (the config, the device count) is checked
@@ -164,7 +171,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     workdir: output folder; an existing run there is continued.
     phase_callback: called as ``(round, phase)`` after each durable step, phases
       ``"labelled"``, ``"trained"``, ``"checkpointed"``, ``"reported"`` (progress bars,
-      notebooks, fault-injection tests).
+      notebooks, fault-injection tests); with a person as the oracle also ``"asked"``
+      once a round's queries file is written.
+    person: with ``al.oracle="person"``, called as ``(queries_file, labels_file, round)``
+      to answer a round before the run would stop for one (``oracle.SimulatedPerson``).
+    close_round: with ``al.oracle="person"``, end the waiting round with the answers given
+      so far (the unanswered items go back to the pool).
 
   Returns:
     The summary written to ``summary.json``.
@@ -186,14 +198,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     data = _load_data(config)
     check_budget(config, len(data.pool))
     _check_eval_splits(config, data)
+    check_oracle(config, data)
     if writer and not os.path.exists(os.path.join(workdir, "config.json")):
       io.write_atomic(os.path.join(workdir, "config.json"), config.to_json(indent=2) + "\n")
+    asker = (PersonOracle(workdir, data, person, close_round)
+             if config.al.oracle == "person" else None)
     return _run_rounds(config, workdir, data, mesh, phase_callback or (lambda r, p: None),
-                       t_start)
+                       t_start, asker)
 
 
-def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start: float
-                ) -> dict[str, Any]:
+def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start: float,
+                asker: PersonOracle | None = None) -> dict[str, Any]:
   """Resumes from the latest checkpoint, replays the ledger's later lines, runs the rest."""
   writer = jax.process_index() == 0
   env = _make_run_env(config, data, mesh)
@@ -206,7 +221,10 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
   pending, refused = None, None
   if writer:
     try:
-      pending = _pending_positions(ledger, start, data.pool.ids, state.labelled)
+      entries = ledger.read()
+      if asker is not None:
+        env = asker.replay(env, entries, start)
+      pending = _pending_positions(ledger, start, data.pool.ids, state.labelled, entries)
     except WorkdirError as e:
       refused = e
   pending = _share_from_process_zero(pending, refused is not None)
@@ -220,19 +238,29 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
   pool_outputs = None  # the last evaluation's pool outputs (evidential heads), reused once
   for r in range(start, config.al.rounds + 1):
     given = pending[r - start] if r - start < len(pending) else None
-    picked = select_round(env, state, r, history, pool_outputs, given)
+    chooser = state if asker is None else asker.selection_state(env, state, r)
+    picked = select_round(env, chooser, r, history, pool_outputs, given)
     pool_outputs = None  # free the pool-sized arrays before training
+    positions = picked.positions
     if given is not None:
       logger.info("round %d: using the %d ids already in the ledger", r, len(given))
+    elif asker is not None and asker.asks(r):
+      picked = asker.ask(env, chooser, r, history, picked, phase)
+      ledger.append(r, asker.answers.ids, asker.answers.ledger_fields(data.class_names))
     elif writer:
       ledger.append(r, [int(i) for i in data.pool.ids[picked.positions]])
+    if asker is not None:
+      entry = ledger.read()[r]
+      env, positions = asker.commit(env, r, picked.positions, entry)
     phase(r, "labelled")
-    trained, train_log, train_seconds = train_round(env, state, r, picked.positions)
+    trained, train_log, train_seconds = train_round(env, state, r, positions)
     phase(r, "trained")
     evaluation = evaluate_round(env, trained, r)
     weights = update_modality_weights(config, trained.modality_weights, evaluation)
     record = round_record(env, r, trained, weights, evaluation, train_log, picked,
                           train_seconds)
+    if asker is not None:
+      record.update(asker.round_fields(entry))
     policy = state.policy
     if picked.transition is not None:
       policy, record["policy"] = update_policy(env, policy, picked.transition, record,
@@ -313,12 +341,11 @@ def _resume(env: RoundEnv, mesh, checkpointer: RoundCheckpointer
   return RoundState.from_checkpoint(tree), history, latest + 1
 
 
-def _pending_positions(ledger: Ledger, start: int, pool_ids: np.ndarray, labelled
-                       ) -> list[np.ndarray]:
+def _pending_positions(ledger: Ledger, start: int, pool_ids: np.ndarray, labelled,
+                       entries: list[dict[str, Any]]) -> list[np.ndarray]:
   """The pool positions of the ledger's lines from round ``start`` on (labelled after the
   latest checkpoint), after checking that its earlier lines name exactly the labelled set
-  the checkpoint holds."""
-  entries = ledger.read()
+  the checkpoint holds (a person's skipped or unanswered items are not labelled)."""
   moved = (f" (a torn last line was moved to {ledger.moved_aside})" if ledger.moved_aside
            else "; nothing was changed")
   if len(entries) < start:
@@ -335,8 +362,8 @@ def _pending_positions(ledger: Ledger, start: int, pool_ids: np.ndarray, labelle
                          f"pool of this data split{moved}")
     positions.append(np.asarray([position_of[int(i)] for i in entry["ids"]], np.int32))
   mask = np.zeros(len(pool_ids), bool)
-  for p in positions[:start]:
-    mask[p] = True
+  for p, entry in zip(positions[:start], entries):
+    mask[p[oracle_lib.answered(entry)]] = True
   restored = np.asarray(jax.device_get(labelled), bool)
   if not np.array_equal(mask, restored):
     raise WorkdirError(

@@ -1,0 +1,183 @@
+"""The loop's side of a person as the oracle: what is known of the pool's labels, which
+items may still be asked, and one round's ask -> answers -> commit (``experiment.oracle``
+holds the files and their checks).
+
+The ledger is the record: on every start the labels a person gave and the items skipped are
+rebuilt from its lines, so a run stopped at any point (waiting for answers, killed while
+ingesting them) continues with exactly what was committed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Mapping, Sequence
+
+import jax
+import numpy as np
+
+from rlmba_jax.data.arrays import UNLABELLED
+from rlmba_jax.experiment import oracle
+from rlmba_jax.experiment.errors import ConfigError, DataError, WorkdirError
+from rlmba_jax.experiment.rounds import RoundEnv, RoundState, Selection, select_round
+
+
+def check_oracle(config, data) -> None:
+  """The oracle can answer this data set's pool (before anything is written)."""
+  if data.streamed:
+    if config.al.oracle == "person":
+      raise ConfigError(f"config.al.oracle='person' needs an in-memory data set; "
+                        f"{data.name} streams its records, whose labels come with them. "
+                        "Use data.name='arrays' with your features, or al.oracle='dataset'")
+    return
+  missing = int(np.sum(data.pool.labels == UNLABELLED))
+  if config.al.oracle == "dataset":
+    if missing:
+      raise DataError(f"{missing} of the {len(data.pool)} pool examples have no label, so "
+                      "the data set cannot answer for them; set config.al.oracle='person' "
+                      "to have a person label what the run picks")
+    return
+  if jax.process_count() > 1:
+    raise ConfigError("config.al.oracle='person' runs in one process; a person answers "
+                      "one run's files")
+  have = len(data.pool) - missing
+  if 0 < have < config.al.initial_size:
+    raise ConfigError(f"the pool has {have} labelled examples, fewer than "
+                      f"al.initial_size={config.al.initial_size}: the initial set is drawn "
+                      "among them. Lower al.initial_size, or leave the pool unlabelled and "
+                      "a person labels the initial set too")
+
+
+class PersonOracle:
+  """What a person said so far, and the steps of a round a person answers.
+
+  Round 0 is drawn among the pool's labelled examples and labelled from the data when the
+  pool has any labels; otherwise it is queried like every later round.
+  """
+
+  def __init__(self, workdir: str, data, person: oracle.Person | None, close: bool):
+    self.workdir, self.data, self.person, self.close = workdir, data, person, close
+    self.class_names = tuple(data.class_names)
+    self.class_index = {c: i for i, c in enumerate(self.class_names)}
+    self.position_of = {int(i): p for p, i in enumerate(data.pool.ids)}
+    self.data_labelled = np.asarray(data.pool.labels) != UNLABELLED
+    self.known = np.full(len(data.pool), UNLABELLED, np.int32)
+    self.skipped = np.zeros(len(data.pool), bool)
+    self.ledger_labels: dict[int, str] = {}
+    self.answers: oracle.Answers | None = None
+
+  def asks(self, r: int) -> bool:
+    """Whether round ``r`` is answered by the person (else by the data: round 0)."""
+    return r > 0 or not self.data_labelled.any()
+
+  def replay(self, env: RoundEnv, entries: Sequence[Mapping[str, Any]], start: int
+             ) -> RoundEnv:
+    """Applies the ledger's lines before round ``start`` (after checking the answer files
+    against all of them); -> the env with the labels known so far."""
+    oracle.check_answer_files(self.workdir, entries)
+    for entry in entries[:start]:
+      self._apply(entry)
+    return self._put(env)
+
+  def selection_state(self, env: RoundEnv, state: RoundState, r: int) -> RoundState:
+    """``state`` as selection must see it: skipped items (and, for a round 0 labelled from
+    the data, the unlabelled pool) count as taken, so they are never picked."""
+    if r == 0 and not self.asks(0):
+      exclude = ~self.data_labelled
+    else:
+      exclude = self.skipped
+    if not exclude.any():
+      return state
+    mask = jax.device_put(exclude, state.labelled.sharding)
+    return state._replace(labelled=state.labelled | mask)
+
+  def ask(self, env: RoundEnv, chooser: RoundState, r: int, history, picked: Selection,
+          phase) -> Selection:
+    """Writes round ``r``'s queries (unless written by an earlier attempt, which then
+    stand) and collects the answers into ``self.answers``; ``LabelsNeeded`` until they are
+    complete or the round is closed."""
+    ids = [int(i) for i in self.data.pool.ids[picked.positions]]
+    path = oracle.queries_path(self.workdir, r)
+    if os.path.exists(path):
+      asked, _ = oracle.read_queries(path)
+      if asked != ids:  # written by a run on other hardware: the file is what was asked
+        unknown = [i for i in asked if i not in self.position_of]
+        if unknown:
+          raise WorkdirError(f"{path} names ids {unknown[:5]} that are not in the pool")
+        given = np.asarray([self.position_of[i] for i in asked], np.int32)
+        picked = select_round(env, chooser, r, history, None, given)
+        ids = asked
+    else:
+      oracle.write_queries(self.workdir, r, ids, self._columns(env, chooser, picked.positions),
+                           self.class_names)
+    phase(r, "asked")
+    self.answers = oracle.collect(self.workdir, r, ids, self.class_names, self.ledger_labels,
+                                  close=self.close, person=self.person)
+    return picked
+
+  def commit(self, env: RoundEnv, r: int, positions: np.ndarray,
+             entry: Mapping[str, Any]) -> tuple[RoundEnv, np.ndarray]:
+    """Applies round ``r``'s ledger line; -> (env with the new labels, the positions to
+    train on: those answered)."""
+    del r
+    self._apply(entry)
+    return self._put(env), np.asarray(positions)[oracle.answered(entry)]
+
+  def round_fields(self, entry: Mapping[str, Any]) -> dict[str, int]:
+    """What ``rounds.jsonl`` records of a person's round."""
+    if "labels" not in entry:
+      return {}
+    done = oracle.answered(entry)
+    return {"queried": len(entry["ids"]), "skipped": len(entry.get("skipped", ())),
+            "unanswered": int(len(done) - done.sum() - len(entry.get("skipped", ())))}
+
+  def _apply(self, entry: Mapping[str, Any]) -> None:
+    unknown = [int(i) for i in entry["ids"] if int(i) not in self.position_of]
+    if unknown:
+      raise WorkdirError(f"ledger round {entry['round']} names ids {unknown[:5]} that are not "
+                         "in the pool of this data set")
+    positions = np.asarray([self.position_of[int(i)] for i in entry["ids"]], np.int64)
+    if "labels" not in entry:
+      self.known[positions] = np.asarray(self.data.pool.labels)[positions]
+      return
+    for p, i, label in zip(positions, entry["ids"], entry["labels"]):
+      if label is None:
+        continue
+      if label not in self.class_index:
+        raise WorkdirError(f"ledger round {entry['round']} labels id {i} {label!r}, which is "
+                           f"not a class of this data set ({', '.join(self.class_names)})")
+      self.known[p] = self.class_index[label]
+      self.ledger_labels[int(i)] = label
+    for i in entry.get("skipped", ()):
+      self.skipped[self.position_of[int(i)]] = True
+
+  def _put(self, env: RoundEnv) -> RoundEnv:
+    pool = dataclasses.replace(self.data.pool, labels=self.known.copy())
+    return env._replace(pool_labels=env.trainer.put_labels(pool))
+
+  def _columns(self, env: RoundEnv, state: RoundState, positions: np.ndarray
+               ) -> dict[str, list]:
+    """What a queries file shows of each pick: each modality's source, the pick's rank in
+    the strategy's order, and the model's guesses (empty before round 0 has trained)."""
+    ids = self.data.pool.ids[positions]
+    if self.data.describe is not None:
+      columns = dict(self.data.describe(ids))
+    else:
+      columns = {m: [f"record {int(i)}" for i in ids] for m in env.names}
+    columns["rank"] = list(range(1, len(ids) + 1))
+    empty = [""] * len(ids)
+    guesses = {"predicted": empty, "confidence": empty}
+    guesses.update({f"predicted_{m}": empty for m in env.names})
+    if state.train is not None:
+      train = state.train
+      out = jax.device_get(env.trainer.predict(train.params, env.pool_inputs,
+                                               state.modality_weights.weights,
+                                               train.model_state))
+      fused = np.asarray(out["fused_probs"])[positions]
+      guesses["predicted"] = [self.class_names[c] for c in fused.argmax(-1)]
+      guesses["confidence"] = [float(v) for v in fused.max(-1)]
+      for m in env.names:
+        probs = np.asarray(out["probs"][m])[positions]
+        guesses[f"predicted_{m}"] = [self.class_names[c] for c in probs.argmax(-1)]
+    columns.update(guesses)
+    return columns

@@ -1,0 +1,282 @@
+"""Your own arrays, and a person as the oracle: queries out, answers in, exact resume.
+
+The person is ``SimulatedPerson``, which writes the same answers files a human would (or the
+tests write them by hand, bad ones included).
+"""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, apply_overrides, read_ledger, read_rounds
+from rlmba_jax.data import load_dataset
+from rlmba_jax.data.arrays import UNLABELLED, write_demo_folder
+from rlmba_jax.experiment import (EXIT_CODES, DataError, LabelsError, LabelsNeeded,
+                                  SimulatedPerson, run)
+from rlmba_jax.experiment import oracle
+from rlmba_jax.experiment.config import default_config
+
+SIZES = dict(pool_size=160, val_size=60, test_size=60)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+  return write_demo_folder(str(tmp_path_factory.mktemp("own") / "data"), **SIZES)
+
+
+@pytest.fixture(scope="module")
+def truth(folder):
+  with open(os.path.join(folder, "truth.csv")) as f:
+    return {int(r["id"]): r["label"] for r in csv.DictReader(f)}
+
+
+def own_config(folder, **overrides):
+  c = default_config()
+  c.data.name = "arrays"
+  c.data.modalities = ""
+  c.data.manual_dir = folder
+  c.al.oracle = "person"
+  c.al.initial_size = 10
+  c.al.budget_per_round = 10
+  c.al.rounds = 2
+  c.train.num_epochs = 5
+  c.train.batch_size = 32
+  c.train.eval_batch_size = 256
+  c.model.width = 16
+  c.model.hidden = (16,)
+  return apply_overrides(c, overrides)
+
+
+def _copy(folder, tmp_path, edit):
+  """A copy of the demo folder with ``edit(path)`` applied."""
+  dst = str(tmp_path / "data")
+  shutil.copytree(folder, dst)
+  edit(dst)
+  return dst
+
+
+def _rewrite_csv(path, change):
+  with open(path) as f:
+    lines = f.read().splitlines()
+  with open(path, "w") as f:
+    f.write("\n".join(change(lines)) + "\n")
+
+
+def _save(name, change):
+  def edit(d):
+    x = np.load(os.path.join(d, name))
+    np.save(os.path.join(d, name), change(x))
+  return edit
+
+
+# Each bad folder is refused with a message naming the file and the row.
+@pytest.mark.parametrize("edit,message", [
+    (_save("fou.npy", lambda x: x[:-1]), r"fou.npy has 279 rows but .*examples.csv has 280"),
+    (_save("kar.npy", lambda x: np.where(np.arange(len(x))[:, None] == 7, np.nan, x)),
+     r"kar.npy: row 7 \(id 1007"),
+    (_save("fou.npy", lambda x: x[:, 0]), r"fou.npy has shape \(280,\)"),
+    (lambda d: _rewrite_csv(os.path.join(d, "examples.csv"),
+                            lambda l: l[:3] + [l[1]] + l[4:]), r"line 4: id 1000 repeats line 2"),
+    (lambda d: _rewrite_csv(os.path.join(d, "examples.csv"),
+                            lambda l: [x if i != 170 else x.rsplit(",", 1)[0] + ","
+                                       for i, x in enumerate(l)]),
+     r"line 171: the val row of id 1169 has no label"),
+    (lambda d: _rewrite_csv(os.path.join(d, "examples.csv"),
+                            lambda l: l[:5] + ["1004,pool"] + l[6:]),
+     r"line 6: 2 fields, the header has 3"),
+    (lambda d: _rewrite_csv(os.path.join(d, "examples.csv"),
+                            lambda l: l[:5] + ["1004,train,"] + l[6:]),
+     r"line 6: split 'train' is not one of pool, val, test"),
+    (lambda d: _rewrite_csv(os.path.join(d, "examples.csv"),
+                            lambda l: ["id,part,label"] + l[1:]), r"line 1: the header"),
+    (lambda d: _rewrite_csv(os.path.join(d, "examples.csv"),
+                            lambda l: l[:5] + ["x4,pool,"] + l[6:]),
+     r"line 6: id 'x4' is not a non-negative integer"),
+    (lambda d: _rewrite_csv(os.path.join(d, "examples.csv"),
+                            lambda l: l[:200] + ["1199,val,eleven"] + l[201:]),
+     r"labels \['eleven'\] that .*classes.txt does not list"),
+])
+def test_bad_arrays_folders_are_refused_naming_file_and_row(folder, tmp_path, edit, message):
+  bad = _copy(folder, tmp_path, edit)
+  workdir = tmp_path / "run"
+  with pytest.raises(DataError, match=message):
+    run(own_config(bad), str(workdir))
+  assert not workdir.exists()
+
+
+def test_arrays_load_like_a_built_in_data_set(folder):
+  c = own_config(folder)
+  data = load_dataset(c.data)
+  assert data.modality_names == ("fou", "kar")
+  assert data.class_names[:2] == ("zero", "one") and data.num_classes == 10
+  assert (len(data.pool), len(data.val), len(data.test)) == (160, 60, 60)
+  assert (data.pool.labels == UNLABELLED).all() and (data.val.labels >= 0).all()
+  # standardised with the pool's statistics, as the built-in data sets are
+  np.testing.assert_allclose(data.pool.inputs["fou"].mean(0), 0, atol=1e-4)
+  c.data.modalities = "kar"
+  assert load_dataset(c.data).modality_names == ("kar",)
+  c.data.modalities = "kar,pix"
+  with pytest.raises(ValueError, match=r"names \['pix'\].*holds arrays for \['fou', 'kar'\]"):
+    load_dataset(c.data)
+
+
+def test_the_data_set_cannot_answer_for_an_unlabelled_pool(folder, tmp_path):
+  with pytest.raises(DataError, match="have no label.*al.oracle='person'"):
+    run(own_config(folder, **{"al.oracle": "dataset"}), str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()
+
+
+def _answer_until_done(config, workdir, person, **kwargs):
+  while True:
+    try:
+      return run(config, workdir, person=person, **kwargs)
+    except LabelsNeeded:
+      pass
+
+
+@pytest.fixture(scope="module")
+def reference(folder, truth, tmp_path_factory):
+  """Three rounds answered by a simulated person who skips 20 % of the items."""
+  workdir = str(tmp_path_factory.mktemp("person") / "reference")
+  person = SimulatedPerson(truth, skip=0.2, seed=3)
+  summary = run(own_config(folder), workdir, person=person)
+  return workdir, summary
+
+
+def test_a_person_answers_through_files_and_the_ledger_keeps_what_they_said(
+    reference, truth):
+  workdir, summary = reference
+  assert summary["rounds"] == 2
+  ledger = read_ledger(workdir)
+  assert [e["round"] for e in ledger] == [0, 1, 2]
+  skipped_before = set()
+  for entry in ledger:
+    r = entry["round"]
+    asked, rows = oracle.read_queries(oracle.queries_path(workdir, r))
+    assert entry["ids"] == asked  # the ledger records the query, in order
+    assert not skipped_before & set(asked)  # a skipped item is never asked again
+    for i, label in zip(entry["ids"], entry["labels"]):
+      assert (label is None) == (i in entry["skipped"])
+      assert label is None or label == truth[i]
+    skipped_before |= set(entry["skipped"])
+    assert list(rows[0])[:4] == ["id", "fou", "kar", "image"]
+    assert rows[0]["predicted"] == "" if r == 0 else rows[0]["predicted"] in truth.values()
+  assert skipped_before  # 20 % skips over 30 items
+  rounds = read_rounds(workdir)
+  for r, entry in zip(rounds, ledger):
+    assert r["skipped"] == len(entry["skipped"])
+  assert rounds[-1]["num_labeled"] == sum(
+      sum(l is not None for l in e["labels"]) for e in ledger)
+
+
+def test_stop_and_go_with_bad_files_partial_answers_and_a_crash_ends_as_one_run(
+    reference, folder, truth, tmp_path):
+  """Exit code 3 between rounds, a rejected answers file, half a round, a crash right
+  after the answers were committed: the same ledger and metrics as the reference."""
+  ref_dir, _ = reference
+  workdir = str(tmp_path / "w")
+  config = own_config(folder)
+  person = SimulatedPerson(truth, skip=0.2, seed=3)
+  with pytest.raises(LabelsNeeded, match="round 0: label the 10 examples"):
+    run(config, workdir)
+  assert LabelsNeeded.exit_code == 3 and 3 in EXIT_CODES
+  person(oracle.queries_path(workdir, 0), oracle.labels_path(workdir, 0), 0)
+  with pytest.raises(LabelsNeeded, match="round 1"):
+    run(config, workdir)
+  # a bad answers file: refused, naming file and line; nothing changes
+  ledger_before = open(os.path.join(workdir, "ledger.jsonl")).read()
+  asked, _ = oracle.read_queries(oracle.queries_path(workdir, 1))
+  l1 = oracle.labels_path(workdir, 1)
+  oracle.write_answers(l1, [(asked[0], truth[asked[0]]), (asked[1], "cat")])
+  with pytest.raises(LabelsError, match=r"round_001.csv, line 3: 'cat' \(id "):
+    run(config, workdir)
+  assert open(os.path.join(workdir, "ledger.jsonl")).read() == ledger_before
+  # half the answers: the round waits for the rest
+  os.remove(l1)
+  SimulatedPerson(truth, skip=0.2, seed=3, answer_fraction=0.5)(
+      oracle.queries_path(workdir, 1), l1, 1)
+  with pytest.raises(LabelsNeeded, match="answers 5 of 10 queries"):
+    run(config, workdir)
+
+  class Crash(Exception):
+    pass
+
+  def crash(r, phase):
+    if (r, phase) == (1, "labelled"):
+      raise Crash
+  with pytest.raises(Crash):
+    run(config, workdir, person=person, phase_callback=crash)  # answers the rest, commits
+  assert len(read_ledger(workdir)) == 2
+  _answer_until_done(config, workdir, person)
+  assert read_ledger(workdir) == read_ledger(ref_dir)
+  assert read_rounds(workdir) == read_rounds(ref_dir)
+
+
+def test_closing_a_round_returns_the_unanswered_items_to_the_pool(folder, truth, tmp_path):
+  workdir = str(tmp_path / "w")
+  config = own_config(folder, **{"al.rounds": 1})
+  person = SimulatedPerson(truth)
+  with pytest.raises(LabelsNeeded):
+    run(config, workdir)
+  person(oracle.queries_path(workdir, 0), oracle.labels_path(workdir, 0), 0)
+  with pytest.raises(LabelsNeeded):
+    run(config, workdir)
+  asked, _ = oracle.read_queries(oracle.queries_path(workdir, 1))
+  oracle.write_answers(oracle.labels_path(workdir, 1),
+                       [(asked[0], truth[asked[0]]), (asked[1], "skip")])
+  summary = run(config, workdir, close_round=True)
+  entry = read_ledger(workdir)[1]
+  assert entry["labels"][:2] == [truth[asked[0]], None] and entry["skipped"] == [asked[1]]
+  assert entry["labels"][2:] == [None] * 8
+  assert os.path.exists(oracle.closed_path(workdir, 1))
+  assert summary["final"]["num_labeled"] == 11
+  assert read_rounds(workdir)[1]["unanswered"] == 8
+
+
+def test_an_answer_edited_after_it_was_committed_is_refused(reference, folder, tmp_path):
+  ref_dir, _ = reference
+  workdir = str(tmp_path / "w")
+  shutil.copytree(ref_dir, workdir)
+  path = oracle.labels_path(workdir, 1)
+  with open(path) as f:
+    rows = list(csv.reader(f))
+  i = next(k for k, row in enumerate(rows[1:], 1) if row[1] != "skip")
+  rows[i][1] = "zero" if rows[i][1] != "zero" else "one"
+  with open(path, "w", newline="") as f:
+    csv.writer(f).writerows(rows)
+  config = own_config(folder)
+  with pytest.raises(LabelsError, match=rf"round_001.csv, line {i + 1}: id .* the ledger "
+                                        "recorded"):
+    run(config, workdir)
+
+
+def test_round_zero_is_drawn_among_the_labelled_pool_rows(folder, tmp_path):
+  def label_some(d):  # label the first 30 pool rows from truth.csv
+    with open(os.path.join(d, "truth.csv")) as f:
+      truth = {r["id"]: r["label"] for r in csv.DictReader(f)}
+    _rewrite_csv(os.path.join(d, "examples.csv"), lambda lines: [
+        l + truth[l.split(",")[0]] if 1 <= k <= 30 else l for k, l in enumerate(lines)])
+  data_dir = _copy(folder, tmp_path, label_some)
+  workdir = str(tmp_path / "w")
+  with pytest.raises(LabelsNeeded, match="round 1"):
+    run(own_config(data_dir), workdir)
+  entry = read_ledger(workdir)[0]
+  assert "labels" not in entry and set(entry["ids"]) <= set(range(1000, 1030))
+  assert not os.path.exists(oracle.queries_path(workdir, 0))
+
+
+@pytest.mark.slow
+def test_the_command_line_exits_3_and_names_the_files(folder, tmp_path):
+  workdir = str(tmp_path / "w")
+  cmd = [sys.executable, "-m", "rlmba_jax.main", "--config=configs/arrays.py:person,runlocal",
+         f"--workdir={workdir}", f"--config.data.manual_dir={folder}",
+         "--config.al.initial_size=10", "--config.al.budget_per_round=10"]
+  out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 3, out.stderr[-2000:]
+  assert "LabelsNeeded: round 0: label the 10 examples" in out.stderr
+  assert "round_000.csv" in out.stderr
