@@ -1,0 +1,339 @@
+r"""A labelling page for a run that waits for a person (``config.al.oracle="person"``).
+
+  python -m rlmba_jax.label --workdir=runs/mine          # then open http://127.0.0.1:8765
+
+Serves the waiting round's queries (``WORKDIR/queries/round_NNN.csv``) on localhost, one
+item at a time with its modalities: images, an audio player, text, and a small plot for a
+feature vector (an image array is drawn as an image). The model's guess is preselected;
+keys: 1-9 and 0 pick the first ten classes, Enter takes the selected class, s skips, the
+arrows move. Every answer is saved at once to ``WORKDIR/labels/round_NNN.csv`` (written
+atomically, so a closed browser or a killed server loses nothing); "End round" writes
+``labels/round_NNN.closed``. Then run the experiment's command again: it ingests the answers
+(``experiment.oracle``) and trains.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as io_lib
+import json
+import mimetypes
+import os
+import re
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+
+from rlmba_jax.experiment import oracle
+
+_ARRAY_CELL = re.compile(r"^(?P<file>[^\[\]:]+?)(?::(?P<key>[^\[\]]+))?\[(?P<row>\d+)\]$")
+
+
+class LabellingSession:
+  """The waiting round of one workdir: its queries, the answers so far, and the files to
+  show. All writes go through ``answer`` / ``close`` under one lock."""
+
+  def __init__(self, workdir: str):
+    self.workdir = os.path.abspath(workdir)
+    if not os.path.isdir(os.path.join(self.workdir, "queries")):
+      raise FileNotFoundError(
+          f"{self.workdir} has no queries/ folder: start the run with "
+          "config.al.oracle='person' first; it writes the queries and stops (exit code 3)")
+    with open(os.path.join(self.workdir, "config.json"), encoding="utf-8") as f:
+      self.config = json.load(f)
+    self.manual_dir = os.path.abspath(self.config["data"].get("manual_dir") or ".")
+    self.lock = threading.Lock()
+    self._arrays: dict[tuple[str, str | None], Any] = {}
+
+  # -- the round ---------------------------------------------------------------------------
+  def round_index(self) -> int:
+    rounds = [int(m.group(1)) for f in os.listdir(os.path.join(self.workdir, "queries"))
+              if (m := re.fullmatch(r"round_(\d+)\.csv", f))]
+    if not rounds:
+      raise FileNotFoundError(f"{self.workdir}/queries holds no round_NNN.csv yet")
+    return max(rounds)
+
+  def ingested(self, r: int) -> bool:
+    path = os.path.join(self.workdir, "ledger.jsonl")
+    if not os.path.exists(path):
+      return False
+    with open(path, encoding="utf-8") as f:
+      return any(json.loads(l).get("round") == r for l in f if l.strip())
+
+  def state(self) -> dict[str, Any]:
+    r = self.round_index()
+    ids, rows = oracle.read_queries(oracle.queries_path(self.workdir, r))
+    answers = self._answers(r)
+    items = [{"id": i, "answer": answers.get(i, ""), "fields": row} for i, row in
+             zip(ids, rows)]
+    return {"round": r, "classes": list(oracle.read_class_names(self.workdir)),
+            "items": items, "answered": sum(i in answers for i in ids), "total": len(ids),
+            "closed": os.path.exists(oracle.closed_path(self.workdir, r)),
+            "ingested": self.ingested(r), "labels_file": oracle.labels_path(self.workdir, r)}
+
+  def _answers(self, r: int) -> dict[int, str]:
+    path = oracle.labels_path(self.workdir, r)
+    if not os.path.exists(path):
+      return {}
+    with open(path, newline="", encoding="utf-8") as f:
+      return {int(row["id"]): row["label"] for row in csv.DictReader(f)
+              if row.get("id", "").strip()}
+
+  def answer(self, example_id: int, label: str) -> dict[str, Any]:
+    """Saves (or, with an empty label, clears) one answer of the waiting round."""
+    with self.lock:
+      r = self.round_index()
+      if self.ingested(r):
+        raise ValueError(f"round {r} is already ingested; run the experiment's command")
+      ids, _ = oracle.read_queries(oracle.queries_path(self.workdir, r))
+      classes = oracle.read_class_names(self.workdir)
+      if example_id not in ids:
+        raise ValueError(f"id {example_id} is not a query of round {r}")
+      if label and label not in classes and label != oracle.SKIP:
+        raise ValueError(f"{label!r} is not a class name or {oracle.SKIP!r}")
+      answers = self._answers(r)
+      if label:
+        answers[example_id] = label
+      else:
+        answers.pop(example_id, None)
+      oracle.write_answers(oracle.labels_path(self.workdir, r),
+                           [(i, answers[i], "page") for i in ids if i in answers])
+      return {"answered": len(answers), "total": len(ids)}
+
+  def close(self) -> dict[str, Any]:
+    with self.lock:
+      r = self.round_index()
+      path = oracle.closed_path(self.workdir, r)
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      with open(path, "w", encoding="utf-8") as f:
+        f.write("closed from the labelling page\n")
+      return {"closed": True, "round": r}
+
+  # -- what an item shows --------------------------------------------------------------------
+  def content(self, cell: str) -> tuple[str, bytes]:
+    """(content type, body) of one query cell: a raw file under manual_dir, or one row of
+    an array drawn as an SVG plot (vectors) or a PNG (images)."""
+    m = _ARRAY_CELL.match(cell)
+    if m:
+      x = self._row(m.group("file"), m.group("key"), int(m.group("row")))
+      if x.ndim >= 2:
+        return "image/png", _png(x)
+      return "image/svg+xml", _plot(x).encode()
+    path = os.path.realpath(os.path.join(self.manual_dir, cell))
+    if not path.startswith(os.path.realpath(self.manual_dir) + os.sep) or not os.path.isfile(
+        path):
+      raise FileNotFoundError(cell)
+    with open(path, "rb") as f:
+      return mimetypes.guess_type(path)[0] or "application/octet-stream", f.read()
+
+  def _row(self, name: str, key: str | None, row: int) -> np.ndarray:
+    path = os.path.realpath(os.path.join(self.manual_dir, name))
+    if not path.startswith(os.path.realpath(self.manual_dir) + os.sep):
+      raise FileNotFoundError(name)
+    if (path, key) not in self._arrays:
+      self._arrays[(path, key)] = (np.load(path, mmap_mode="r") if key is None
+                                   else np.load(path)[key])
+    return np.asarray(self._arrays[(path, key)][row], np.float32)
+
+
+def _plot(x: np.ndarray, width: int = 320, height: int = 90) -> str:
+  """A feature vector as a small SVG line plot."""
+  x = np.nan_to_num(x.reshape(-1))
+  lo, hi = float(x.min()), float(x.max())
+  span = hi - lo or 1.0
+  xs = np.linspace(4, width - 4, len(x)) if len(x) > 1 else np.asarray([width / 2])
+  ys = height - 4 - (x - lo) / span * (height - 8)
+  points = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, ys))
+  return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+          f'<rect width="100%" height="100%" fill="#fafafa" stroke="#ccc"/>'
+          f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{points}"/>'
+          f'<text x="4" y="12" font-size="10" fill="#666">{len(x)} features, '
+          f'{lo:.3g} to {hi:.3g}</text></svg>')
+
+
+def _png(x: np.ndarray) -> bytes:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  x = np.asarray(x, np.float32)
+  if x.ndim == 4:  # a clip: its first frame
+    x = x[0]
+  if x.ndim == 3 and x.shape[-1] == 1:
+    x = x[..., 0]
+  lo, hi = float(x.min()), float(x.max())
+  img = np.uint8(255 * (x - lo) / ((hi - lo) or 1.0))
+  image = Image.fromarray(img if img.ndim == 2 else img[..., :3])
+  scale = max(1, 128 // max(image.size))
+  image = image.resize((image.size[0] * scale, image.size[1] * scale), Image.NEAREST)
+  out = io_lib.BytesIO()
+  image.save(out, format="PNG")
+  return out.getvalue()
+
+
+def make_handler(session: LabellingSession):
+  """The request handler class serving ``session``."""
+
+  class Handler(BaseHTTPRequestHandler):
+
+    def log_message(self, format, *args):  # pylint: disable=redefined-builtin
+      del format, args  # quiet: a person is labelling, not reading logs
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+      self.send_response(status)
+      self.send_header("Content-Type", content_type)
+      self.send_header("Content-Length", str(len(body)))
+      self.send_header("Cache-Control", "no-store")
+      self.end_headers()
+      self.wfile.write(body)
+
+    def _json(self, obj: Any, status: int = 200) -> None:
+      self._send(status, json.dumps(obj).encode(), "application/json")
+
+    def do_GET(self):  # pylint: disable=invalid-name
+      url = urlparse(self.path)
+      try:
+        if url.path == "/":
+          self._send(200, PAGE.encode(), "text/html; charset=utf-8")
+        elif url.path == "/api/round":
+          self._json(session.state())
+        elif url.path == "/api/content":
+          content_type, body = session.content(parse_qs(url.query).get("cell", [""])[0])
+          self._send(200, body, content_type)
+        else:
+          self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
+      except FileNotFoundError as e:
+        self._json({"error": f"not found: {e}"}, HTTPStatus.NOT_FOUND)
+
+    def do_POST(self):  # pylint: disable=invalid-name
+      length = int(self.headers.get("Content-Length", 0))
+      try:
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if self.path == "/api/answer":
+          self._json(session.answer(int(body["id"]), str(body.get("label", ""))))
+        elif self.path == "/api/close":
+          self._json(session.close())
+        else:
+          self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
+      except (ValueError, KeyError) as e:
+        self._json({"error": str(e)}, HTTPStatus.BAD_REQUEST)
+
+  return Handler
+
+
+def serve(workdir: str, host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
+  """A server for ``workdir``'s waiting round (call ``serve_forever``; port 0: any free)."""
+  return ThreadingHTTPServer((host, port), make_handler(LabellingSession(workdir)))
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>rlmba_jax: label</title>
+<style>
+ body{font-family:system-ui,sans-serif;margin:0;background:#f4f4f4;color:#222}
+ header{background:#263238;color:#fff;padding:10px 16px;display:flex;gap:16px;align-items:center}
+ header .grow{flex:1} button{font-size:15px;padding:6px 12px;margin:3px;cursor:pointer}
+ main{max-width:900px;margin:16px auto;background:#fff;padding:16px;border-radius:6px}
+ .classes button.selected{background:#1976d2;color:#fff}
+ .classes button.answered{outline:3px solid #2e7d32}
+ .mod{margin:8px 0;padding:8px;border:1px solid #ddd;border-radius:4px}
+ .mod h4{margin:0 0 6px 0;font-size:13px;color:#555}
+ .mod img{image-rendering:pixelated;max-height:220px}
+ #status{font-size:14px} .guess{color:#555;font-size:14px} kbd{background:#eee;padding:0 4px}
+ #done{display:none;background:#e8f5e9;padding:12px;border-radius:4px}
+</style></head><body>
+<header><b>rlmba_jax</b><span id="title"></span><span class="grow"></span>
+<span id="status"></span><button id="close">End round</button></header>
+<main>
+ <div id="done"></div>
+ <div id="item"></div>
+ <div class="guess" id="guess"></div>
+ <div class="classes" id="classes"></div>
+ <div><button id="prev">&larr; previous</button><button id="skip">skip (s)</button>
+ <button id="next">next &rarr;</button></div>
+ <p class="guess">Keys: <kbd>1</kbd>-<kbd>9</kbd>, <kbd>0</kbd> the first ten classes;
+ <kbd>Enter</kbd> the selected class; <kbd>s</kbd> skip; arrows move. Every answer is saved
+ at once.</p>
+</main>
+<script>
+let S=null, k=0, sel=null;
+const RAW={image:1,images:1,audio:1,text:1};
+async function load(){S=await (await fetch('/api/round')).json();
+ document.getElementById('title').textContent='round '+S.round+' ('+S.total+' queries)';
+ const first=S.items.findIndex(i=>!i.answer); k=first<0?0:first; show();}
+function status(){document.getElementById('status').textContent=
+ S.answered+' of '+S.total+' answered'+(S.closed?' (round closed)':'');
+ const d=document.getElementById('done');
+ if(S.ingested||S.closed||S.answered==S.total){d.style.display='block';d.textContent=
+  (S.ingested?'This round is already ingested. ':'All saved in '+S.labels_file+'. ')+
+  'Run the experiment\\'s command again to train on these labels.';}}
+function esc(s){const e=document.createElement('span');e.textContent=s;return e.innerHTML;}
+function cell(name,v){if(!v)return '';const src='/api/content?cell='+encodeURIComponent(v);
+ if(name=='audio')return '<audio controls src="'+src+'"></audio>';
+ if(name=='text')return '<iframe style="width:100%;height:120px;border:0" src="'+src+'"></iframe>';
+ if(/\\[\\d+\\]$/.test(v)||name=='image'||name=='images')return '<img alt="'+esc(name)+'" src="'+src+'">';
+ return esc(v);}
+function show(){const it=S.items[k]; const f=it.fields; status();
+ let h='<h3>item '+(k+1)+' of '+S.total+' &middot; id '+it.id+'</h3>';
+ for(const [name,v] of Object.entries(f)){
+  if(['id','rank','predicted','confidence'].includes(name)||name.startsWith('predicted_'))continue;
+  h+='<div class="mod"><h4>'+esc(name)+' <small>'+esc(v)+'</small></h4>'+cell(name,v)+'</div>';}
+ document.getElementById('item').innerHTML=h;
+ document.getElementById('guess').textContent=f.predicted?('model: '+f.predicted+
+  ' ('+(100*parseFloat(f.confidence)).toFixed(0)+' %)'):'no model yet (initial set)';
+ sel=it.answer&&it.answer!='skip'?it.answer:(f.predicted||null);
+ const c=document.getElementById('classes'); c.innerHTML='';
+ S.classes.forEach((name,j)=>{const b=document.createElement('button');
+  b.textContent=(j<10?((j+1)%10)+' ':'')+name; b.dataset.label=name;
+  if(name==sel)b.classList.add('selected'); if(name==it.answer)b.classList.add('answered');
+  b.onclick=()=>answer(name); c.appendChild(b);});}
+async function answer(label){const it=S.items[k];
+ const r=await fetch('/api/answer',{method:'POST',body:JSON.stringify({id:it.id,label:label})});
+ const j=await r.json(); if(!r.ok){alert(j.error);return;}
+ it.answer=label; S.answered=j.answered;
+ if(k<S.total-1)k++; show();}
+document.getElementById('skip').onclick=()=>answer('skip');
+document.getElementById('prev').onclick=()=>{if(k>0)k--;show();};
+document.getElementById('next').onclick=()=>{if(k<S.total-1)k++;show();};
+document.getElementById('close').onclick=async()=>{
+ if(!confirm('End round '+S.round+' with '+S.answered+' of '+S.total+' answers?'))return;
+ await fetch('/api/close',{method:'POST',body:'{}'}); S.closed=true; status();};
+document.addEventListener('keydown',e=>{if(!S)return;
+ if(e.key>='0'&&e.key<='9'){const j=(parseInt(e.key)+9)%10; if(j<S.classes.length)answer(S.classes[j]);}
+ else if(e.key=='Enter'&&sel)answer(sel); else if(e.key=='s')answer('skip');
+ else if(e.key=='ArrowLeft'){if(k>0)k--;show();}
+ else if(e.key=='ArrowRight'){if(k<S.total-1)k++;show();}});
+load();
+</script></body></html>
+"""
+
+
+def main(argv=None):
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+
+  workdir = flags.DEFINE_string("workdir", None, "The run's workdir (al.oracle='person').")
+  host = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.")
+  port = flags.DEFINE_integer("port", 8765, "Port (0: any free port).")
+  flags.mark_flag_as_required("workdir")
+
+  def _main(args):
+    del args
+    try:
+      server = serve(workdir.value, host.value, port.value)
+    except (FileNotFoundError, OSError) as e:
+      raise SystemExit(f"cannot serve {workdir.value}: {e}") from None
+    address = f"http://{server.server_address[0]}:{server.server_address[1]}/"
+    print(f"labelling page for {os.path.abspath(workdir.value)}: {address} (Ctrl-C stops; "
+          "answers are saved as you go)", flush=True)
+    try:
+      server.serve_forever()
+    except KeyboardInterrupt:
+      pass
+    finally:
+      server.server_close()
+
+  app.run(_main, argv)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,139 @@
+"""The labelling page in a real headless browser: label a round through it, then resume.
+
+Needs Chromium and ChromeDriver (Debian: ``apt-get install chromium chromium-driver``, which
+``.ci/run`` does) and ``selenium`` (the ``test`` extra). Skipped without them, unless
+``RLMBA_REQUIRE_BROWSER=1`` (CI) turns the skip into a failure.
+"""
+
+import csv
+import os
+import shutil
+import threading
+import time
+
+import pytest
+
+from conftest import read_ledger
+from rlmba_jax import label
+from rlmba_jax.data.arrays import write_demo_folder
+from rlmba_jax.experiment import LabelsNeeded, run
+from rlmba_jax.experiment import oracle
+from test_person import own_config
+
+pytestmark = pytest.mark.slow  # a browser and an end-to-end run
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+def _browser():
+  try:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+  except ImportError as e:
+    _missing(f"selenium is not installed ({e})")
+  if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
+    _missing("Chromium / ChromeDriver are not installed (apt-get install chromium "
+             "chromium-driver)")
+  options = webdriver.ChromeOptions()
+  options.binary_location = CHROMIUM
+  for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+               "--no-first-run", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"):
+    options.add_argument(flag)
+  return webdriver.Chrome(service=Service(DRIVER), options=options)
+
+
+def _missing(why):
+  if os.environ.get("RLMBA_REQUIRE_BROWSER") == "1":
+    pytest.fail(why)
+  pytest.skip(why)
+
+
+def _wait(predicate, timeout=20.0):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if predicate():
+      return
+    time.sleep(0.05)
+  raise AssertionError("timed out")
+
+
+def test_label_a_round_in_the_browser_then_resume(tmp_path):
+  from selenium.webdriver.common.by import By
+  from selenium.webdriver.common.keys import Keys
+
+  folder = write_demo_folder(str(tmp_path / "data"), pool_size=120, val_size=60,
+                             test_size=60)
+  with open(os.path.join(folder, "truth.csv")) as f:
+    truth = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
+  workdir = str(tmp_path / "run")
+  config = own_config(folder, **{"al.rounds": 1})
+  person = oracle.SimulatedPerson(truth)
+  with pytest.raises(LabelsNeeded, match="round 0"):
+    run(config, workdir)
+  person(oracle.queries_path(workdir, 0), oracle.labels_path(workdir, 0), 0)
+  with pytest.raises(LabelsNeeded, match="round 1"):
+    run(config, workdir)  # round 0 ingested; round 1 waits for the page
+  asked, _ = oracle.read_queries(oracle.queries_path(workdir, 1))
+  driver = _browser()
+  server = label.serve(workdir, port=0)
+  thread = threading.Thread(target=server.serve_forever, daemon=True)
+  thread.start()
+  try:
+    driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+    _wait(lambda: "of 10 answered" in driver.find_element(By.ID, "status").text)
+    # the item shows its modalities: the image file, and a plot of each feature vector
+    images = driver.find_elements(By.CSS_SELECTOR, "#item img")
+    assert len(images) == 3
+    _wait(lambda: all(driver.execute_script("return arguments[0].naturalWidth", i) > 0
+                      for i in images))
+    # the model's guess is preselected
+    guess = driver.find_element(By.CSS_SELECTOR, "#classes button.selected").text
+    assert guess.split(" ", 1)[1] in truth.values()
+    body = driver.find_element(By.TAG_NAME, "body")
+    names = oracle.read_class_names(workdir)
+    for n, i in enumerate(asked):
+      if n == 3:
+        driver.find_element(By.ID, "skip").click()  # a button
+      elif n == 4:
+        body.send_keys("s")  # the key
+      elif n % 2:
+        driver.find_element(By.XPATH, f"//button[@data-label='{truth[i]}']").click()
+      else:
+        body.send_keys(str((names.index(truth[i]) + 1) % 10))
+      _wait(lambda: f"{n + 1} of 10 answered" in driver.find_element(By.ID, "status").text)
+    # saved as it went: the labels file holds every answer (written atomically)
+    with open(oracle.labels_path(workdir, 1)) as f:
+      saved = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
+    assert saved == {i: ("skip" if n in (3, 4) else truth[i]) for n, i in enumerate(asked)}
+    assert "Run the experiment" in driver.find_element(By.ID, "done").text
+  finally:
+    driver.quit()
+    server.shutdown()
+    server.server_close()
+  summary = run(config, workdir)
+  entry = read_ledger(workdir)[1]
+  assert entry["ids"] == asked and entry["skipped"] == [asked[3], asked[4]]
+  assert entry["annotators"][str(asked[0])] == "page"
+  assert summary["final"]["num_labeled"] == 10 + 8
+
+
+def test_the_page_refuses_what_the_round_did_not_ask(tmp_path):
+  folder = write_demo_folder(str(tmp_path / "data"), pool_size=120, val_size=60,
+                             test_size=60)
+  workdir = str(tmp_path / "run")
+  with pytest.raises(LabelsNeeded):
+    run(own_config(folder, **{"al.rounds": 1}), workdir)
+  session = label.LabellingSession(workdir)
+  asked = [item["id"] for item in session.state()["items"]]
+  with pytest.raises(ValueError, match="not a query"):
+    session.answer(5, "one")
+  with pytest.raises(ValueError, match="not a class"):
+    session.answer(asked[0], "eleven")
+  with pytest.raises(FileNotFoundError):
+    session.content("../../etc/passwd")
+  assert session.answer(asked[0], "one") == {"answered": 1, "total": 10}
+  assert session.answer(asked[0], "") == {"answered": 0, "total": 10}
+  kind, body = session.content(session.state()["items"][0]["fields"]["fou"])
+  assert kind == "image/svg+xml" and b"76 features" in body
