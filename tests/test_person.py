@@ -280,3 +280,50 @@ def test_the_command_line_exits_3_and_names_the_files(folder, tmp_path):
   assert out.returncode == 3, out.stderr[-2000:]
   assert "LabelsNeeded: round 0: label the 10 examples" in out.stderr
   assert "round_000.csv" in out.stderr
+
+
+def test_load_model_predicts_new_inputs_as_the_run_evaluated_them(reference, folder):
+  from rlmba_jax.experiment import load_model
+  workdir, _ = reference
+  model = load_model(workdir)
+  assert model.round == 2 and model.modality_names == ("fou", "kar")
+  with open(os.path.join(folder, "examples.csv")) as f:
+    rows = list(csv.DictReader(f))
+  test = np.asarray([r["split"] == "test" for r in rows])
+  raw = {m: np.load(os.path.join(folder, f"{m}.npy"))[test] for m in ("fou", "kar")}
+  out = model.predict(raw)
+  truth = np.asarray([r["label"] for r in rows])[test]
+  assert out["predicted"].shape == (60,) and set(out["modality_predicted"]) == {"fou", "kar"}
+  np.testing.assert_allclose(np.mean(out["predicted"] == truth),
+                             read_rounds(workdir)[-1]["test_top1"], atol=1e-6)
+  assert out["uncertainty"].shape == (60,) and np.isfinite(out["uncertainty"]).all()
+  assert load_model(workdir, round=1).num_labeled == read_rounds(workdir)[1]["num_labeled"]
+  with pytest.raises(ValueError, match=r"lack modalities \['kar'\]"):
+    model.predict({"fou": raw["fou"]})
+  with pytest.raises(ValueError, match=r"inputs of shape \(75,\)"):
+    model.predict({"fou": raw["fou"][:, 1:], "kar": raw["kar"]})
+
+
+def test_any_strategy_runs_on_your_own_model_outputs():
+  import jax
+  from rlmba_jax import selection
+  from rlmba_jax.selection import PoolView
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(50, 4))
+  probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  labelled = np.arange(50) < 5
+  view = PoolView.from_arrays(probs, labelled=labelled, strategy="margin")
+  picks = np.asarray(selection.get_strategy("margin")(jax.random.key(0), view, 5))
+  top2 = np.sort(probs, -1)[:, -2:]
+  margin = np.where(labelled, np.inf, top2[:, 1] - top2[:, 0])
+  assert sorted(picks.tolist()) == sorted(np.argsort(margin)[:5].tolist())
+  features = {"a": rng.normal(size=(50, 3))}
+  view = PoolView.from_arrays(probs, {"a": probs}, features, labelled, strategy="badge")
+  assert len(set(np.asarray(selection.get_strategy("badge")(jax.random.key(0), view, 5)))) == 5
+  with pytest.raises(ValueError, match=r"'badge' reads .*missing: \['features'\]"):
+    PoolView.from_arrays(probs, strategy="badge")
+  with pytest.raises(ValueError, match=r"'rlmba' reads .*missing: \['modality_alphas', "
+                                       r"'modality_weights'\]"):
+    PoolView.from_arrays(probs, {"a": probs}, features, strategy="rlmba")
+  with pytest.raises(ValueError, match="disagree on the pool size"):
+    PoolView.from_arrays(probs, features={"a": np.zeros((49, 3))})

@@ -92,30 +92,39 @@ def check_finite(arrays: MultimodalArrays, split: str) -> None:
           "examples in the source data.")
 
 
-def standardize(splits: dict[str, MultimodalArrays], specs: tuple[ModalitySpec, ...],
-                reference: str = "pool") -> dict[str, MultimodalArrays]:
-  """Standardises every modality with statistics of the unlabelled pool.
-
-  Vectors: per feature (constant features are only centred). Images: one mean and std over
-  all pixels. The pool's inputs are known to the learner before any label is bought, so
-  using them is part of pool-based active learning, not a leak.
-  """
-  ref = splits[reference]
+def standardization_stats(pool: MultimodalArrays, specs: tuple[ModalitySpec, ...]
+                          ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """modality -> (mean, std) of the pool's inputs: per feature for vectors (a constant
+  feature gets std 1, so it is only centred), one mean and std over all pixels for images."""
   stats = {}
   for spec in specs:
-    x = ref.inputs[spec.name].astype(np.float64)
+    x = pool.inputs[spec.name].astype(np.float64)
     if spec.kind == "image":
       mean, std = x.mean(), x.std()
     else:
       mean, std = x.mean(axis=0), x.std(axis=0)
     std = np.where(std > 1e-6 * (1.0 + np.abs(mean)), std, 1.0)
     stats[spec.name] = (mean, std)
-  out = {}
-  for split, arrays in splits.items():
-    inputs = {k: ((v - stats[k][0]) / stats[k][1]).astype(np.float32)
-              for k, v in arrays.inputs.items()}
-    out[split] = MultimodalArrays(inputs, arrays.labels, arrays.ids)
-  return out
+  return stats
+
+
+def apply_standardization(inputs: dict[str, np.ndarray], stats) -> dict[str, np.ndarray]:
+  """``(x - mean) / std`` per modality, as float32."""
+  return {k: ((v - stats[k][0]) / stats[k][1]).astype(np.float32) for k, v in inputs.items()}
+
+
+def standardize(splits: dict[str, MultimodalArrays], specs: tuple[ModalitySpec, ...],
+                reference: str = "pool") -> dict[str, MultimodalArrays]:
+  """Standardises every modality with statistics of the unlabelled pool
+  (``standardization_stats``).
+
+  The pool's inputs are known to the learner before any label is bought, so using them is
+  part of pool-based active learning, not a leak.
+  """
+  stats = standardization_stats(splits[reference], specs)
+  return {split: MultimodalArrays(apply_standardization(dict(arrays.inputs), stats),
+                                  arrays.labels, arrays.ids)
+          for split, arrays in splits.items()}
 
 
 def load_dataset(data_cfg) -> DatasetSplits:

@@ -5,4 +5,5 @@ from rlmba_jax.experiment.errors import (EXIT_CODES, CheckpointError, ConfigErro
                                          LabelsError, LabelsNeeded, NonFiniteError, RunError,
                                          WorkdirError, WorkdirLockedError)
 from rlmba_jax.experiment.loop import run
+from rlmba_jax.experiment.model import TrainedModel, load_model
 from rlmba_jax.experiment.oracle import SimulatedPerson

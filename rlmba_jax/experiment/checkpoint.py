@@ -48,6 +48,11 @@ class RoundCheckpointer:
     self._manager.reload()
     return self._manager.latest_step()
 
+  def rounds(self) -> list[int]:
+    """The rounds whose checkpoints are kept, in order."""
+    self._manager.reload()
+    return sorted(self._manager.all_steps())
+
   def save(self, round_index: int, state: Any, meta: dict) -> None:
     meta = dict(meta, state_digest=state_digest(state))
     self._manager.save(round_index, args=ocp.args.Composite(

@@ -26,8 +26,8 @@ from rlmba_jax.selection import random_sampling as _random_sampling
 from rlmba_jax.selection import rlmba as _rlmba
 from rlmba_jax.selection import uncertainty as _uncertainty
 from rlmba_jax.selection.base import (NEEDS, PoolView, Strategy, available_strategies,
-                                      check_view, get_strategy, register, strategy_needs,
-                                      top_scores)
+                                      check_view, get_strategy, register, strategy_fields,
+                                      strategy_needs, top_scores)
 from rlmba_jax.selection.deepfool import deepfool_perturbation
 from rlmba_jax.selection.diversity import (kcenter_greedy, kmeans_centroids, kmeans_plusplus,
                                            kmeans_select, lloyd_kmeans,

@@ -26,6 +26,12 @@ import jax
 import jax.numpy as jnp
 
 NEEDS = ("mc_probs", "coalition_probs", "fused_head", "evidential", "modality_weights")
+# The PoolView fields each of ``NEEDS`` fills in.
+NEED_FIELDS = {"mc_probs": ("mc_probs",), "coalition_probs": ("coalition_probs",),
+               "fused_head": ("fused_head", "head_params"),
+               "evidential": ("modality_alphas",), "modality_weights": ("modality_weights",)}
+# The fields every view has, which a strategy may still leave unread (``register(reads=)``).
+BASE_FIELDS = ("probs", "modality_probs", "features")
 
 
 @flax.struct.dataclass
@@ -61,6 +67,51 @@ class PoolView:
       pytree_node=False, default=None)
   modality_names: tuple[str, ...] = flax.struct.field(pytree_node=False, default=())
 
+  @classmethod
+  def from_arrays(cls, probs=None, modality_probs=None, features=None, labelled=None, *,
+                  strategy: str | None = None, **optional) -> "PoolView":
+    """A view over your own model's outputs (NumPy or JAX arrays), for calling any
+    strategy outside the experiment loop.
+
+    Args:
+      probs: ``[N, C]`` fused probabilities (or None if the strategy does not read them).
+      modality_probs: modality -> ``[N, C]``; features: modality -> ``[N, D_m]``.
+      labelled: ``[N]`` bool (default: nothing labelled yet).
+      strategy: when given, the fields it reads are checked to be there, and a ValueError
+        lists what is missing.
+      **optional: ``mc_probs``, ``coalition_probs``, ``modality_alphas``, ``fused_alpha``,
+        ``modality_weights``, ``head_params``, ``fused_head``, ``modality_names``.
+    """
+    as_array = lambda x: None if x is None else jnp.asarray(x)
+    as_dict = lambda d: {k: jnp.asarray(v) for k, v in (d or {}).items()}
+    sizes = {name: len(x) for name, x in [("probs", probs), *(
+        (f"modality_probs[{k!r}]", v) for k, v in (modality_probs or {}).items()), *(
+        (f"features[{k!r}]", v) for k, v in (features or {}).items())] if x is not None}
+    if labelled is None:
+      if not sizes:
+        raise ValueError("PoolView.from_arrays needs probs, features or labelled to know "
+                         "the pool size")
+      labelled = jnp.zeros(next(iter(sizes.values())), bool)
+    sizes["labelled"] = len(labelled)
+    if len(set(sizes.values())) > 1:
+      raise ValueError(f"PoolView.from_arrays: the arrays disagree on the pool size: {sizes}")
+    for key in ("modality_alphas",):
+      if optional.get(key) is not None:
+        optional[key] = as_dict(optional[key])
+    for key in ("mc_probs", "coalition_probs", "fused_alpha", "modality_weights"):
+      if key in optional:
+        optional[key] = as_array(optional[key])
+    view = cls(as_array(probs), as_dict(modality_probs), as_dict(features),
+               jnp.asarray(labelled, bool), **optional)
+    if strategy is not None:
+      missing = [f for f in strategy_fields(strategy)
+                 if getattr(view, f) is None or (isinstance(getattr(view, f), dict)
+                                                 and not getattr(view, f))]
+      if missing:
+        raise ValueError(f"strategy {strategy!r} reads PoolView fields "
+                         f"{list(strategy_fields(strategy))}; missing: {missing}")
+    return view
+
   @property
   def names(self) -> tuple[str, ...]:
     return self.modality_names or tuple(sorted(self.features))
@@ -76,21 +127,24 @@ Strategy = Callable[..., jnp.ndarray]
 class StrategySpec(NamedTuple):
   select: Strategy
   needs: frozenset[str]
+  reads: tuple[str, ...] = ()
 
 
 _REGISTRY: dict[str, StrategySpec] = {}
 
 
-def register(name: str, needs: tuple[str, ...] = ()) -> Callable[[Strategy], Strategy]:
-  """Decorator adding a strategy to the registry under ``name``."""
-  unknown = set(needs) - set(NEEDS)
+def register(name: str, needs: tuple[str, ...] = (), reads: tuple[str, ...] = ()
+             ) -> Callable[[Strategy], Strategy]:
+  """Decorator adding a strategy to the registry under ``name``; ``needs``: the optional
+  fields the loop must fill in (``NEEDS``); ``reads``: which of ``BASE_FIELDS`` it reads."""
+  unknown = set(needs) - set(NEEDS) | set(reads) - set(BASE_FIELDS)
   if unknown:
     raise ValueError(f"strategy {name!r} needs unknown pool fields {sorted(unknown)}")
 
   def wrap(fn: Strategy) -> Strategy:
     if name in _REGISTRY:
       raise ValueError(f"strategy {name!r} is registered twice")
-    _REGISTRY[name] = StrategySpec(fn, frozenset(needs))
+    _REGISTRY[name] = StrategySpec(fn, frozenset(needs), tuple(reads))
     return fn
   return wrap
 
@@ -112,6 +166,12 @@ def get_strategy(name: str) -> Strategy:
 def strategy_needs(name: str) -> frozenset[str]:
   """Which optional ``PoolView`` fields the strategy reads (see the module docstring)."""
   return _spec(name).needs
+
+
+def strategy_fields(name: str) -> tuple[str, ...]:
+  """Every ``PoolView`` field the strategy reads besides ``labelled``."""
+  spec = _spec(name)
+  return spec.reads + tuple(f for n in NEEDS if n in spec.needs for f in NEED_FIELDS[n])
 
 
 def check_view(pool: PoolView, needs: tuple[str, ...], strategy: str) -> None:

@@ -67,7 +67,7 @@ def deepfool_perturbation(head: Callable[[jnp.ndarray], jnp.ndarray], features: 
   return jax.vmap(one)(features)
 
 
-@register("deepfool", needs=("fused_head",))
+@register("deepfool", needs=("fused_head",), reads=("features",))
 def deepfool_sampling(key: jax.Array, pool: PoolView, budget: int, candidate_classes: int = 10,
                       max_iterations: int = 50, overshoot: float = 0.02) -> jnp.ndarray:
   """The ``budget`` unlabelled examples nearest the fused head's decision boundary."""

@@ -197,14 +197,14 @@ def kmeans_select(key: jax.Array, features: jnp.ndarray, available: jnp.ndarray,
   return nearest_distinct(features, centroids, available)
 
 
-@register("coreset")
+@register("coreset", reads=("features",))
 def coreset_sampling(key: jax.Array, pool: PoolView, budget: int) -> jnp.ndarray:
   """CoreSet: k-center greedy from the labelled set on the fused features (``key`` unused)."""
   del key
   return kcenter_greedy(pool.fused_features(), pool.labelled, budget)
 
 
-@register("kmeans")
+@register("kmeans", reads=("features",))
 def kmeans_sampling(key: jax.Array, pool: PoolView, budget: int, iterations: int = 10
                     ) -> jnp.ndarray:
   """k-means (k = budget) on the unlabelled fused features; the row nearest each centroid."""

@@ -123,7 +123,7 @@ def train_labelled_node_gcn(key: jax.Array, features: jnp.ndarray, labelled: jnp
   return jax.nn.sigmoid(logits), gcn_features
 
 
-@register("gcnal")
+@register("gcnal", reads=("features",))
 def gcnal_sampling(key: jax.Array, pool: PoolView, budget: int, method: str = "coregcn",
                    epochs: int = 200, hidden: int = 128, dropout: float = 0.3,
                    learning_rate: float = 1e-3, weight_decay: float = 5e-4,

@@ -122,7 +122,7 @@ def bmmal_scales(contributions: jnp.ndarray) -> jnp.ndarray:
   return 1.0 - (jnp.max(contributions, -1, keepdims=True) - contributions)
 
 
-@register("badge")
+@register("badge", reads=("probs", "features"))
 def badge_sampling(key: jax.Array, pool: PoolView, budget: int) -> jnp.ndarray:
   """BADGE on the fused head: gradient embeddings of the fused features, k-means++."""
   return gradient_embedding_kmeanspp(key, pseudo_label_residual(pool.probs),
@@ -130,7 +130,7 @@ def badge_sampling(key: jax.Array, pool: PoolView, budget: int) -> jnp.ndarray:
                                      budget)
 
 
-@register("bmmal", needs=("coalition_probs",))
+@register("bmmal", needs=("coalition_probs",), reads=("probs", "features"))
 def bmmal_sampling(key: jax.Array, pool: PoolView, budget: int) -> jnp.ndarray:
   """BMMAL: BADGE with each modality's block scaled by its per-sample contribution."""
   check_view(pool, ("coalition_probs",), "bmmal")

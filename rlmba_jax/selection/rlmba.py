@@ -192,7 +192,8 @@ def score_candidates(key: jax.Array, pool: PoolView, budget: int, *, kappa: int 
                          jnp.where(valid[:, None], features, 0.0), summary)
 
 
-@register("rlmba", needs=("evidential", "modality_weights"))
+@register("rlmba", needs=("evidential", "modality_weights"),
+          reads=("probs", "modality_probs", "features"))
 def rlmba_heuristic(key: jax.Array, pool: PoolView, budget: int, *, kappa: int = 4,
                     beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5,
                     diversity: str = "centroid", **unused_policy_options) -> jnp.ndarray:

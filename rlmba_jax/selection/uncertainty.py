@@ -43,21 +43,21 @@ def bald_mutual_information(mc_probs: jnp.ndarray) -> jnp.ndarray:
   return predictive_entropy(jnp.mean(mc_probs, axis=0)) - mean_entropy
 
 
-@register("entropy")
+@register("entropy", reads=("probs",))
 def entropy_sampling(key: jax.Array, pool: PoolView, budget: int) -> jnp.ndarray:
   """The ``budget`` unlabelled examples of highest predictive entropy (``key`` unused)."""
   del key
   return top_scores(predictive_entropy(pool.probs), ~pool.labelled, budget)
 
 
-@register("margin")
+@register("margin", reads=("probs",))
 def margin_sampling(key: jax.Array, pool: PoolView, budget: int) -> jnp.ndarray:
   """The ``budget`` unlabelled examples with the smallest top-2 probability gap."""
   del key
   return top_scores(margin_uncertainty(pool.probs), ~pool.labelled, budget)
 
 
-@register("least_confidence")
+@register("least_confidence", reads=("probs",))
 def least_confidence_sampling(key: jax.Array, pool: PoolView, budget: int) -> jnp.ndarray:
   """The ``budget`` unlabelled examples whose most likely class is least probable."""
   del key
