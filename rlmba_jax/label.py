@@ -238,7 +238,7 @@ PAGE = """<!doctype html>
  .classes button.answered{outline:3px solid #2e7d32}
  .mod{margin:8px 0;padding:8px;border:1px solid #ddd;border-radius:4px}
  .mod h4{margin:0 0 6px 0;font-size:13px;color:#555}
- .mod img{image-rendering:pixelated;max-height:220px}
+ .mod img{image-rendering:pixelated;min-height:96px;max-height:220px}
  #status{font-size:14px} .guess{color:#555;font-size:14px} kbd{background:#eee;padding:0 4px}
  #done{display:none;background:#e8f5e9;padding:12px;border-radius:4px}
 </style></head><body>

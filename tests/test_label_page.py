@@ -61,7 +61,6 @@ def _wait(predicate, timeout=20.0):
 
 def test_label_a_round_in_the_browser_then_resume(tmp_path):
   from selenium.webdriver.common.by import By
-  from selenium.webdriver.common.keys import Keys
 
   folder = write_demo_folder(str(tmp_path / "data"), pool_size=120, val_size=60,
                              test_size=60)

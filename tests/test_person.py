@@ -327,3 +327,37 @@ def test_any_strategy_runs_on_your_own_model_outputs():
     PoolView.from_arrays(probs, {"a": probs}, features, strategy="rlmba")
   with pytest.raises(ValueError, match="disagree on the pool size"):
     PoolView.from_arrays(probs, features={"a": np.zeros((49, 3))})
+
+
+@pytest.mark.slow
+def test_your_own_photos_sounds_and_texts_built_into_array_record_and_labelled(tmp_path):
+  """data.name=items: an ArrayRecord copy built from images/, audio/ and text/ with the
+  paper's transforms and encoders (BERT for the text), the pool
+  labelled by a person."""
+  from rlmba_jax.data.items import write_demo_items
+  from rlmba_jax.experiment.paper_configs import runlocal
+  folder = write_demo_items(str(tmp_path / "items"))
+  with open(os.path.join(folder, "truth.csv")) as f:
+    truth = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
+  c = default_config()
+  runlocal(c)
+  c.data.fixture = False
+  c.data.name, c.data.modalities, c.data.manual_dir = "items", "", folder
+  c.data.data_dir = str(tmp_path / "tfds")
+  c.data.standardize = False
+  c.model.encoders = ""  # CNNs for the photo and the log-STFT, BERT for the text
+  c.al.oracle = "person"
+  data = load_dataset(c.data)
+  assert data.modality_names == ("image", "audio", "text") and data.streamed
+  assert (len(data.pool), len(data.val), len(data.test)) == (40, 12, 12)
+  assert (data.pool.labels == UNLABELLED).all()
+  workdir = str(tmp_path / "run")
+  with pytest.raises(LabelsNeeded):
+    run(c, workdir)
+  _, rows = oracle.read_queries(oracle.queries_path(workdir, 0))
+  assert rows[0]["images"].startswith("images/") and rows[0]["audio"].startswith("audio/")
+  summary = run(c, workdir, person=SimulatedPerson(truth))
+  ledger = read_ledger(workdir)
+  assert [len(e["ids"]) for e in ledger] == [8, 4]
+  assert all(l == truth[i] for e in ledger for i, l in zip(e["ids"], e["labels"]))
+  assert summary["final"]["num_labeled"] == 12

@@ -8,7 +8,7 @@ the library names a data set.
 
 from __future__ import annotations
 
-from rlmba_jax.data import arrays, av_clips, av_digits, uci_mfeat, upmc_food101
+from rlmba_jax.data import arrays, av_clips, av_digits, items, uci_mfeat, upmc_food101
 from rlmba_jax.data.specs import DatasetInfo, ModalitySpec, parse_modalities
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
@@ -18,6 +18,7 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     av_clips.KINETICS_SOUNDS,
     av_clips.VGGSOUND,
     arrays.INFO,
+    items.INFO,
 )}
 
 

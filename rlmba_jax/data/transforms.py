@@ -153,13 +153,14 @@ class SpectrogramTransform:
   window_seconds: float = 5.0
   n_fft: int = 512
   hop_length: int = 159
+  eval_start_seconds: float = 2.5  # the evaluation window's start (the 10 s clip's middle)
 
   def __call__(self, audio: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
     import librosa  # pylint: disable=g-import-not-at-top
     wave = np.asarray(audio, np.float32) / 32768.0
     n = int(self.sample_rate * self.window_seconds)
     if rng is None:
-      start = int(self.sample_rate * 2.5)
+      start = int(self.sample_rate * self.eval_start_seconds)
     else:
       start = int(rng.integers(0, max(len(wave) - n, 0) + 1))
     wave = wave[start:start + n]

@@ -24,12 +24,6 @@ from rlmba_jax.experiment.rounds import RoundEnv, RoundState, Selection, select_
 
 def check_oracle(config, data) -> None:
   """The oracle can answer this data set's pool (before anything is written)."""
-  if data.streamed:
-    if config.al.oracle == "person":
-      raise ConfigError(f"config.al.oracle='person' needs an in-memory data set; "
-                        f"{data.name} streams its records, whose labels come with them. "
-                        "Use data.name='arrays' with your features, or al.oracle='dataset'")
-    return
   missing = int(np.sum(data.pool.labels == UNLABELLED))
   if config.al.oracle == "dataset":
     if missing:

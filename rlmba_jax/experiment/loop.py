@@ -283,13 +283,18 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
 
 def _check_eval_splits(config: ml_collections.ConfigDict, data) -> None:
   """Validation is always read (AMCB, the reward, the curves); test when eval.test is on."""
+  own = data.name in ("arrays", "items")  # examples.csv names the splits
   if len(data.val) == 0:
-    raise ConfigError(f"config.data.val_size={config.data.val_size} leaves no validation "
-                      "set, which AMCB, RL-MBA's reward and every learning curve read; set "
-                      "a validation size")
+    raise ConfigError(
+        ("examples.csv has no val rows; " if own else
+         f"config.data.val_size={config.data.val_size} leaves no validation set; ")
+        + "AMCB, RL-MBA's reward and every learning curve read a labelled validation set: "
+        + ("add labelled rows with split val" if own else "set a validation size"))
   if config.eval.test and len(data.test) == 0:
-    raise ConfigError(f"config.data.test_size={config.data.test_size} leaves no test set; "
-                      "set a test size, or config.eval.test=False to run without one")
+    raise ConfigError(
+        ("examples.csv has no test rows; add labelled rows with split test"
+         if own else f"config.data.test_size={config.data.test_size} leaves no test set; "
+         "set a test size") + ", or set config.eval.test=False to run without one")
 
 
 def _load_data(config: ml_collections.ConfigDict):

@@ -47,8 +47,10 @@ class StreamingTrainer(Trainer):
   def put(self, split: RecordSplit) -> RecordSplit:
     return split
 
-  def put_labels(self, split: RecordSplit):
-    return None  # labels come with the records
+  def put_labels(self, split: RecordSplit) -> np.ndarray:
+    """``[N]`` labels by pool position, on the host: training reads them instead of the
+    records' own (a person's answers; the same values when the data set answers)."""
+    return np.asarray(split.labels, np.int32)
 
   def example(self, split: RecordSplit) -> dict[str, np.ndarray]:
     inputs = self.eval_transform(dict(split[0]), None)
@@ -81,8 +83,9 @@ class StreamingTrainer(Trainer):
 
   def train(self, state: TrainState, key: jax.Array, split: RecordSplit,
             labels: Any, labelled, modality_weights=None) -> tuple[TrainState, TrainLog]:
-    """``num_epochs`` epochs over the labelled records (positions where ``labelled``)."""
-    del labels
+    """``num_epochs`` epochs over the labelled records (positions where ``labelled``), with
+    ``labels`` (``[N]`` by pool position, ``put_labels``) or, if None, the records'."""
+    by_position = None if labels is None else np.asarray(labels, np.int32)
     positions = np.flatnonzero(np.asarray(jax.device_get(labelled)))
     hosts = jax.process_count()
     _, steps = shard_sizes(len(positions), self.batch_size // hosts, hosts)
@@ -93,6 +96,8 @@ class StreamingTrainer(Trainer):
                             shuffle=True, augment=True, num_epochs=self.num_epochs)
     for k, batch in enumerate(batches):
       e, i = divmod(k, steps)
+      if by_position is not None:
+        batch["label"] = by_position[batch["_index"]]
       inputs, batch_labels, weights = self._global(batch)
       factor = (None if self.schedule is None
                 else self.schedule(jnp.int32(e), jnp.int32(i), jnp.int32(steps)))
