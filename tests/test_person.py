@@ -221,15 +221,15 @@ def test_closing_a_round_returns_the_unanswered_items_to_the_pool(folder, truth,
   workdir = str(tmp_path / "w")
   config = own_config(folder, **{"al.rounds": 1})
   person = SimulatedPerson(truth)
-  with pytest.raises(LabelsNeeded):
-    run(config, workdir)
+  with pytest.raises(LabelsNeeded, match="round 0"):
+    run(config, workdir, close_round=True)  # never closes a round nobody has seen
   person(oracle.queries_path(workdir, 0), oracle.labels_path(workdir, 0), 0)
   with pytest.raises(LabelsNeeded):
     run(config, workdir)
   asked, _ = oracle.read_queries(oracle.queries_path(workdir, 1))
   oracle.write_answers(oracle.labels_path(workdir, 1),
                        [(asked[0], truth[asked[0]]), (asked[1], "skip")])
-  summary = run(config, workdir, close_round=True)
+  summary = run(config, workdir, close_round=True)  # closes round 1, not a fresh round 2
   entry = read_ledger(workdir)[1]
   assert entry["labels"][:2] == [truth[asked[0]], None] and entry["skipped"] == [asked[1]]
   assert entry["labels"][2:] == [None] * 8

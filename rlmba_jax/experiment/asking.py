@@ -92,7 +92,8 @@ class PersonOracle:
     complete or the round is closed."""
     ids = [int(i) for i in self.data.pool.ids[picked.positions]]
     path = oracle.queries_path(self.workdir, r)
-    if os.path.exists(path):
+    shown = os.path.exists(path)  # a person may have seen these queries
+    if shown:
       asked, _ = oracle.read_queries(path)
       if asked != ids:  # written by a run on other hardware: the file is what was asked
         unknown = [i for i in asked if i not in self.position_of]
@@ -105,8 +106,10 @@ class PersonOracle:
       oracle.write_queries(self.workdir, r, ids, self._columns(env, chooser, picked.positions),
                            self.class_names)
     phase(r, "asked")
+    # close_round ends only a round whose queries were out before this run started (never
+    # one it has just written, which nobody has seen).
     self.answers = oracle.collect(self.workdir, r, ids, self.class_names, self.ledger_labels,
-                                  close=self.close, person=self.person)
+                                  close=self.close and shown, person=self.person)
     return picked
 
   def commit(self, env: RoundEnv, r: int, positions: np.ndarray,
