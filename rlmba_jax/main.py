@@ -3,6 +3,7 @@ r"""Runs an active-learning experiment.
   python -m rlmba_jax.main --workdir=/tmp/rlmba/mfeat
   python -m rlmba_jax.main --config=configs/mfeat.py --workdir=/tmp/rlmba/entropy \
       --config.al.strategy=entropy --config.al.rounds=4 --config.seed=3
+  rlmba-jax --config=mfeat:runlocal --workdir=/tmp/rlmba/tiny   # a packaged config by name
 
 Re-running a command on the same workdir continues the run from its last finished round.
 A run that stops prints one line saying why and what to do, and exits with the code of
@@ -17,6 +18,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from rlmba_jax import config_names
 from rlmba_jax import parallel
 
 
@@ -24,7 +26,8 @@ def _default_config_path() -> str:
   local = os.path.join("configs", "mfeat.py")
   if os.path.exists(local):
     return local
-  return os.path.join(os.path.dirname(__file__), "experiment", "config.py")
+  return config_names.packaged_configs().get(
+      "mfeat", os.path.join(os.path.dirname(__file__), "experiment", "config.py"))
 
 
 _BAD_CONFIG = 2  # errors.ConfigError.exit_code (errors is imported after flag parsing)
@@ -47,6 +50,10 @@ def _show_traceback() -> bool:
   return flags.FLAGS.verbosity >= 1 or os.environ.get("RLMBA_TRACEBACK") == "1"
 
 
+try:
+  config_names.resolve_config_names(sys.argv)
+except ValueError as _e:
+  _stop(_BAD_CONFIG, str(_e))
 try:  # config_flags reads the --config.* overrides from sys.argv right here
   _CONFIG = config_flags.DEFINE_config_file(
       "config", _default_config_path(), "Config file (get_config(arg) -> ConfigDict).",
@@ -54,6 +61,12 @@ try:  # config_flags reads the --config.* overrides from sys.argv right here
 except (AttributeError, KeyError, TypeError, ValueError) as _e:
   _bad_override(_e)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Output folder; an existing run is continued.")
+flags.DEFINE_bool("config_help", False, "Print every config key (--config.KEY=VALUE) with its "
+                  "default and meaning, then exit.")
+_COMPILATION_CACHE = flags.DEFINE_bool(
+    "compilation_cache", True, "Keep compiled programs in ~/.cache/rlmba_jax/xla (or "
+    "$JAX_COMPILATION_CACHE_DIR) so later runs and resumes skip compiling; "
+    "--nocompilation_cache or RLMBA_COMPILATION_CACHE=0 turns it off.")
 _CLOSE_ROUND = flags.DEFINE_bool(
     "close_round", False, "With config.al.oracle='person': end the round that waits for "
     "answers with those given so far (the unanswered items go back to the pool).")
@@ -62,6 +75,8 @@ _CLOSE_ROUND = flags.DEFINE_bool(
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not _COMPILATION_CACHE.value:
+    os.environ["RLMBA_COMPILATION_CACHE"] = "0"
   parallel.initialize_distributed()
   from rlmba_jax.experiment import errors, run  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top
@@ -96,6 +111,11 @@ def _parse_flags(argv):
 
 
 def entry_point():
+  if "--config_help" in sys.argv[1:]:
+    from rlmba_jax.experiment.config import describe_config  # pylint: disable=g-import-not-at-top
+    print("Config keys (set with --config.KEY=VALUE), their defaults and what they mean:\n")
+    print(describe_config())
+    sys.exit(0)
   flags.mark_flag_as_required("workdir")
   app.run(main, flags_parser=_parse_flags)
 

@@ -29,6 +29,7 @@ from rlmba_jax.data import load_dataset
 from rlmba_jax.models import build_model
 out = sys.argv[1]
 c = paper_config("upmc_food101", "runlocal")
+c.model.encoders = "image=cnn"  # the distributed path, not ResNet-18's compile time
 c.data.data_dir = out + "/tfds"
 data = parallel.process_zero_first(lambda: load_dataset(c.data), "load")
 mesh = parallel.make_mesh()
@@ -56,6 +57,7 @@ from rlmba_jax.experiment import run
 from rlmba_jax.experiment.paper_configs import paper_config
 out = sys.argv[1]
 c = paper_config("upmc_food101", "runlocal")
+c.model.encoders = "image=cnn"  # the distributed path, not ResNet-18's compile time
 c.data.data_dir = out + "/tfds"
 c.al.strategy = "badge"
 c.al.rounds = int(sys.argv[2])
@@ -135,6 +137,7 @@ def _food101_fixture(tmp_path):
   from rlmba_jax.data import load_dataset
   from rlmba_jax.experiment.paper_configs import paper_config
   c = paper_config("upmc_food101", "runlocal")
+  c.model.encoders = "image=cnn"  # as the workers' configs
   c.data.data_dir = str(tmp_path / "tfds")
   return c, load_dataset(c.data)
 

@@ -260,6 +260,31 @@ def parse_arg(arg: str | None, *, allowed: Sequence[str], exclusive: Sequence[st
   return frozenset(words)
 
 
+def describe_config() -> str:
+  """Every config key with its default and the comments ``default_config`` gives it (the
+  comment lines just above the key, and the one after it): ``rlmba-jax --config_help``."""
+  import inspect  # pylint: disable=g-import-not-at-top
+  import re  # pylint: disable=g-import-not-at-top
+  defaults = flat_dict(default_config())
+  notes: dict[str, list[str]] = {}
+  pending: list[str] = []
+  for line in inspect.getsource(default_config).splitlines():
+    text = line.strip()
+    if text.startswith("#"):
+      pending.append(text.lstrip("# "))
+      continue
+    m = re.match(r"c\.([\w.]+)\s*=\s*(.*)$", text)
+    if m and m.group(1) in defaults:
+      after = m.group(2).split("  # ", 1)
+      notes[m.group(1)] = pending + ([after[1]] if len(after) > 1 else [])
+    pending = [] if text else pending
+  out = []
+  for key, value in defaults.items():
+    out.append(f"config.{key} = {value!r}")
+    out.extend(f"    {n}" for n in notes.get(key, []))
+  return "\n".join(out)
+
+
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
   out = {}
   for k, v in d.items():

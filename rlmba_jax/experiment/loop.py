@@ -35,6 +35,7 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
+from rlmba_jax import compilation_cache
 from rlmba_jax import parallel
 from rlmba_jax.data import load_dataset
 from rlmba_jax.data.specs import parse_assignments
@@ -162,6 +163,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
         close_round: bool = False) -> dict[str, Any]:
   """Runs (or continues) the active-learning experiment described by ``config``.
 
+  Compiled programs are cached on disk unless switched off (``rlmba_jax.compilation_cache``).
   Everything that can be checked without the disk (the config, the device count) is checked
   before the workdir is touched; a run that fails before its first commit leaves no workdir
   behind, and one process at a time may run in a workdir (``experiment.workdir``).
@@ -186,6 +188,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     what was committed.
   """
   t_start = time.time()
+  compilation_cache.enable()
   validate_config(config)
   try:
     mesh = parallel.make_mesh(config.num_devices)

@@ -55,6 +55,8 @@ def curve_matrix(per_seed: Mapping[int, list[dict[str, Any]]], key: str = "test_
 def _mean_std(x: np.ndarray, scale: float = 100.0, digits: int = 1) -> str:
   if x.size == 0:
     return "-"
+  if x.size == 1:  # one seed: no spread to show
+    return f"{scale * float(np.ravel(x)[0]):.{digits}f}"
   return f"{scale * np.mean(x):.{digits}f} ± {scale * np.std(x):.{digits}f}"
 
 
@@ -239,7 +241,11 @@ def plot_modality_series(runs: Runs, path: str, key: str, ylabel: str) -> str:
     ax.grid(alpha=0.3)
   for ax in list(axes.flat)[len(labels):]:
     ax.axis("off")
-  axes.flat[0].set_ylabel(ylabel)
+  for k, ax in enumerate(list(axes.flat)[:len(labels)]):
+    if k + cols >= len(labels):  # the lowest panel drawn in its column
+      ax.set_xlabel("labelled examples", fontsize=8)
+  for row in axes:
+    row[0].set_ylabel(ylabel)
   axes.flat[0].legend(fontsize=6)
   fig.tight_layout()
   fig.savefig(path, dpi=110)

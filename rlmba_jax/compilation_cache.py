@@ -1,0 +1,44 @@
+"""The persistent XLA compilation cache, on by default.
+
+Every run compiles the same programs (training, prediction, each strategy); JAX can keep
+them on disk so the next run, or a resume, loads them instead. ``enable()`` turns the cache
+on in a per-user folder, ``$XDG_CACHE_HOME/rlmba_jax/xla`` (``~/.cache/rlmba_jax/xla``),
+unless
+
+* ``JAX_COMPILATION_CACHE_DIR`` (or ``jax.config.jax_compilation_cache_dir``) already names
+  one: that one is used;
+* ``RLMBA_COMPILATION_CACHE=0`` (or ``--nocompilation_cache`` on the command line): off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import jax
+
+logger = logging.getLogger(__name__)
+
+ENV_SWITCH = "RLMBA_COMPILATION_CACHE"
+
+
+def default_dir() -> str:
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "rlmba_jax", "xla")
+
+
+def enable(on: bool = True) -> str | None:
+  """Turns the cache on (see the module doc); returns its folder, or None when off."""
+  if not on or os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
+    return None
+  current = jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR")
+  if current:
+    return current
+  path = default_dir()
+  try:
+    os.makedirs(path, exist_ok=True)
+  except OSError as e:
+    logger.warning("compilation cache off: cannot create %s (%s)", path, e)
+    return None
+  jax.config.update("jax_compilation_cache_dir", path)
+  return path
