@@ -28,6 +28,7 @@ from rlmba_jax.models.classifier import DTYPES, check_head_and_fusion, encoder_n
 from rlmba_jax.modality.weights import CONTRIBUTIONS, FAVOUR
 from rlmba_jax.experiment.errors import ConfigError
 from rlmba_jax.experiment.oracle import ORACLES
+from rlmba_jax.experiment.progress import PROGRESS
 from rlmba_jax.policy.agent import REWARDS
 from rlmba_jax.selection import available_strategies
 from rlmba_jax.selection.gcn import GCN_METHODS
@@ -36,7 +37,7 @@ from rlmba_jax.train.trainer import OPTIMIZERS
 
 # Keys that may differ when an existing workdir is continued (they change how far the run
 # goes or where caches live, not what it computes).
-RESUMABLE_KEYS = ("al.rounds", "data.data_dir")
+RESUMABLE_KEYS = ("al.rounds", "data.data_dir", "eval.tensorboard", "eval.progress")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -190,6 +191,12 @@ def default_config() -> ml_collections.ConfigDict:
   # False: the test split is never evaluated; records and the summary hold validation
   # figures only (hyper-parameter search: launch/tune.py sets it, and refuses runs without).
   c.eval.test = True
+  # Each round's scalars as TensorBoard event files in WORKDIR/tensorboard
+  # (experiment.metrics; rounds.jsonl stays the record).
+  c.eval.tensorboard = True
+  # A progress bar per round (selection, training epochs, evaluation): "auto" (when stderr is
+  # a terminal or in a notebook, not under CI) | "on" | "off".
+  c.eval.progress = "auto"
 
   c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.max_to_keep = 2
@@ -380,6 +387,7 @@ def _schema() -> dict[str, Rule]:
       "al.rlmba.reward": one_of(REWARDS), "al.rlmba.balance_weight": non_negative(),
       "al.rlmba.reward_ema": in_range(0, 1),
       "checkpoint.max_to_keep": positive(),
+      "eval.progress": one_of(PROGRESS),
   }
 
 

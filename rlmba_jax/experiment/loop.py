@@ -45,6 +45,8 @@ from rlmba_jax.experiment.checkpoint import RoundCheckpointer
 from rlmba_jax.experiment.config import check_budget, config_differences, validate_config
 from rlmba_jax.experiment.errors import ConfigError, DataError, RunError, WorkdirError
 from rlmba_jax.experiment.ledger import Ledger
+from rlmba_jax.experiment.metrics import RoundLogger
+from rlmba_jax.experiment.progress import RunProgress, progress_wanted
 from rlmba_jax.experiment.asking import PersonOracle, check_oracle
 from rlmba_jax.experiment.oracle import Person
 from rlmba_jax.experiment.rounds import (RoundEnv, RoundState, evaluate_round,
@@ -135,13 +137,14 @@ def pretrained_hook(model_cfg):
   return hook
 
 
-def make_trainer(config: ml_collections.ConfigDict, model, data, mesh) -> Trainer:
+def make_trainer(config: ml_collections.ConfigDict, model, data, mesh,
+                 epoch_callback=None) -> Trainer:
   """A ``Trainer`` (in-memory data) or ``StreamingTrainer`` (record data sets)."""
   kwargs = dict(batch_size=config.train.batch_size, num_epochs=config.train.num_epochs,
                 eval_batch_size=config.train.eval_batch_size, mesh=mesh,
                 loss_fn=make_loss(config.model, config.train),
                 schedule=schedule_from_config(config.train),
-                init_hook=pretrained_hook(config.model))
+                init_hook=pretrained_hook(config.model), epoch_callback=epoch_callback)
   if data.streamed:
     return StreamingTrainer(model, make_optimizer(config.train),
                             train_transform=data.train_transform,
@@ -214,15 +217,56 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
                 asker: PersonOracle | None = None) -> dict[str, Any]:
   """Resumes from the latest checkpoint, replays the ledger's later lines, runs the rest."""
   writer = jax.process_index() == 0
-  env = _make_run_env(config, data, mesh)
+  bars = RunProgress(writer and progress_wanted(config.eval.progress),
+                     strategy=config.al.strategy, num_epochs=config.train.num_epochs)
+  env = _make_run_env(config, data, mesh, bars.epoch_callback if bars.enabled else None)
   ledger = Ledger(os.path.join(workdir, "ledger.jsonl"))
   checkpointer = RoundCheckpointer(os.path.join(workdir, "checkpoints"),
                                    config.checkpoint.max_to_keep)
   rounds_path = os.path.join(workdir, "rounds.jsonl")
   state, history, start = _resume(env, mesh, checkpointer)
-  # Ledger lines after the latest checkpoint (selected, not yet trained) are replayed.
-  pending, refused = None, None
+  env, pending = _replay_ledger(env, ledger, asker, start, data, state)
   if writer:
+    io.write_jsonl(rounds_path, history)  # the checkpoint's history is the truth
+  board = RoundLogger(workdir, enabled=writer and config.eval.tensorboard)
+  board.start(history)
+  if start > config.al.rounds:
+    logger.info("%s is complete (%d rounds); raise al.rounds to continue.", workdir,
+                start - 1)
+  bars.begin(config.al.rounds, start)
+  pool_outputs = None  # the last evaluation's pool outputs (evidential heads), reused once
+  try:
+    for r in range(start, config.al.rounds + 1):
+      given = pending[r - start] if r - start < len(pending) else None
+      env, state, record, pool_outputs = _one_round(env, data, state, r, history,
+                                                    pool_outputs, given, ledger, asker,
+                                                    phase, bars)
+      history.append(record)
+      checkpointer.save(r, state.checkpoint(), {"history": history})
+      phase(r, "checkpointed")
+      if writer:
+        io.append_jsonl(rounds_path, record)
+      phase(r, "reported")
+      board.write(record)
+      bars.round_done(record)
+      _log_round(config, record, record["select_seconds"], record["train_seconds"])
+  finally:
+    board.close()
+    bars.close()
+  checkpointer.close()
+  summary = _summary(config, history, mesh, t_start)
+  if writer:
+    io.write_json(os.path.join(workdir, "summary.json"), summary)
+  return summary
+
+
+def _replay_ledger(env: RoundEnv, ledger: Ledger, asker: PersonOracle | None, start: int,
+                   data, state: RoundState) -> tuple[RoundEnv, list[np.ndarray]]:
+  """Process 0 checks the ledger against the checkpoint (and a person's answers against
+  the ledger); every process gets the positions of its lines after the checkpoint
+  (selected, not yet trained), which are replayed rather than selected again."""
+  pending, refused = None, None
+  if jax.process_index() == 0:
     try:
       entries = ledger.read()
       if asker is not None:
@@ -233,55 +277,49 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
   pending = _share_from_process_zero(pending, refused is not None)
   if refused is not None:
     raise refused
-  if writer:
-    io.write_jsonl(rounds_path, history)  # the checkpoint's history is the truth
-  if start > config.al.rounds:
-    logger.info("%s is complete (%d rounds); raise al.rounds to continue.", workdir,
-                start - 1)
-  pool_outputs = None  # the last evaluation's pool outputs (evidential heads), reused once
-  for r in range(start, config.al.rounds + 1):
-    given = pending[r - start] if r - start < len(pending) else None
-    chooser = state if asker is None else asker.selection_state(env, state, r)
-    picked = select_round(env, chooser, r, history, pool_outputs, given)
-    pool_outputs = None  # free the pool-sized arrays before training
-    positions = picked.positions
-    if given is not None:
-      logger.info("round %d: using the %d ids already in the ledger", r, len(given))
-    elif asker is not None and asker.asks(r):
-      picked = asker.ask(env, chooser, r, history, picked, phase)
-      ledger.append(r, asker.answers.ids, asker.answers.ledger_fields(data.class_names))
-    elif writer:
-      ledger.append(r, [int(i) for i in data.pool.ids[picked.positions]])
-    if asker is not None:
-      entry = ledger.read()[r]
-      env, positions = asker.commit(env, r, picked.positions, entry)
-    phase(r, "labelled")
-    trained, train_log, train_seconds = train_round(env, state, r, positions)
-    phase(r, "trained")
-    evaluation = evaluate_round(env, trained, r)
-    weights = update_modality_weights(config, trained.modality_weights, evaluation)
-    record = round_record(env, r, trained, weights, evaluation, train_log, picked,
-                          train_seconds)
-    if asker is not None:
-      record.update(asker.round_fields(entry))
-    policy = state.policy
-    if picked.transition is not None:
-      policy, record["policy"] = update_policy(env, policy, picked.transition, record,
-                                               history)
-    history.append(record)
-    state = trained._replace(modality_weights=weights, policy=policy)
-    pool_outputs = evaluation.pool_outputs
-    checkpointer.save(r, state.checkpoint(), {"history": history})
-    phase(r, "checkpointed")
-    if writer:
-      io.append_jsonl(rounds_path, record)
-    phase(r, "reported")
-    _log_round(config, record, picked.seconds, train_seconds)
-  checkpointer.close()
-  summary = _summary(config, history, mesh, t_start)
-  if writer:
-    io.write_json(os.path.join(workdir, "summary.json"), summary)
-  return summary
+  return env, pending
+
+
+def _one_round(env: RoundEnv, data, state: RoundState, r: int, history, pool_outputs,
+               given, ledger: Ledger, asker: PersonOracle | None, phase: PhaseCallback,
+               bars: RunProgress):
+  """Round ``r`` up to its checkpoint: select (or replay ``given``), commit the ledger line
+  (a person's answers first, with ``asker``), train, evaluate, update the AMCB weights and
+  the policy. -> (env, the new state, the round's record, its pool outputs)."""
+  config = env.config
+  bars.phase(r, "select")
+  chooser = state if asker is None else asker.selection_state(env, state, r)
+  picked = select_round(env, chooser, r, history, pool_outputs, given)
+  positions = picked.positions
+  if given is not None:
+    logger.info("round %d: using the %d ids already in the ledger", r, len(given))
+  elif asker is not None and asker.asks(r):
+    bars.phase(r, "waiting for answers")
+    picked = asker.ask(env, chooser, r, history, picked, phase)
+    ledger.append(r, asker.answers.ids, asker.answers.ledger_fields(data.class_names))
+  elif jax.process_index() == 0:
+    ledger.append(r, [int(i) for i in data.pool.ids[picked.positions]])
+  entry = None
+  if asker is not None:
+    entry = ledger.read()[r]
+    env, positions = asker.commit(env, r, picked.positions, entry)
+  phase(r, "labelled")
+  bars.phase(r, "train")
+  trained, train_log, train_seconds = train_round(env, state, r, positions)
+  phase(r, "trained")
+  bars.phase(r, "evaluate")
+  evaluation = evaluate_round(env, trained, r)
+  weights = update_modality_weights(config, trained.modality_weights, evaluation)
+  record = round_record(env, r, trained, weights, evaluation, train_log, picked,
+                        train_seconds)
+  if entry is not None:
+    record.update(asker.round_fields(entry))
+  policy = state.policy
+  if picked.transition is not None:
+    policy, record["policy"] = update_policy(env, policy, picked.transition, record,
+                                             history)
+  state = trained._replace(modality_weights=weights, policy=policy)
+  return env, state, record, evaluation.pool_outputs
 
 
 def _check_eval_splits(config: ml_collections.ConfigDict, data) -> None:
@@ -311,7 +349,8 @@ def _load_data(config: ml_collections.ConfigDict):
     raise DataError(f"data set {config.data.name!r}: {e}") from e
 
 
-def _make_run_env(config: ml_collections.ConfigDict, data, mesh) -> RoundEnv:
+def _make_run_env(config: ml_collections.ConfigDict, data, mesh, epoch_callback=None
+                  ) -> RoundEnv:
   """The model, the trainer and the data set's splits on the mesh, as a ``RoundEnv``."""
   model = build_model(config.model, data.modalities, data.num_classes)
   if data.vocab_size and model.bert_config and data.vocab_size > model.bert_config.vocab_size:
@@ -319,7 +358,7 @@ def _make_run_env(config: ml_collections.ConfigDict, data, mesh) -> RoundEnv:
         f"the text vocabulary has {data.vocab_size} tokens but the BERT encoder embeds "
         f"{model.bert_config.vocab_size}; set config.model.bert.vocab_size (or use the "
         "vocabulary of the pretrained weights, config.data.vocab)")
-  trainer = make_trainer(config, model, data, mesh)
+  trainer = make_trainer(config, model, data, mesh, epoch_callback)
   # With config.eval.test off (hyper-parameter search) the test split never reaches the
   # device and no record or summary holds a test figure.
   splits = (("val", data.val), ("test", data.test)) if config.eval.test else (("val", data.val),)

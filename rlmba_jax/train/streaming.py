@@ -106,6 +106,8 @@ class StreamingTrainer(Trainer):
                                          jnp.int32(e), factor, modality_weights)
       losses[e] = losses[e] + loss
       norms[e] = norms[e] + norm
+      if self.epoch_callback is not None and i == steps - 1:
+        self.epoch_callback(e, losses[e] / steps)
     losses = [x / steps for x in losses]
     norms = [x / steps for x in norms]
     log = TrainLog(jnp.stack([jnp.asarray(x, jnp.float32) for x in losses]),

@@ -176,6 +176,13 @@ def schedule_from_config(train_cfg):
   return lambda e, i, n: lr_factor(e, i, n, warmup, milestones, decay)
 
 
+def epoch_chunk(num_epochs: int) -> int:
+  """Epochs per compiled call when progress is reported: the largest divisor of
+  ``num_epochs`` not above a tenth of it (at least 1), so every call has one shape."""
+  target = max(1, num_epochs // 10)
+  return max(d for d in range(1, target + 1) if num_epochs % d == 0)
+
+
 class Trainer:
   """``init``, ``train`` and ``predict`` for one model, compiled once per run.
 
@@ -190,11 +197,16 @@ class Trainer:
     schedule: ``(epoch, step, steps_per_epoch) -> learning-rate factor`` or None.
     init_hook: ``variables -> variables`` applied after random initialisation (pretrained
       encoder weights), before the optimiser state is made.
+    epoch_callback: ``(epoch, mean loss) -> None`` on the host after each epoch (progress
+      bars). Training then runs as about ten compiled calls of ``num_epochs / 10`` epochs
+      each (the same epochs, keys and schedule) with the callback between them; None: one
+      compiled call per round.
   """
 
   def __init__(self, model: nn.Module, optimizer: optax.GradientTransformation, *,
                batch_size: int, num_epochs: int, eval_batch_size: int, mesh: Mesh,
-               loss_fn=multimodal_cross_entropy, schedule=None, init_hook=None):
+               loss_fn=multimodal_cross_entropy, schedule=None, init_hook=None,
+               epoch_callback=None):
     n = mesh.devices.size
     for name, value in (("train.batch_size", batch_size),
                         ("train.eval_batch_size", eval_batch_size)):
@@ -205,11 +217,14 @@ class Trainer:
     self.batch_size, self.num_epochs, self.eval_batch_size = (batch_size, num_epochs,
                                                               eval_batch_size)
     self.loss_fn, self.schedule, self.init_hook = loss_fn, schedule, init_hook
+    self.epoch_callback = epoch_callback
     self._batch_sharding = parallel.data_sharding(mesh)
     self._replicated = parallel.replicated(mesh)
     self._init_variables = jax.jit(self._variables_init, out_shardings=self._replicated)
     self._init_optimizer = jax.jit(self.optimizer.init, out_shardings=self._replicated)
     self._train_jit = jax.jit(self._train, donate_argnums=(0,))
+    self._chunk = epoch_chunk(num_epochs)
+    self._train_chunk_jit = jax.jit(self._train_chunk, donate_argnums=(0,))
     self._predict_jit = jax.jit(self._predict)
     self._predict_mc_jit = jax.jit(self._predict_mc, static_argnums=3)
 
@@ -220,6 +235,8 @@ class Trainer:
             ) -> tuple[TrainState, TrainLog]:
     """``num_epochs`` epochs over the rows where ``labelled [N]`` is true; ``state`` is
     donated. One compiled program per shape."""
+    if self.epoch_callback is not None:
+      return self._train_in_chunks(state, key, inputs, labels, labelled, modality_weights)
     return self._train_jit(state, key, inputs, labels, labelled, modality_weights)
 
   def predict(self, params: Any, inputs: Inputs, modality_weights: jnp.ndarray | None = None,
@@ -291,19 +308,9 @@ class Trainer:
     params = optax.apply_updates(state.params, updates)
     return TrainState(params, opt_state, model_state), loss, optax.tree.norm(grads)
 
-  def _train(self, state: TrainState, key: jax.Array, inputs: Inputs, labels: jnp.ndarray,
-             labelled: jnp.ndarray, modality_weights: jnp.ndarray | None = None
-             ) -> tuple[TrainState, TrainLog]:
-    """Trains ``num_epochs`` epochs over the examples where ``labelled`` is true.
-
-    Args:
-      state: parameters, optimiser state and model state.
-      key: the round's training key (shuffling and dropout).
-      inputs: modality -> ``[N, ...]`` the whole pool.
-      labels: ``[N]``; only labelled entries are read.
-      labelled: ``[N]`` bool mask.
-      modality_weights: ``[M]`` weights for the ``evidence`` fusion (None: uniform).
-    """
+  def _epoch_fn(self, key, inputs: Inputs, labels, labelled, modality_weights):
+    """``(epoch, (state, losses, norms)) -> same``: one epoch over the labelled rows (the
+    body of the training loop), and the number of steps per epoch."""
     num_pool = labels.shape[0]
     chex.assert_shape(labelled, (num_pool,))
     bsz = self.batch_size
@@ -334,8 +341,48 @@ class Trainer:
       steps_f = steps.astype(jnp.float32)
       return state, losses.at[e].set(loss_sum / steps_f), norms.at[e].set(norm_sum / steps_f)
 
+    return epoch, steps
+
+  def _train(self, state: TrainState, key: jax.Array, inputs: Inputs, labels: jnp.ndarray,
+             labelled: jnp.ndarray, modality_weights: jnp.ndarray | None = None
+             ) -> tuple[TrainState, TrainLog]:
+    """Trains ``num_epochs`` epochs over the examples where ``labelled`` is true.
+
+    Args:
+      state: parameters, optimiser state and model state.
+      key: the round's training key (shuffling and dropout).
+      inputs: modality -> ``[N, ...]`` the whole pool.
+      labels: ``[N]``; only labelled entries are read.
+      labelled: ``[N]`` bool mask.
+      modality_weights: ``[M]`` weights for the ``evidence`` fusion (None: uniform).
+    """
+    epoch, steps = self._epoch_fn(key, inputs, labels, labelled, modality_weights)
     zeros = jnp.zeros((self.num_epochs,), jnp.float32)
     state, losses, norms = jax.lax.fori_loop(0, self.num_epochs, epoch, (state, zeros, zeros))
+    return state, TrainLog(losses, norms, steps * self.num_epochs)
+
+  def _train_chunk(self, state: TrainState, key: jax.Array, inputs: Inputs,
+                   labels: jnp.ndarray, labelled: jnp.ndarray, modality_weights,
+                   first: jnp.ndarray, losses: jnp.ndarray, norms: jnp.ndarray):
+    """Epochs ``first .. first + chunk - 1`` of ``_train`` (the same epochs, keys and
+    schedule), for progress reporting between chunks. -> (state, losses, norms, steps)."""
+    epoch, steps = self._epoch_fn(key, inputs, labels, labelled, modality_weights)
+    state, losses, norms = jax.lax.fori_loop(first, first + self._chunk, epoch,
+                                             (state, losses, norms))
+    return state, losses, norms, steps
+
+  def _train_in_chunks(self, state, key, inputs, labels, labelled, modality_weights):
+    """``_train`` as ``num_epochs / chunk`` compiled calls, with ``epoch_callback`` on the
+    host after each: a few syncs per round, and programs the compilation cache keeps."""
+    zeros = jnp.zeros((self.num_epochs,), jnp.float32)
+    losses, norms, steps = zeros, zeros, None
+    for first in range(0, self.num_epochs, self._chunk):
+      state, losses, norms, steps = self._train_chunk_jit(
+          state, key, inputs, labels, labelled, modality_weights, jnp.int32(first), losses,
+          norms)
+      done = jax.device_get(losses[first:first + self._chunk])
+      for k, loss in enumerate(done):
+        self.epoch_callback(first + k, float(loss))
     return state, TrainLog(losses, norms, steps * self.num_epochs)
 
   def _predict(self, params: Any, inputs: Inputs,
