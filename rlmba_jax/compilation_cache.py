@@ -41,4 +41,8 @@ def enable(on: bool = True) -> str | None:
     logger.warning("compilation cache off: cannot create %s (%s)", path, e)
     return None
   jax.config.update("jax_compilation_cache_dir", path)
+  if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+    # JAX keeps only programs that took over 1 s to compile; a run has dozens of smaller
+    # ones (strategies, prediction, metrics) whose compiling adds up.
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   return path

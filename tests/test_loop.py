@@ -24,7 +24,8 @@ def reference(tmp_path_factory):
 def test_outputs(reference):
   workdir, summary = reference
   assert sorted(os.listdir(workdir)) == [".lock", "checkpoints", "config.json",
-                                         "ledger.jsonl", "rounds.jsonl", "summary.json"]
+                                         "ledger.jsonl", "rounds.jsonl", "summary.json",
+                                         "tensorboard"]
   rounds = _rounds(workdir)
   assert [r["round"] for r in rounds] == [0, 1, 2]
   assert [r["num_labeled"] for r in rounds] == [20, 30, 40]

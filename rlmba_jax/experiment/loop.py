@@ -249,7 +249,7 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
       phase(r, "reported")
       board.write(record)
       bars.round_done(record)
-      _log_round(config, record, record["select_seconds"], record["train_seconds"])
+      _log_round(config, record, record["select_seconds"], record["train_seconds"], bars)
   finally:
     board.close()
     bars.close()
@@ -444,13 +444,17 @@ def _share_from_process_zero(positions: list[np.ndarray] | None, refused: bool =
 
 
 def _log_round(config: ml_collections.ConfigDict, record: dict[str, Any],
-               select_seconds: float, train_seconds: float) -> None:
+               select_seconds: float, train_seconds: float, bars: RunProgress) -> None:
+  """One line per round: in the log, or above the progress bars when they are shown."""
   test = record.get("test_top1")
-  logger.info("round %d/%d | %s | labels %d | test top-1 %s | val top-1 %.4f | "
-              "select %.2fs train %.2fs", record["round"], config.al.rounds,
-              config.al.strategy, record["num_labeled"],
-              "(not read)" if test is None else f"{test:.4f}", record["val_top1"],
-              select_seconds, train_seconds)
+  line = (f"round {record['round']}/{config.al.rounds} | {config.al.strategy} | labels "
+          f"{record['num_labeled']} | test top-1 "
+          f"{'(not read)' if test is None else f'{test:.4f}'} | val top-1 "
+          f"{record['val_top1']:.4f} | select {select_seconds:.2f}s train {train_seconds:.2f}s")
+  if bars.enabled:
+    bars.write(line)
+  else:
+    logger.info("%s", line)
 
 
 def _summary(config: ml_collections.ConfigDict, history: list[dict[str, Any]], mesh,

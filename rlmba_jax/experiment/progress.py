@@ -73,6 +73,13 @@ class RunProgress:
     self._rounds.set_postfix(labels=record["num_labeled"],
                              val_top1=f"{record['val_top1']:.3f}", refresh=True)
 
+  def write(self, line: str) -> None:
+    """A line above the bars (the round's summary), without breaking them."""
+    if self._rounds is not None:
+      self._rounds.write(line, file=sys.stderr)
+    else:
+      print(line, file=sys.stderr)
+
   def close(self) -> None:
     for bar in (self._epochs, self._rounds):
       if bar is not None:
