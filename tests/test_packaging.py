@@ -54,3 +54,21 @@ def test_the_wheel_holds_the_configs_the_licence_and_py_typed(tmp_path):
                "rlmba_jax/label.py"):
     assert path in names, path
   assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+
+
+def test_a_missing_extra_names_what_to_install(monkeypatch, tmp_path):
+  from rlmba_jax import extras
+  from rlmba_jax.experiment import DataError, run
+  from rlmba_jax.experiment.config import default_config
+  monkeypatch.setitem(sys.modules, "librosa", None)  # import librosa -> ImportError
+  with pytest.raises(extras.MissingExtraError, match=r"pip install 'rlmba_jax\[audio\]'"):
+    extras.require("librosa", "the audio spectrogram")
+  config = default_config()
+  config.data.name, config.data.modalities = "av_digits", "audio,image"
+  config.data.source = "files"
+  config.data.test_size, config.data.val_size = 300, 200
+  config.data.manual_dir = os.path.join(REPO, "tests", "data", "fsdd")
+  with pytest.raises(DataError, match=r"reading the FSDD recordings needs the Python "
+                                      r"package 'librosa'.*rlmba_jax\[audio\]"):
+    run(config, str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()

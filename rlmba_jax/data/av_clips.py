@@ -29,6 +29,7 @@ from typing import Iterator
 
 import numpy as np
 
+from rlmba_jax import extras
 from rlmba_jax.data import fixtures
 from rlmba_jax.data.builders import BuildReport, record_builder_base
 from rlmba_jax.data.specs import DatasetInfo
@@ -90,7 +91,7 @@ def clip_list(name: str, manual_dir: str, split: str) -> set[str] | None:
 
 def read_wave_16k(path: str) -> np.ndarray:
   """``[160000]`` int16: the wav at 16 kHz mono, cut or zero-padded to 10 s."""
-  import soundfile  # pylint: disable=g-import-not-at-top
+  soundfile = extras.require("soundfile", "reading wav files")
   try:
     wave, rate = soundfile.read(path, dtype="float32", always_2d=True)
   except Exception as e:  # pylint: disable=broad-except
@@ -101,7 +102,7 @@ def read_wave_16k(path: str) -> np.ndarray:
   if not np.isfinite(wave).all():
     raise ValueError("the wav holds non-finite samples")
   if rate != SAMPLE_RATE:
-    import librosa  # pylint: disable=g-import-not-at-top
+    librosa = extras.require("librosa", "resampling audio")
     wave = librosa.resample(wave, orig_sr=rate, target_sr=SAMPLE_RATE)
   n = SAMPLE_RATE * CLIP_SECONDS
   wave = wave[:n] if len(wave) >= n else np.pad(wave, (0, n - len(wave)))

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from rlmba_jax import extras
 from rlmba_jax.data.builders import manual_dir_of
 from rlmba_jax.data.specs import DatasetInfo, ModalitySpec
 
@@ -78,7 +79,7 @@ def list_recordings(manual_dir: str) -> list[tuple[str, int, str, int]]:
 
 def log_mel(wave: np.ndarray) -> np.ndarray:
   """``[samples]`` at 8 kHz -> ``[40, 100, 1]`` log-mel (see the module docstring)."""
-  import librosa  # pylint: disable=g-import-not-at-top
+  librosa = extras.require("librosa", "reading the FSDD recordings")
   wave = np.asarray(wave, np.float32)
   if len(wave) >= CLIP_SAMPLES:
     start = (len(wave) - CLIP_SAMPLES) // 2
@@ -91,7 +92,7 @@ def log_mel(wave: np.ndarray) -> np.ndarray:
 
 
 def read_wave(path: str) -> np.ndarray:
-  import soundfile  # pylint: disable=g-import-not-at-top  (installed with librosa)
+  soundfile = extras.require("soundfile", "reading the FSDD recordings")
   try:
     wave, rate = soundfile.read(path, dtype="float32", always_2d=False)
   except Exception as e:  # pylint: disable=broad-except  (libsndfile errors vary)

@@ -20,6 +20,8 @@ from typing import Iterable
 
 import numpy as np
 
+from rlmba_jax import extras
+
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
 NUM_FRAMES, SAMPLE_RATE = 10, 16000
 
@@ -30,7 +32,7 @@ class ExtractionError(ValueError):
 
 def read_clip(path: str) -> tuple[list[np.ndarray], np.ndarray]:
   """``(10 RGB frames [H, W, 3] uint8, [samples] int16 at 16 kHz mono)`` of one video."""
-  import av  # pylint: disable=g-import-not-at-top
+  av = extras.require("av", "extracting frames and audio from videos")
   try:
     container = av.open(path)
   except Exception as e:  # pylint: disable=broad-except  (PyAV/FFmpeg errors vary)
@@ -83,7 +85,7 @@ def extract_one(job: tuple[str, str, str, str, str, str, int]) -> tuple[str, str
   except ExtractionError as e:
     return "error", str(e)
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  import soundfile  # pylint: disable=g-import-not-at-top
+  soundfile = extras.require("soundfile", "writing the extracted audio")
   tmp_frames = frames_dir + ".partial"
   shutil.rmtree(tmp_frames, ignore_errors=True)
   os.makedirs(tmp_frames)

@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from rlmba_jax import extras
+
 FOOD_CLASSES = ("apple_pie", "baklava", "churros", "pho")
 CLIP_CLASSES = {"kinetics_sounds": ("playing drums", "playing violin", "tap dancing"),
                 "vggsound": ("dog barking", "rain", "car passing by")}
@@ -38,7 +40,7 @@ def _class_image(rng, label: int, num_classes: int, size: tuple[int, int]) -> np
 
 
 def write_wav(path: str, wave: np.ndarray, rate: int) -> None:
-  import soundfile  # pylint: disable=g-import-not-at-top
+  soundfile = extras.require("soundfile", "writing wav fixtures")
   soundfile.write(path, wave.astype(np.float32), rate, subtype="PCM_16")
 
 

@@ -13,6 +13,7 @@ import logging
 
 import numpy as np
 
+from rlmba_jax import extras
 from rlmba_jax.data import record_datasets
 from rlmba_jax.data import splits as splits_lib
 from rlmba_jax.data.builders import check_source, default_data_dir
@@ -58,7 +59,7 @@ def _read_tfds_records(info: DatasetInfo, data_dir: str, manual_dir: str | None,
         f"{name}: reading the prepared ArrayRecord copy under {data_dir!r} failed ({e}). If "
         f"that copy is damaged, delete {os.path.join(data_dir, name)!r} and run again: it "
         "is rebuilt from the source files.") from e
-  except ImportError:
+  except (ImportError, extras.MissingExtraError):
     raise
   except Exception as e:  # array_record / protobuf errors have no common base class
     raise RuntimeError(

@@ -26,6 +26,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from rlmba_jax import extras
 from rlmba_jax.data.specs import ModalitySpec
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -156,7 +157,7 @@ class SpectrogramTransform:
   eval_start_seconds: float = 2.5  # the evaluation window's start (the 10 s clip's middle)
 
   def __call__(self, audio: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
-    import librosa  # pylint: disable=g-import-not-at-top
+    librosa = extras.require("librosa", "the audio spectrogram")
     wave = np.asarray(audio, np.float32) / 32768.0
     n = int(self.sample_rate * self.window_seconds)
     if rng is None:
