@@ -14,7 +14,6 @@ atomically, so a closed browser or a killed server loses nothing); "End round" w
 
 from __future__ import annotations
 
-import csv
 import io as io_lib
 import json
 import mimetypes
@@ -76,12 +75,8 @@ class LabellingSession:
             "ingested": self.ingested(r), "labels_file": oracle.labels_path(self.workdir, r)}
 
   def _answers(self, r: int) -> dict[int, str]:
-    path = oracle.labels_path(self.workdir, r)
-    if not os.path.exists(path):
-      return {}
-    with open(path, newline="", encoding="utf-8") as f:
-      return {int(row["id"]): row["label"] for row in csv.DictReader(f)
-              if row.get("id", "").strip()}
+    return {i: a.label for i, a in oracle.saved_answers(oracle.labels_path(self.workdir, r)
+                                                        ).items()}
 
   def answer(self, example_id: int, label: str) -> dict[str, Any]:
     """Saves (or, with an empty label, clears) one answer of the waiting round."""

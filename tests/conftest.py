@@ -50,6 +50,19 @@ def apply_overrides(c, overrides: dict):
   return c
 
 
+class Crash(Exception):
+  """Raised by ``crash_at``'s callback: a run stopped at a chosen point."""
+
+
+def crash_at(round_index: int, phase: str):
+  """A ``phase_callback`` that raises ``Crash`` once round ``round_index`` reaches
+  ``phase`` (what a kill there leaves behind, in-process)."""
+  def callback(r, p):
+    if (r, p) == (round_index, phase):
+      raise Crash(f"round {r}, {p}")
+  return callback
+
+
 @pytest.fixture
 def tiny_config():
   return make_tiny_config

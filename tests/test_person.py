@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO, apply_overrides, read_ledger, read_rounds
+from conftest import REPO, Crash, apply_overrides, crash_at, read_ledger, read_rounds
 from rlmba_jax.data import load_dataset
 from rlmba_jax.data.arrays import UNLABELLED, write_demo_folder
 from rlmba_jax.experiment import (EXIT_CODES, DataError, LabelsError, LabelsNeeded,
@@ -203,14 +203,8 @@ def test_stop_and_go_with_bad_files_partial_answers_and_a_crash_ends_as_one_run(
   with pytest.raises(LabelsNeeded, match="answers 5 of 10 queries"):
     run(config, workdir)
 
-  class Crash(Exception):
-    pass
-
-  def crash(r, phase):
-    if (r, phase) == (1, "labelled"):
-      raise Crash
-  with pytest.raises(Crash):
-    run(config, workdir, person=person, phase_callback=crash)  # answers the rest, commits
+  with pytest.raises(Crash):  # answers the rest, commits them, stops before training
+    run(config, workdir, person=person, phase_callback=crash_at(1, "labelled"))
   assert len(read_ledger(workdir)) == 2
   _answer_until_done(config, workdir, person)
   assert read_ledger(workdir) == read_ledger(ref_dir)

@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from conftest import make_tiny_config, read_ledger, read_rounds
+from conftest import Crash, crash_at, make_tiny_config, read_ledger, read_rounds
 from rlmba_jax.experiment import run
 from rlmba_jax.experiment.metrics import FOLDER, round_scalars
 
@@ -34,14 +34,8 @@ def test_tensorboard_holds_each_rounds_scalars_once_even_after_a_resume(tmp_path
   workdir = str(tmp_path / "w")
   config = make_tiny_config(**{"al.strategy": "entropy"})
 
-  class Crash(Exception):
-    pass
-
-  def crash(r, phase):
-    if (r, phase) == (1, "reported"):
-      raise Crash
   with pytest.raises(Crash):
-    run(config, workdir, phase_callback=crash)
+    run(config, workdir, phase_callback=crash_at(1, "reported"))
   run(config, workdir)
   rounds = read_rounds(workdir)
   scalars = read_scalars(workdir)

@@ -199,8 +199,9 @@ def load_items(data_cfg, standardize=None) -> DatasetSplits:
                 if "text" in columns else None)
   logger.info("items %s: pool %d, val %d, test %d; modalities %s", folder, len(pool),
               len(parts["val"]), len(parts["test"]), ", ".join(names))
-  items = {FOLDERS[m]: {int(i): p for i in ids if (p := item_file(folder, m, int(i)))}
-           for m in names}
+  # Query columns by folder name (images, audio, text), for the chosen modalities.
+  items = {FOLDERS[kind]: files for kind, files in arrays_lib.raw_items(folder, ids).items()
+           if kind in names}
   describe = lambda query_ids: {m: [os.path.relpath(items[m][int(i)], folder)
                                     for i in query_ids] for m in items}
   return DatasetSplits(name="items", modalities=specs, num_classes=len(class_names),

@@ -112,11 +112,10 @@ class PersonOracle:
                                   close=self.close and shown, person=self.person)
     return picked
 
-  def commit(self, env: RoundEnv, r: int, positions: np.ndarray,
-             entry: Mapping[str, Any]) -> tuple[RoundEnv, np.ndarray]:
-    """Applies round ``r``'s ledger line; -> (env with the new labels, the positions to
-    train on: those answered)."""
-    del r
+  def commit(self, env: RoundEnv, positions: np.ndarray, entry: Mapping[str, Any]
+             ) -> tuple[RoundEnv, np.ndarray]:
+    """Applies a round's ledger line; -> (env with the new labels, the positions to train
+    on: those answered)."""
     self._apply(entry)
     return self._put(env), np.asarray(positions)[oracle.answered(entry)]
 

@@ -303,6 +303,14 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
   return out
 
 
+def config_from_stored(stored: dict[str, Any]) -> ml_collections.ConfigDict:
+  """The config a workdir's ``config.json`` holds, over the defaults (keys added since the
+  run started keep their defaults)."""
+  config = default_config()
+  config.update_from_flattened_dict(_flatten(stored))
+  return config
+
+
 def flat_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """``{"al.rounds": 5, ...}`` with tuples as lists (JSON round-trip)."""
   return _flatten(json.loads(config.to_json()))

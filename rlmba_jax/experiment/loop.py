@@ -249,7 +249,7 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
       phase(r, "reported")
       board.write(record)
       bars.round_done(record)
-      _log_round(config, record, record["select_seconds"], record["train_seconds"], bars)
+      _log_round(config, record, bars)
   finally:
     board.close()
     bars.close()
@@ -302,7 +302,7 @@ def _one_round(env: RoundEnv, data, state: RoundState, r: int, history, pool_out
   entry = None
   if asker is not None:
     entry = ledger.read()[r]
-    env, positions = asker.commit(env, r, picked.positions, entry)
+    env, positions = asker.commit(env, picked.positions, entry)
   phase(r, "labelled")
   bars.phase(r, "train")
   trained, train_log, train_seconds = train_round(env, state, r, positions)
@@ -444,13 +444,14 @@ def _share_from_process_zero(positions: list[np.ndarray] | None, refused: bool =
 
 
 def _log_round(config: ml_collections.ConfigDict, record: dict[str, Any],
-               select_seconds: float, train_seconds: float, bars: RunProgress) -> None:
+               bars: RunProgress) -> None:
   """One line per round: in the log, or above the progress bars when they are shown."""
   test = record.get("test_top1")
   line = (f"round {record['round']}/{config.al.rounds} | {config.al.strategy} | labels "
           f"{record['num_labeled']} | test top-1 "
           f"{'(not read)' if test is None else f'{test:.4f}'} | val top-1 "
-          f"{record['val_top1']:.4f} | select {select_seconds:.2f}s train {train_seconds:.2f}s")
+          f"{record['val_top1']:.4f} | select {record['select_seconds']:.2f}s train "
+          f"{record['train_seconds']:.2f}s")
   if bars.enabled:
     bars.write(line)
   else:

@@ -24,7 +24,7 @@ from rlmba_jax.data import load_dataset
 from rlmba_jax.data.loading import apply_standardization, standardization_stats
 from rlmba_jax.data.specs import MultimodalArrays
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
-from rlmba_jax.experiment.config import default_config
+from rlmba_jax.experiment.config import config_from_stored
 from rlmba_jax.experiment.errors import WorkdirError
 from rlmba_jax.experiment.loop import make_trainer
 from rlmba_jax.experiment.rounds import RoundState, initial_state, make_env
@@ -41,18 +41,7 @@ def stored_config(workdir: str) -> ml_collections.ConfigDict:
       stored = json.load(f)
   except (OSError, json.JSONDecodeError) as e:
     raise WorkdirError(f"{path} cannot be read ({e}); is {workdir!r} a run's workdir?") from e
-  config = default_config()
-  flat = {}
-
-  def walk(d, prefix=""):
-    for k, v in d.items():
-      if isinstance(v, dict):
-        walk(v, f"{prefix}{k}.")
-      else:
-        flat[f"{prefix}{k}"] = v
-  walk(stored)
-  config.update_from_flattened_dict(flat)
-  return config
+  return config_from_stored(stored)
 
 
 class TrainedModel:

@@ -110,6 +110,33 @@ def read_queries(path: str) -> tuple[list[int], list[dict[str, str]]]:
   return [int(row["id"]) for row in rows], rows
 
 
+class SavedAnswer(NamedTuple):
+  label: str
+  annotator: str
+  line: int
+
+
+def saved_answers(path: str) -> dict[int, SavedAnswer]:
+  """What an answers file holds, read leniently (no checks; ``read_answers`` checks): id ->
+  (label, annotator, line number); rows without an integer id are passed over; {} when
+  the file does not exist."""
+  if not os.path.exists(path):
+    return {}
+  with open(path, newline="", encoding="utf-8") as f:
+    rows = list(csv.reader(f))
+  out = {}
+  for line, row in enumerate(rows[1:], start=2):
+    if len(row) < 2:
+      continue
+    try:
+      example_id = int(row[0])
+    except ValueError:
+      continue
+    out[example_id] = SavedAnswer(row[1].strip(), row[2].strip() if len(row) > 2 else "",
+                                  line)
+  return out
+
+
 def labelled_before(entries: Sequence[Mapping[str, Any]]) -> dict[int, str]:
   """id -> class name of everything a person labelled in the ledger's lines."""
   out = {}
@@ -236,22 +263,11 @@ def check_answer_files(workdir: str, entries: Sequence[Mapping[str, Any]]) -> No
     if "labels" not in entry:
       continue
     path = labels_path(workdir, entry["round"])
-    if not os.path.exists(path):
-      continue
     committed = {int(i): (SKIP if int(i) in set(entry.get("skipped", ())) else l)
                  for i, l in zip(entry["ids"], entry["labels"])}
-    with open(path, newline="", encoding="utf-8") as f:
-      rows = list(csv.reader(f))
-    for line, row in enumerate(rows[1:], start=2):
-      if len(row) < 2 or not row[0].strip():
-        continue
-      try:
-        example_id = int(row[0])
-      except ValueError:
-        continue
-      said = row[1].strip()
+    for example_id, (said, _, line) in saved_answers(path).items():
       was = committed.get(example_id)
-      if example_id in committed and was is not None and said and said != was:
+      if was is not None and said and said != was:
         raise LabelsError(
             f"{path}, line {line}: id {example_id} now says {said!r} but the ledger recorded "
             f"{was!r} when round {entry['round']} was ingested; the ledger is the record of "
@@ -284,14 +300,11 @@ class SimulatedPerson:
   def __call__(self, queries_file: str, labels_file: str, r: int) -> None:
     ids, _ = read_queries(queries_file)
     classes = read_class_names(os.path.dirname(os.path.dirname(queries_file)))
-    done = {}
-    if os.path.exists(labels_file):
-      with open(labels_file, newline="", encoding="utf-8") as f:
-        done = {int(row["id"]): row for row in csv.DictReader(f)}
+    done = saved_answers(labels_file)
     del r
     todo = [i for i in ids if i not in done]
     todo = todo[:max(1, int(np.ceil(self.fraction * len(ids))))]
-    rows = [[i, done[i]["label"], done[i].get("annotator", "")] for i in ids if i in done]
+    rows = [[i, done[i].label, done[i].annotator] for i in ids if i in done]
     for i in todo:
       if i not in self.truth:
         raise KeyError(f"the simulated person has no true label for id {i}")

@@ -95,9 +95,8 @@ class PoolView:
     sizes["labelled"] = len(labelled)
     if len(set(sizes.values())) > 1:
       raise ValueError(f"PoolView.from_arrays: the arrays disagree on the pool size: {sizes}")
-    for key in ("modality_alphas",):
-      if optional.get(key) is not None:
-        optional[key] = as_dict(optional[key])
+    if optional.get("modality_alphas") is not None:
+      optional["modality_alphas"] = as_dict(optional["modality_alphas"])
     for key in ("mc_probs", "coalition_probs", "fused_alpha", "modality_weights"):
       if key in optional:
         optional[key] = as_array(optional[key])
