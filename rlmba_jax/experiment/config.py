@@ -30,6 +30,7 @@ from rlmba_jax.experiment.errors import ConfigError
 from rlmba_jax.experiment.oracle import ORACLES
 from rlmba_jax.experiment.progress import PROGRESS
 from rlmba_jax.policy.agent import REWARDS
+from rlmba_jax.policy.inputs import POLICY_INPUTS
 from rlmba_jax.selection import available_strategies
 from rlmba_jax.selection.gcn import GCN_METHODS
 from rlmba_jax.selection.rlmba import DIVERSITIES
@@ -174,6 +175,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.rlmba.policy = True  # False: top-b by q (the policy-off ablation)
   c.al.rlmba.greedy = False  # True: the policy's top-b instead of a Plackett-Luce draw
   c.al.rlmba.hidden = (64, 64)
+  # What the policy reads (policy/inputs.py): "per_modality" (the paper's columns
+  # u~_1..u~_M, w_1..w_M, Delta_1..Delta_M: tied to one M) | "invariant" (summaries over
+  # modalities: the same network reads any M and C; needed to use a pretrained policy).
+  c.al.rlmba.policy_inputs = "per_modality"
   c.al.rlmba.prior_temperature = 0.1  # untrained policy = softmax(q / this)
   c.al.rlmba.learning_rate = 3e-3
   c.al.rlmba.baseline_momentum = 0.8
@@ -185,7 +190,10 @@ def default_config() -> ml_collections.ConfigDict:
   # Workdirs (or rounds.jsonl files) of the reference strategies for the relative reward,
   # comma-separated; "{seed}" is replaced by this run's seed.
   c.al.rlmba.reference_runs = ""
-  c.al.rlmba.init_from = ""  # workdir of an earlier rlmba run to warm-start the policy
+  # Warm start of the policy: the workdir of an earlier rlmba run (its latest policy state),
+  # or of launch/pretrain_policy.py (pretrained on simulated episodes; needs
+  # policy_inputs="invariant" and the same hidden sizes). The online REINFORCE goes on.
+  c.al.rlmba.init_from = ""
 
   c.eval = ml_collections.ConfigDict()
   # False: the test split is never evaluated; records and the summary hold validation
@@ -394,6 +402,7 @@ def _schema() -> dict[str, Rule]:
       "al.rlmba.advantage_clip": non_negative(), "al.rlmba.entropy_weight": non_negative(),
       "al.rlmba.reward": one_of(REWARDS), "al.rlmba.balance_weight": non_negative(),
       "al.rlmba.reward_ema": in_range(0, 1),
+      "al.rlmba.policy_inputs": one_of(POLICY_INPUTS),
       "checkpoint.max_to_keep": positive(),
       "eval.progress": one_of(PROGRESS),
   }

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rlmba_jax import fusion as fusion_lib
+from rlmba_jax.policy import inputs as inputs_lib
 from rlmba_jax.policy.network import CandidatePolicy
 from rlmba_jax.policy.plackett_luce import gumbel_top_k
 from rlmba_jax.policy.reinforce import (PolicyState, Transition, reinforce_init,
@@ -67,6 +69,19 @@ def record_state(previous: Mapping[str, Any], names: Sequence[str], labelled_fra
                     np.float32)
 
 
+def record_scalars(previous: Mapping[str, Any], names: Sequence[str], labelled_fraction: float
+                   ) -> tuple[np.ndarray, ...]:
+  """What ``inputs.invariant_round_state`` reads from the previous round's record:
+  (val top-1, val NLL, val ECE, ``[M]`` Delta, relative loss change, grad norm, labelled
+  fraction) as float32 arrays."""
+  curve = np.asarray(previous["train_loss_curve"], np.float32)
+  as32 = lambda x: np.asarray(x, np.float32)
+  return (as32(previous["val_top1"]), as32(previous["val_nll"]), as32(previous["val_ece"]),
+          as32([previous["top1_gap"][m] for m in names]),
+          as32(inputs_lib.relative_loss_change(curve)) if len(curve) else as32(0.0),
+          as32(previous["train_grad_norm"]), as32(labelled_fraction))
+
+
 class RLMBAAgent:
   """Selection and learning for ``al.strategy = "rlmba"`` with ``al.rlmba.policy = True``.
 
@@ -83,8 +98,8 @@ class RLMBAAgent:
     self.names = tuple(names)
     self.budget = budget
     self.num_candidates = min(self.options["kappa"] * budget, pool_size)
-    self.feature_dim = 3 + 2 * len(names)
-    self.state_dim = 10 + len(names)
+    self.inputs = self.options.get("policy_inputs", "per_modality")
+    self.feature_dim, self.state_dim = inputs_lib.input_dims(self.inputs, len(names))
     self.network = CandidatePolicy(tuple(self.options["hidden"]),
                                    self.options["prior_temperature"])
     self.optimizer = optax.adam(self.options["learning_rate"])
@@ -99,28 +114,49 @@ class RLMBAAgent:
     return reinforce_init(key, self.network, self.optimizer, self.num_candidates,
                           self.feature_dim, self.state_dim)
 
+  def start_from(self, params) -> PolicyState:
+    """A policy state with given (e.g. pretrained) parameters: a fresh optimiser, baseline
+    and update count, so the online REINFORCE starts from them."""
+    zero = jnp.zeros(())
+    return PolicyState(params, self.optimizer.init(params), zero, jnp.zeros((), jnp.int32),
+                       zero)
+
   def _select_impl(self, params, score_key, draw_key, pool: PoolView, state_part):
     o = self.options
     candidates = score_candidates(score_key, pool, self.budget, kappa=o["kappa"],
                                   beta=o["beta"], efda=o["efda"],
                                   lloyd_iterations=o["lloyd_iterations"],
                                   diversity=o["diversity"])
-    round_state = jnp.concatenate([state_part, candidates.summary])
-    logits = self.network.apply({"params": params}, candidates.features, round_state)
+    features = candidates.features
+    if self.inputs == "invariant":
+      weights = (fusion_lib.uniform_weights(len(self.names)) if pool.modality_weights is None
+                 else pool.modality_weights)
+      top1, nll, ece, gaps, change, grad_norm, fraction = state_part
+      round_state = inputs_lib.invariant_round_state(
+          top1, nll, ece, gaps, weights, change, grad_norm, fraction, candidates.summary,
+          pool.probs.shape[-1])
+      features = inputs_lib.invariant_candidate_features(features, len(self.names))
+    else:
+      round_state = jnp.concatenate([state_part, candidates.summary])
+    logits = self.network.apply({"params": params}, features, round_state)
     if o["greedy"]:
       order = jax.lax.top_k(jnp.where(candidates.valid, logits, -jnp.inf), self.budget)[1]
     else:
       order = gumbel_top_k(draw_key, logits, self.budget, candidates.valid)
     order = order.astype(jnp.int32)
     return (candidates.positions[order],
-            Transition(candidates.features, round_state, candidates.valid, order),
+            Transition(features, round_state, candidates.valid, order),
             candidates.positions)
 
   def select(self, policy: PolicyState, score_key: jax.Array, draw_key: jax.Array,
              pool: PoolView, previous_record: Mapping[str, Any], labelled_fraction: float):
     """-> (``[b]`` pool positions in draw order, the ``Transition`` to learn from, the
     ``[K]`` candidate positions)."""
-    state_part = jnp.asarray(record_state(previous_record, self.names, labelled_fraction))
+    if self.inputs == "invariant":
+      state_part = tuple(jnp.asarray(x) for x in record_scalars(
+          previous_record, self.names, labelled_fraction))
+    else:
+      state_part = jnp.asarray(record_state(previous_record, self.names, labelled_fraction))
     return self._select(policy.params, score_key, draw_key, pool, state_part)
 
   @staticmethod

@@ -50,8 +50,13 @@ def sequential_plackett_luce(key: jax.Array, logits: jnp.ndarray, k: int,
 
 
 def plackett_luce_log_prob(logits: jnp.ndarray, order: jnp.ndarray,
-                           valid: jnp.ndarray | None = None) -> jnp.ndarray:
-  """Exact log-probability of the ordered draw ``order`` (``[b]`` distinct valid indices)."""
+                           valid: jnp.ndarray | None = None,
+                           length: jnp.ndarray | None = None) -> jnp.ndarray:
+  """Exact log-probability of the ordered draw ``order`` (``[b]`` distinct valid indices).
+
+  ``length`` (a traced int, at most b): the probability of the first ``length`` draws only,
+  for draws of a per-episode size padded to a static b.
+  """
   chex.assert_rank(order, 1)
   masked = _masked(logits, valid)
 
@@ -60,6 +65,8 @@ def plackett_luce_log_prob(logits: jnp.ndarray, order: jnp.ndarray,
     return remaining.at[i].set(False), masked[i] - log_norm
 
   _, terms = jax.lax.scan(step, jnp.isfinite(masked), order)
+  if length is not None:
+    terms = jnp.where(jnp.arange(order.shape[0]) < length, terms, 0.0)
   return jnp.sum(terms)
 
 
