@@ -41,6 +41,7 @@ from rlmba_jax.data import load_dataset
 from rlmba_jax.data.specs import parse_assignments
 from rlmba_jax.experiment import io
 from rlmba_jax.experiment import oracle as oracle_lib
+from rlmba_jax.experiment import pretrain
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
 from rlmba_jax.experiment.config import check_budget, config_differences, validate_config
 from rlmba_jax.experiment.errors import ConfigError, DataError, RunError, WorkdirError
@@ -377,8 +378,14 @@ def _resume(env: RoundEnv, mesh, checkpointer: RoundCheckpointer
   if latest is None:
     state = target._replace(train=None)
     if env.agent is not None and config.al.rlmba.init_from:
-      state = state._replace(policy=_load_policy(config.al.rlmba.init_from,
-                                                 target.checkpoint()))
+      source = config.al.rlmba.init_from
+      if pretrain.is_pretraining(source):
+        policy = parallel.put_replicated(env.agent.start_from(pretrain.load_pretrained_params(
+            source, config.al.rlmba.hidden, config.al.rlmba.policy_inputs,
+            target.policy.params)), mesh)
+      else:
+        policy = _load_policy(source, target.checkpoint())
+      state = state._replace(policy=policy)
     return state, [], 0
   tree, meta = checkpointer.restore(latest, target.checkpoint())
   history = list(meta["history"])

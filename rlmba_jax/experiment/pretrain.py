@@ -1,0 +1,214 @@
+"""Pretraining the RL-MBA policy on a source data set's simulated episodes, resumable.
+
+``pretrain_policy(config, workdir, options)`` loads the source named by ``config.data``
+(its pool rows only), builds the ``EpisodeSpec`` from ``config.al.rlmba`` and
+``config.modality`` and the episode options, and runs ``options.updates`` policy updates
+(``policy.pretraining``), writing into ``workdir``:
+
+* ``pretrain.json``: what was pretrained (source, spec, network, optimiser, seed, batch);
+  a second call with other values is refused, the same values resume;
+* ``pretrain.jsonl``: one line per update (reward, policy gain, entropy, episodes/s);
+* ``checkpoints/<update>``: Orbax checkpoints of the parameters and optimiser state.
+
+``al.rlmba.init_from=<workdir>`` then starts an experiment's policy from the latest
+checkpoint (``load_pretrained_params``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from rlmba_jax import parallel
+from rlmba_jax.data.loading import load_dataset
+from rlmba_jax.experiment.checkpoint import RoundCheckpointer
+from rlmba_jax.experiment.errors import WorkdirError
+from rlmba_jax.experiment.io import append_jsonl, write_atomic, write_json
+from rlmba_jax.experiment.progress import progress_wanted
+from rlmba_jax.policy import episodes as episodes_lib
+from rlmba_jax.policy import pretraining as pretraining_lib
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "pretrain.json"
+LOG = "pretrain.jsonl"
+
+
+def default_options() -> ml_collections.ConfigDict:
+  """What ``launch/pretrain_policy.py`` exposes as flags (see there for their meaning)."""
+  o = ml_collections.ConfigDict()
+  o.updates = 200
+  o.batch = 16
+  o.seed = 0
+  o.learning_rate = 1e-3
+  o.entropy_weight = 0.01
+  o.checkpoint_every = 10
+  o.pool_size = 600
+  o.val_size = 150
+  o.initial = (10, 30)
+  o.budget = (5, 20)
+  o.rounds = (2, 6)
+  o.train_steps = 40
+  o.references = ("random", "badge")
+  o.progress = "auto"
+  return o
+
+
+def episode_spec(config: ml_collections.ConfigDict, names, num_classes: int,
+                 options: ml_collections.ConfigDict) -> episodes_lib.EpisodeSpec:
+  r = config.al.rlmba
+  return episodes_lib.EpisodeSpec(
+      names=tuple(names), num_classes=num_classes, pool_size=options.pool_size,
+      val_size=options.val_size, initial=tuple(options.initial), budget=tuple(options.budget),
+      rounds=tuple(options.rounds), train_steps=options.train_steps, kappa=r.kappa,
+      beta=r.beta, efda=r.efda, lloyd_iterations=r.lloyd_iterations, diversity=r.diversity,
+      amcb=config.modality.amcb, modality_temperature=config.modality.temperature,
+      modality_floor=config.modality.floor, references=tuple(options.references))
+
+
+def _manifest(config, spec, options) -> dict[str, Any]:
+  return {"source": config.data.name, "spec": dataclasses.asdict(spec),
+          "policy_inputs": "invariant", "hidden": list(config.al.rlmba.hidden),
+          "prior_temperature": config.al.rlmba.prior_temperature,
+          "seed": options.seed, "batch": options.batch,
+          "learning_rate": options.learning_rate, "entropy_weight": options.entropy_weight}
+
+
+def _check_manifest(workdir: str, manifest: dict[str, Any]) -> None:
+  path = os.path.join(workdir, MANIFEST)
+  if not os.path.exists(path):
+    os.makedirs(workdir, exist_ok=True)
+    write_json(path, manifest)
+    return
+  try:
+    with open(path) as f:
+      stored = json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise WorkdirError(f"{path} is unreadable ({e}); nothing was changed. Restore it or "
+                       "choose another --workdir.") from e
+  stored_norm = json.loads(json.dumps(stored))
+  given = json.loads(json.dumps(manifest))
+  diffs = sorted(k for k in set(stored_norm) | set(given) if stored_norm.get(k) != given.get(k))
+  if diffs:
+    raise WorkdirError(f"{workdir} holds a pretraining with other values ({', '.join(diffs)});"
+                       " nothing was changed. Use another --workdir or the same values "
+                       "(only --updates may grow).")
+
+
+def _truncate_log(path: str, updates_done: int) -> None:
+  """Keeps the log lines of the updates a checkpoint holds (a kill may leave later ones)."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = [l for l in f if l.strip() and json.loads(l)["update"] <= updates_done]
+  write_atomic(path, "".join(lines))
+
+
+def pretrain_policy(config: ml_collections.ConfigDict, workdir: str,
+                    options: ml_collections.ConfigDict | None = None) -> dict[str, Any]:
+  """Runs (or resumes) a pretraining; -> the last update's figures."""
+  options = options or default_options()
+  data = load_dataset(config.data)
+  names = tuple(s.name for s in data.modalities)
+  source = episodes_lib.episode_source(data.pool, names)
+  spec = episode_spec(config, names, data.num_classes, options)
+  spec.check(int(source.labels.shape[0]))
+  network = pretraining_lib.make_policy(config.al.rlmba.hidden,
+                                        config.al.rlmba.prior_temperature)
+  optimizer = optax.adam(options.learning_rate)
+  _check_manifest(workdir, _manifest(config, spec, options))
+
+  checkpointer = RoundCheckpointer(os.path.join(workdir, "checkpoints"), 2)
+  state = pretraining_lib.pretrain_init(jax.random.key(options.seed), network, optimizer)
+  latest = checkpointer.latest_round()
+  if latest is not None:
+    state, _ = checkpointer.restore(latest, state)
+    logger.info("resuming pretraining at update %d", int(state.step))
+  log_path = os.path.join(workdir, LOG)
+  _truncate_log(log_path, int(state.step))
+
+  mesh = parallel.make_mesh()
+  step = pretraining_lib.jitted_step(spec, network, optimizer, options.entropy_weight)
+  bar = _progress(options, int(state.step))
+  last: dict[str, Any] = {}
+  try:
+    while int(state.step) < options.updates:
+      keys = pretraining_lib.episode_keys(options.seed, state.step, options.batch)
+      keys = jax.device_put(keys, parallel.rows_sharding(mesh, options.batch))
+      start = time.perf_counter()
+      state, info = step(state, source, keys)
+      info = {k: float(v) for k, v in info._asdict().items()}
+      seconds = time.perf_counter() - start
+      last = {"update": int(state.step), **info, "seconds": seconds,
+              "episodes_per_second": options.batch / seconds}
+      append_jsonl(log_path, last)
+      if int(state.step) % options.checkpoint_every == 0 or int(state.step) == options.updates:
+        checkpointer.save(int(state.step), state, {"update": int(state.step)})
+      if bar is not None:
+        bar.update(1)
+        bar.set_postfix(reward=f"{info['reward']:+.4f}", eps=f"{options.batch / seconds:.1f}/s")
+  finally:
+    checkpointer.close()
+    if bar is not None:
+      bar.close()
+  return last
+
+
+def _progress(options, done: int):
+  if not progress_wanted(options.progress):
+    return None
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  return tqdm(total=options.updates, initial=done, unit="update", desc="pretrain",
+              dynamic_ncols=True)
+
+
+def is_pretraining(path: str) -> bool:
+  return os.path.exists(os.path.join(path, MANIFEST))
+
+
+def load_pretrained_params(path: str, hidden, policy_inputs: str, target_params: Any) -> Any:
+  """The policy parameters of the latest checkpoint of a pretraining in ``path``."""
+  with open(os.path.join(path, MANIFEST)) as f:
+    manifest = json.load(f)
+  problems = []
+  if policy_inputs != "invariant":
+    problems.append(f"config.al.rlmba.policy_inputs={policy_inputs!r}: a pretrained "
+                    "policy reads the 'invariant' inputs; set al.rlmba.policy_inputs=invariant")
+  if list(hidden) != list(manifest["hidden"]):
+    problems.append(f"config.al.rlmba.hidden={tuple(hidden)} but the pretrained policy has "
+                    f"{tuple(manifest['hidden'])}")
+  if problems:
+    raise WorkdirError(f"config.al.rlmba.init_from={path!r}: " + "; ".join(problems))
+  checkpointer = RoundCheckpointer(os.path.join(path, "checkpoints"), 2)
+  try:
+    latest = checkpointer.latest_round()
+    if latest is None:
+      raise WorkdirError(f"config.al.rlmba.init_from={path!r} holds no pretraining "
+                         "checkpoint yet; run launch/pretrain_policy.py to the end first")
+    optimizer = optax.adam(manifest["learning_rate"])
+    target = pretraining_lib.PretrainState(target_params, optimizer.init(target_params),
+                                           jnp.zeros((), jnp.int32))
+    state, _ = checkpointer.restore(latest, target)
+  finally:
+    checkpointer.close()
+  logger.info("policy initialised from the pretraining in %s (update %d, source %s)", path,
+              latest, manifest["source"])
+  return state.params
+
+
+def read_log(path: str) -> list[dict[str, Any]]:
+  with open(os.path.join(path, LOG)) as f:
+    return [json.loads(l) for l in f if l.strip()]
+
+
+__all__ = ["default_options", "episode_spec", "pretrain_policy", "is_pretraining",
+           "load_pretrained_params", "read_log"]

@@ -1,0 +1,221 @@
+"""Simulated episodes, the modality-invariant policy inputs, pretraining and its use."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from conftest import Crash, make_tiny_config
+from rlmba_jax import policy
+from rlmba_jax.experiment import pretrain
+from rlmba_jax.experiment.errors import WorkdirError
+from rlmba_jax.policy import episodes, inputs, pretraining
+from rlmba_jax.selection import PoolView
+from rlmba_jax.selection.rlmba import score_candidates
+
+NAMES = ("a", "b", "c")
+SMALL = dict(pool_size=60, val_size=24, initial=(4, 6), budget=(2, 3), rounds=(1, 2),
+             train_steps=6, kappa=4, annealing_steps=3)
+
+
+def _source(n=100, widths=(5, 7, 3), classes=4, seed=0):
+  rng = np.random.default_rng(seed)
+  labels = rng.integers(0, classes, n)
+  centres = [rng.normal(size=(classes, d)) for d in widths]
+  features = tuple(jnp.asarray(c[labels] + rng.normal(size=(n, c.shape[1])), jnp.float32)
+                   for c in centres)
+  return episodes.EpisodeSource(features, jnp.asarray(labels, jnp.int32))
+
+
+def _policy_params(network, seed=1):
+  """Random parameters everywhere (the zero-initialised last layer made non-zero)."""
+  params = network.init(jax.random.key(0), jnp.zeros((2, inputs.INVARIANT_FEATURE_DIM)),
+                        jnp.zeros((inputs.INVARIANT_STATE_DIM,)))["params"]
+  leaves, tree = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.key(seed), len(leaves))
+  return jax.tree.unflatten(tree, [0.3 * jax.random.normal(k, l.shape)
+                                   for k, l in zip(keys, leaves)])
+
+
+def test_a_vmapped_episode_equals_the_same_episode_run_alone():
+  spec = episodes.EpisodeSpec(names=NAMES, num_classes=4, **SMALL)
+  source = _source()
+  spec.check(100)
+  network = pretraining.make_policy((8,), 0.5)
+  params = _policy_params(network)
+  keys = jax.random.split(jax.random.key(3), 3)
+  batch = jax.jit(lambda k: episodes.simulate_episodes(spec, network, params, source, k))(keys)
+  one = jax.jit(lambda k: episodes.simulate_episode(spec, network, params, source, k))
+  for i in range(3):
+    alone = one(keys[i])
+    for got, want in zip(jax.tree.leaves(jax.tree.map(lambda x: x[i], batch)),
+                         jax.tree.leaves(alone)):
+      np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+  # The references ran on the same episode: same round-0 model, so same round-0 top-1.
+  np.testing.assert_allclose(batch.reference_top1[:, :, 0],
+                             np.repeat(batch.policy_top1[:, None, 0], 2, 1))
+  assert np.all(np.asarray(batch.rewards)[~np.asarray(batch.active)] == 0)
+  assert set(np.asarray(batch.budget)) <= {2, 3} and set(np.asarray(batch.rounds)) <= {1, 2}
+
+
+def test_invariant_inputs_give_the_same_scores_under_a_permutation_of_modalities():
+  rng = np.random.default_rng(0)
+  m, k = 4, 9
+  u, w = rng.uniform(size=(k, m)), rng.dirichlet(np.ones(m))
+  q, d, difficulty = rng.uniform(size=(3, k))
+  network = pretraining.make_policy((16, 16), 0.3)
+  params = _policy_params(network)
+  gaps = rng.normal(size=m) * 0.1
+  summary = jnp.asarray(rng.uniform(size=4), jnp.float32)
+
+  def scores(order):
+    features = np.concatenate([q[:, None], u[:, order], d[:, None], difficulty[:, None],
+                               np.broadcast_to(w[order], (k, m))], 1)
+    f = inputs.invariant_candidate_features(jnp.asarray(features, jnp.float32), m)
+    s = inputs.invariant_round_state(0.7, 1.1, 0.05, gaps[order], w[order], -0.2, 3.0, 0.1,
+                                     summary, num_classes=10)
+    assert f.shape == (k, inputs.INVARIANT_FEATURE_DIM)
+    assert s.shape == (inputs.INVARIANT_STATE_DIM,)
+    return np.asarray(network.apply({"params": params}, f, s))
+
+  base = scores(np.arange(m))
+  for perm in ([3, 2, 1, 0], [1, 3, 0, 2]):
+    np.testing.assert_allclose(scores(np.asarray(perm)), base, rtol=1e-5, atol=1e-6)
+  # ... and a different input does change them (the test can fail).
+  u[0, 0] += 0.5
+  assert not np.allclose(scores(np.arange(m)), base)
+
+
+def test_candidate_scoring_is_the_same_whatever_order_the_modalities_are_listed_in():
+  rng = np.random.default_rng(1)
+  n, c, names = 40, 3, ("x", "y", "z")
+  alphas = {m: jnp.asarray(1 + rng.gamma(1.0, size=(n, c)), jnp.float32) for m in names}
+  features = {m: jnp.asarray(rng.normal(size=(n, 6)), jnp.float32) for m in names}
+  labelled = jnp.asarray(rng.uniform(size=n) < 0.2)
+  weights = {"x": 0.5, "y": 0.2, "z": 0.3}
+
+  def invariant(order):
+    view = PoolView.from_arrays(
+        jnp.full((n, c), 1 / c), {m: alphas[m] / alphas[m].sum(-1, keepdims=True)
+                                  for m in order}, {m: features[m] for m in order}, labelled,
+        modality_alphas={m: alphas[m] for m in order},
+        modality_weights=jnp.asarray([weights[m] for m in order]), modality_names=order)
+    cands = score_candidates(jax.random.key(0), view, 3, kappa=4, diversity="labelled")
+    return cands.positions, inputs.invariant_candidate_features(cands.features, 3)
+
+  pos, feats = invariant(names)
+  pos2, feats2 = invariant(("z", "x", "y"))
+  np.testing.assert_array_equal(pos, pos2)
+  np.testing.assert_allclose(feats, feats2, rtol=1e-5, atol=1e-6)
+
+
+def test_per_modality_and_invariant_widths():
+  assert inputs.input_dims("per_modality", 6) == (15, 16)
+  assert inputs.input_dims("invariant", 6) == inputs.input_dims("invariant", 2) == (7, 16)
+  with pytest.raises(ValueError, match="policy_inputs"):
+    inputs.input_dims("columns", 2)
+
+
+def test_the_truncated_plackett_luce_probability_counts_the_first_draws_only():
+  logits = jnp.asarray([0.5, -0.3, 1.2, 0.0])
+  order = jnp.asarray([2, 0, 3])
+  full2 = policy.plackett_luce_log_prob(logits, order[:2])
+  np.testing.assert_allclose(policy.plackett_luce_log_prob(logits, order, length=2), full2,
+                             rtol=1e-6)
+
+
+def test_episode_spec_names_what_to_change():
+  spec = episodes.EpisodeSpec(names=NAMES, num_classes=4, **dict(SMALL, pool_size=20))
+  with pytest.raises(ValueError, match="pool_size=20 is too small"):
+    spec.check(100)
+  spec = episodes.EpisodeSpec(names=NAMES, num_classes=4, **dict(SMALL, references=("gcn",)))
+  with pytest.raises(ValueError, match="references"):
+    spec.check(100)
+
+
+def _options(**kw):
+  o = pretrain.default_options()
+  o.update(dict(updates=4, batch=2, checkpoint_every=2, pool_size=80, val_size=30,
+                initial=(4, 6), budget=(2, 3), rounds=(1, 2), train_steps=5, progress="off"),
+           **kw)
+  return o
+
+
+def _pretrain_config():
+  return make_tiny_config(**{"al.rlmba.kappa": 4, "al.rlmba.hidden": (8,),
+                             "data.modalities": "fou,kar", "al.rlmba.diversity": "labelled"})
+
+
+@pytest.mark.slow  # three short pretrainings on mfeat
+def test_a_pretraining_killed_and_resumed_ends_with_the_same_parameters(tmp_path, monkeypatch):
+  config = _pretrain_config()
+  straight = pretrain.pretrain_policy(config, str(tmp_path / "straight"), _options())
+  assert straight["update"] == 4
+
+  real_append = pretrain.append_jsonl
+
+  def crash_after_update_3(path, row):
+    real_append(path, row)
+    if row["update"] == 3:  # logged, not yet checkpointed: what a kill there leaves
+      raise Crash("killed after update 3")
+
+  monkeypatch.setattr(pretrain, "append_jsonl", crash_after_update_3)
+  with pytest.raises(Crash):
+    pretrain.pretrain_policy(config, str(tmp_path / "resumed"), _options())
+  monkeypatch.setattr(pretrain, "append_jsonl", real_append)
+  pretrain.pretrain_policy(config, str(tmp_path / "resumed"), _options())
+
+  target = _policy_params(pretraining.make_policy((8,), 0.1))
+  a = pretrain.load_pretrained_params(str(tmp_path / "straight"), (8,), "invariant", target)
+  b = pretrain.load_pretrained_params(str(tmp_path / "resumed"), (8,), "invariant", target)
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+  fresh = pretraining.pretrain_init(jax.random.key(0), pretraining.make_policy((8,), 0.1),
+                                   optax.adam(1e-3)).params
+  moved = [not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(fresh))]
+  assert all(moved)  # every layer learnt, the zero-initialised last one included
+  log = pretrain.read_log(str(tmp_path / "resumed"))
+  assert [r["update"] for r in log] == [1, 2, 3, 4]
+  assert [r["reward"] for r in log] == [r["reward"] for r in
+                                        pretrain.read_log(str(tmp_path / "straight"))]
+
+  # Other values in the same workdir are refused, naming them; wrong use is refused too.
+  with pytest.raises(WorkdirError, match="learning_rate"):
+    pretrain.pretrain_policy(config, str(tmp_path / "straight"), _options(learning_rate=0.1))
+  with pytest.raises(WorkdirError, match="policy_inputs=invariant"):
+    pretrain.load_pretrained_params(str(tmp_path / "straight"), (8,), "per_modality", target)
+  with pytest.raises(WorkdirError, match="hidden"):
+    pretrain.load_pretrained_params(str(tmp_path / "straight"), (16,), "invariant", target)
+  with open(tmp_path / "straight" / "pretrain.json") as f:
+    assert json.load(f)["source"] == "uci_mfeat"
+
+
+@pytest.mark.slow  # a pretraining, then an RL-MBA run
+def test_an_experiment_starts_its_policy_from_a_pretraining(tmp_path):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment.loop import run  # pylint: disable=g-import-not-at-top
+  pretrain.pretrain_policy(_pretrain_config(), str(tmp_path / "pre"),
+                           _options(updates=2, learning_rate=0.05))
+  target = _policy_params(pretraining.make_policy((8,), 0.1))
+  pretrained = pretrain.load_pretrained_params(str(tmp_path / "pre"), (8,), "invariant",
+                                               target)
+  rlmba = {"al.strategy": "rlmba", "al.rounds": 1, "al.rlmba.kappa": 4,
+           "al.rlmba.hidden": (8,), "al.rlmba.reward": "absolute",
+           "al.rlmba.init_from": str(tmp_path / "pre"), "model.head": "evidential",
+           "model.fusion": "evidence", "train.num_epochs": 3, "data.modalities": "fou,kar"}
+  run(make_tiny_config(**rlmba, **{"al.rlmba.policy_inputs": "invariant"}),
+      str(tmp_path / "run"))
+  # Round 0's checkpoint holds the policy before any online update: the pretrained one.
+  stored = ocp.PyTreeCheckpointer().restore(str(tmp_path / "run" / "checkpoints" / "0" /
+                                                "state"))
+  for got, want in zip(jax.tree.leaves(stored["policy"]["params"]),
+                       jax.tree.leaves(pretrained)):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+  with open(tmp_path / "run" / "rounds.jsonl") as f:
+    assert "policy" in [json.loads(l) for l in f][1]  # the online REINFORCE went on
+
+  with pytest.raises(WorkdirError, match="policy_inputs=invariant"):
+    run(make_tiny_config(**rlmba), str(tmp_path / "bad"))
