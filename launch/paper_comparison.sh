@@ -8,7 +8,12 @@
 #      values (kappa = 5) and our defaults where it is silent (`rlmba`), with the tuned values
 #      (`rlmba_tuned`; `rlmba_tuned_full` with AMCB and EFDA on whatever the search chose),
 #      the paper's Table B ablations (AMCB and EFDA set explicitly), the three rewards, and
-#      for av_digits RL-MBA with mfeat's tuned values (`rlmba_mfeat_tuned`: transfer).
+#      for av_digits RL-MBA with mfeat's tuned values (`rlmba_mfeat_tuned`: transfer);
+#   4. the pretrained policies (issue 18): launch/pretrain_policy.py on mfeat's and on
+#      av_digits' simulated episodes (each with its own tuned values; pool labels only), then
+#      rows `rlmba_invariant` (the tuned RL-MBA with the modality-invariant policy inputs,
+#      untrained) and `rlmba_pretrained_<source>` (the same, its policy started from the
+#      pretraining on <source>: transfer from the other data set, in-domain from its own).
 # Every stage is resumable: re-running the script finishes what is missing (and, once all
 # runs are done, only rewrites the reports; results/<data set>_paper/reading.md, the written
 # analysis, is appended to report.md).
@@ -18,7 +23,8 @@
 #     --refine_space=al.rlmba.diversity=labelled;modality.amcb=true|false;al.rlmba.efda=true|false" \
 #     bash launch/paper_comparison.sh av_digits       # results/av_digits_paper as committed
 #
-# Env: OUT (runs/<data set>_paper), TRIALS (24), REFINE (3), WORKERS (2), RESULTS
+# Env: PRETRAIN (runs/pretrain: the pretrained policies), NO_PRETRAIN=1 (leave out stage 4),
+# OUT (runs/<data set>_paper), TRIALS (24), REFINE (3), WORKERS (2), RESULTS
 # (results/<data set>_paper), FSDD (../shared/data/fsdd), TUNE_EXTRA (more launch/tune.py
 # flags, e.g. --include=... --refine_space=...); TUNED=path/tuning.json skips the
 # search and takes its chosen values (e.g. another data set's search); REPORT_ONLY=1 runs
@@ -52,6 +58,24 @@ if [ -z "$tuned" ] && [ -z "${REPORT_ONLY:-}" ]; then
 fi
 tuned=${tuned:-$out/tune/tuning.json}
 
+fsdd=$(realpath "${FSDD:-../shared/data/fsdd}")
+pre=$(realpath -m "${PRETRAIN:-runs/pretrain}")
+pretrained=""
+if [ -z "${NO_PRETRAIN:-}" ]; then
+  if [ -z "${REPORT_ONLY:-}" ]; then  # resumable; nothing to do once both are done
+    python launch/pretrain_policy.py --config=configs/mfeat.py:tuned --workdir="$pre/mfeat" \
+      --updates=150 --batch=16 --learning_rate=3e-3
+    python launch/pretrain_policy.py --config=configs/av_digits.py:tuned \
+      --config.data.manual_dir="$fsdd" --workdir="$pre/av_digits" \
+      --updates=400 --batch=16 --learning_rate=3e-3
+  fi
+  invariant="rlmba{tuned}/al.rlmba.policy_inputs=invariant"
+  pretrained=",rlmba_invariant=$invariant"
+  for src in mfeat av_digits; do
+    pretrained+=",rlmba_pretrained_$src=$invariant/al.rlmba.init_from=$pre/$src"
+  done
+fi
+
 baselines=random,entropy,margin,least_confidence,bald,coreset,kmeans,badge,bmmal,deepfool,gcnal
 rlmba="rlmba,rlmba_tuned=rlmba{tuned}"
 if [ "$ds" = av_digits ]; then  # transfer: the values mfeat's search chose
@@ -70,7 +94,7 @@ python launch/sweep.py --config="$cfg" --workdir="$out/compare" --seeds=5 --work
   "${only[@]}" \
   --tuned="$tuned" --reading="$results/reading.md" "${extra[@]}" \
   --title="$ds, paper protocol: eleven baselines, RL-MBA (paper values and tuned), ablations, rewards" \
-  --strategies="$baselines,$rlmba,$ablations,$rewards"
+  --strategies="$baselines,$rlmba,$ablations,$rewards$pretrained"
 
 mkdir -p "$results"
 cp "$out/compare/report.md" "$out/compare/"*.png "$results/"

@@ -170,3 +170,5 @@ def test_sweep_entries_parse_labels_and_overrides():
       "no_amcb", "rlmba", {"modality.amcb": "false", "al.rlmba.kappa": "2"})
   with pytest.raises(ValueError, match="is not key=value"):
     sweep.parse_entry("x=rlmba/oops")
+  assert sweep.parse_entry("p=rlmba/al.rlmba.init_from=/w/runs/pre/mfeat/al.rlmba.kappa=10") == (
+      "p", "rlmba", {"al.rlmba.init_from": "/w/runs/pre/mfeat", "al.rlmba.kappa": "10"})

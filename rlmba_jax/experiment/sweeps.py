@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -27,13 +28,26 @@ class Job(NamedTuple):
   workdir: str
 
 
+_KEY = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
+
+
 def parse_entry(entry: str) -> tuple[str, str, dict[str, str]]:
-  """``"lbl=name/k=v/k=v"`` -> (label, strategy, overrides); ``"name"`` -> (name, name, {})."""
+  """``"lbl=name/k=v/k=v"`` -> (label, strategy, overrides); ``"name"`` -> (name, name, {}).
+
+  A value may hold ``/`` (a path: ``.../al.rlmba.init_from=/runs/pretrain/mfeat``): a piece
+  that does not start with a dotted ``key=`` belongs to the value before it.
+  """
   if "=" not in entry.split("/")[0]:
     label, rest = entry, entry
   else:
     label, rest = entry.split("=", 1)
-  strategy, *pairs = rest.split("/")
+  strategy, *pieces = rest.split("/")
+  pairs: list[str] = []
+  for piece in pieces:
+    if pairs and not _KEY.match(piece) and "=" in pairs[-1]:
+      pairs[-1] += "/" + piece
+    else:
+      pairs.append(piece)
   overrides = {}
   for pair in pairs:
     if "=" not in pair:
