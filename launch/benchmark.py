@@ -11,6 +11,7 @@ r"""Times the pieces of one active-learning round on the current device.
   python launch/benchmark.py --which=round --pool_sizes=100000 --strategy=rlmba
   python launch/benchmark.py --which=scaling --strategies=entropy,badge,rlmba \
       --pool_sizes=10000,30000,100000,300000,1000000
+  python launch/benchmark.py --which=episodes --episode_batches=1,16,64
 
 ``badge`` takes the same flags as ``../shared/bench/torch_reference.py --which badge`` and
 prints the same fields (``select_s``), so the two can be run side by side on one card.
@@ -28,7 +29,12 @@ modalities of D/2 features each, C classes and ``--labelled`` labelled examples,
 with its flags (``--batch``, ``--infer_batch``, ``--amp``, ``--warmup``, ``--steps``; the first
 of ``--classes``) and fields, on our classifier: one jitted step with buffer donation,
 synthetic inputs of the real shapes on the device, compile time reported separately.
-``pipeline`` measures the input pipelines of the paper's data sets at the
+``episodes`` times one policy-pretraining update (``policy.pretraining``: a vmapped batch of
+simulated episodes, the policy's run and the random and BADGE references, then the
+REINFORCE step) on a synthetic source of mfeat's shape (1,400 rows, six views of 76, 216,
+64, 240, 47 and 6 features, 10 classes) with ``launch/pretrain_policy.py``'s default
+episodes, for each of ``--episode_batches``: episodes per second and XLA's working memory
+per episode. ``pipeline`` measures the input pipelines of the paper's data sets at the
 paper's sizes (Food-101 photos of 384-512 px to 224 crops + 100 tokens; 10 frames of 256 x 340
 to 5 x 112 x 112 + 10 s of audio to a 257 x 504 log-STFT) on a fixture written in the real
 layout: decoded and augmented records per second for each grain worker count.
@@ -57,7 +63,7 @@ from rlmba_jax.train import Trainer, make_optimizer
 _WHICH = flags.DEFINE_enum(
     "which", "mfeat_round",
     ["mfeat_round", "badge", "bmmal", "rlmba_select", "select", "scaling", "round",
-     "strategies", "pipeline", "av_train", "av_infer", "it_train"],
+     "strategies", "pipeline", "av_train", "av_infer", "it_train", "episodes"],
     "Workload.")
 _BATCH = flags.DEFINE_integer("batch", 32, "av_train / it_train: batch size.")
 _INFER_BATCH = flags.DEFINE_integer("infer_batch", 256, "av_infer: batch size.")
@@ -91,6 +97,8 @@ _CLASSES = flags.DEFINE_list("classes", ["31", "309"], "strategies: class counts
 _FEATURES = flags.DEFINE_integer("features", 1024, "strategies: fused feature width D.")
 _PICKS = flags.DEFINE_integer("picks", 1000, "strategies: picks b.")
 _LABELLED = flags.DEFINE_integer("labelled", 1000, "strategies: labelled examples.")
+_EPISODE_BATCHES = flags.DEFINE_list("episode_batches", ["1", "16"],
+                                     "episodes: episodes per update (vmapped) to time.")
 _STRATEGIES = flags.DEFINE_list(
     "strategies", ["random", "entropy", "margin", "least_confidence", "bald", "coreset",
                    "kmeans", "badge", "bmmal", "deepfool", "gcnal", "rlmba"],
@@ -491,6 +499,47 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
   return [row]
 
 
+def episodes(batches, repeats):
+  """Episodes per second of policy pretraining at each batch size (module docstring)."""
+  import optax  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment import pretrain  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.policy import episodes as episodes_lib, pretraining  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  widths, n, classes = (76, 216, 64, 240, 47, 6), 1400, 10
+  labels = rng.integers(0, classes, n)
+  source = episodes_lib.EpisodeSource(
+      tuple(jax.numpy.asarray(rng.normal(size=(classes, d))[labels]
+                              + rng.normal(size=(n, d)), jax.numpy.float32) for d in widths),
+      jax.numpy.asarray(labels, jax.numpy.int32))
+  names = tuple(f"view{i}" for i in range(len(widths)))
+  config = default_config()
+  # mfeat's tuned RL-MBA values (configs/mfeat.py:tuned)
+  config.al.rlmba.kappa, config.al.rlmba.beta = 10, 0.25
+  config.al.rlmba.diversity, config.al.rlmba.prior_temperature = "labelled", 1.0
+  spec = pretrain.episode_spec(config, names, classes, pretrain.default_options())
+  network = pretraining.make_policy(config.al.rlmba.hidden, config.al.rlmba.prior_temperature)
+  optimizer = optax.adam(1e-3)
+  state = pretraining.pretrain_init(jax.random.key(0), network, optimizer)
+  step = pretraining.jitted_step(spec, network, optimizer, 0.01)
+  rows = []
+  for batch in batches:
+    keys = pretraining.episode_keys(0, 0, batch)
+    t0 = time.perf_counter()
+    compiled = step.lower(state, source, keys).compile()
+    compile_s = time.perf_counter() - t0
+    memory = compiled.memory_analysis()
+    _, seconds = _timed(lambda: compiled(state, source, keys), repeats)
+    row = dict(workload="episodes", batch=batch, device=_device(),
+               num_devices=jax.device_count(), compile_s=round(compile_s, 3),
+               update_s=round(seconds, 4), episodes_per_s=round(batch / seconds, 2),
+               rounds_max=spec.rounds[1], pool_size=spec.pool_size,
+               train_steps=spec.train_steps)
+    if memory is not None:
+      row["temp_mb_per_episode"] = round(memory.temp_size_in_bytes / batch / 2**20, 3)
+    rows.append(row)
+  return rows
+
+
 def main(argv):
   del argv
   configure_logging()
@@ -518,6 +567,8 @@ def main(argv):
                            _STRATEGY.value, _ROUND_MODEL.value, int(_CLASSES.value[0]),
                            _EVAL_ROWS.value, _AMP.value, _FILTERS.value)[0]
             for n in _POOL_SIZES.value]
+  elif _WHICH.value == "episodes":
+    rows = episodes([int(b) for b in _EPISODE_BATCHES.value], _REPEATS.value)
   else:
     rows = strategies(_STRATEGIES.value, [int(n) for n in _POOL_SIZES.value],
                       [int(c) for c in _CLASSES.value], _FEATURES.value, _PICKS.value,

@@ -29,3 +29,5 @@ T=200 ref --which av_train --batch 32 --amp --compile
 ours --which=round --pool_sizes=100000 --strategy=rlmba --labels=1000 --picks=1000 --epochs=10
 T=240 ours --which=scaling --strategies=badge,rlmba \
     --pool_sizes=10000,30000,100000,300000,1000000 --repeats=2
+# policy pretraining: simulated episodes per second, one at a time and vmapped (issue 18)
+ours --which=episodes --episode_batches=1,16,64,256 --repeats=3
