@@ -140,6 +140,7 @@ def pretrain_policy(config: ml_collections.ConfigDict, workdir: str,
   step = pretraining_lib.jitted_step(spec, network, optimizer, options.entropy_weight)
   bar = _progress(options, int(state.step))
   last: dict[str, Any] = {}
+  recent: list[float] = []  # rewards of this invocation's updates (the bar's running mean)
   try:
     while int(state.step) < options.updates:
       keys = pretraining_lib.episode_keys(options.seed, state.step, options.batch)
@@ -154,8 +155,10 @@ def pretrain_policy(config: ml_collections.ConfigDict, workdir: str,
       if int(state.step) % options.checkpoint_every == 0 or int(state.step) == options.updates:
         checkpointer.save(int(state.step), state, {"update": int(state.step)})
       if bar is not None:
+        recent.append(info["reward"])
         bar.update(1)
-        bar.set_postfix(reward=f"{info['reward']:+.4f}", eps=f"{options.batch / seconds:.1f}/s")
+        bar.set_postfix(running_reward=f"{sum(recent[-20:]) / len(recent[-20:]):+.4f}",
+                        episodes=f"{options.batch / seconds:.1f}/s")
   finally:
     checkpointer.close()
     if bar is not None:
