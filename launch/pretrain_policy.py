@@ -45,6 +45,9 @@ _STEPS = flags.DEFINE_integer("train_steps", _defaults.train_steps,
                               "Adam steps of the inner learner per round")
 _REFS = flags.DEFINE_list("references", list(_defaults.references),
                           "reference strategies of the relative reward")
+_EVALUATE = flags.DEFINE_integer(
+    "evaluate_episodes", 0, "after pretraining, compare the policy with the untrained one on "
+    "this many held-out episodes (WORKDIR/evaluation.json; 0: skip)")
 _PROGRESS = flags.DEFINE_enum("progress", "auto", ["auto", "on", "off"], "progress bar")
 
 
@@ -71,6 +74,9 @@ def main(argv):
                                    _pair("rounds", _ROUNDS.value))
   o.train_steps, o.references, o.progress = _STEPS.value, tuple(_REFS.value), _PROGRESS.value
   last = pretrain.pretrain_policy(_CONFIG.value, _WORKDIR.value, o)
+  if _EVALUATE.value:
+    print("held-out episodes:", pretrain.evaluate_pretrained(_CONFIG.value, _WORKDIR.value, o,
+                                                             episodes=_EVALUATE.value))
   print(f"pretrained to update {last.get('update', o.updates)}: {last}; use it with "
         f"--config.al.rlmba.init_from={_WORKDIR.value} "
         "--config.al.rlmba.policy_inputs=invariant")

@@ -197,8 +197,13 @@ def test_a_pretraining_killed_and_resumed_ends_with_the_same_parameters(tmp_path
 def test_an_experiment_starts_its_policy_from_a_pretraining(tmp_path):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.loop import run  # pylint: disable=g-import-not-at-top
-  pretrain.pretrain_policy(_pretrain_config(), str(tmp_path / "pre"),
-                           _options(updates=2, learning_rate=0.05))
+  options = _options(updates=2, learning_rate=0.05)
+  pretrain.pretrain_policy(_pretrain_config(), str(tmp_path / "pre"), options)
+  held_out = pretrain.evaluate_pretrained(_pretrain_config(), str(tmp_path / "pre"), options,
+                                          episodes=2, batch=2)
+  assert held_out["episodes"] == 2 and np.isfinite(held_out["reward_difference"])
+  with open(tmp_path / "pre" / "evaluation.json") as f:
+    assert json.load(f) == held_out
   target = _policy_params(pretraining.make_policy((8,), 0.1))
   pretrained = pretrain.load_pretrained_params(str(tmp_path / "pre"), (8,), "invariant",
                                                target)
