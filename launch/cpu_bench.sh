@@ -26,3 +26,5 @@ ours --which=av_infer --infer_batch=16 --warmup=1 --steps=2
 theirs --which av_infer --infer_batch 16 --warmup 1 --steps 2
 ours --which=av_train --batch=8 --warmup=1 --steps=2
 theirs --which av_train --batch 8 --warmup 1 --steps 2
+# policy pretraining: simulated episodes per second, one at a time and vmapped (issue 18)
+ours --which=episodes --episode_batches=1,4,16 --repeats=3
