@@ -24,7 +24,6 @@ interrupted.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -54,7 +53,7 @@ from rlmba_jax.experiment.rounds import (RoundEnv, RoundState, evaluate_round,
                                          initial_state, make_env, round_keys, round_record,
                                          select_round, train_round, update_modality_weights,
                                          update_policy)
-from rlmba_jax.experiment.workdir import claim
+from rlmba_jax.experiment.workdir import claim, read_stored_json
 from rlmba_jax.models import build_model
 from rlmba_jax.models.pretrained import (PretrainedWeightsError, convert_state_dict,
                                          load_safetensors)
@@ -77,13 +76,7 @@ def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
       raise WorkdirError(f"{workdir} holds a ledger.jsonl but no config.json; it is not a "
                          "workdir of this tool. Choose another --workdir.")
     return
-  try:
-    with open(path) as f:
-      stored = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise WorkdirError(f"{path} is unreadable ({e}); nothing was changed. Restore it or "
-                       "choose another --workdir.") from e
-  diffs = config_differences(stored, config)
+  diffs = config_differences(read_stored_json(path), config)
   if diffs:
     raise WorkdirError(
         f"{workdir} holds a run with a different config; nothing was changed. Use another "

@@ -35,6 +35,7 @@ from rlmba_jax.experiment.checkpoint import RoundCheckpointer
 from rlmba_jax.experiment.errors import WorkdirError
 from rlmba_jax.experiment.io import append_jsonl, write_atomic, write_json
 from rlmba_jax.experiment.progress import progress_wanted
+from rlmba_jax.experiment.workdir import read_stored_json
 from rlmba_jax.policy import episodes as episodes_lib
 from rlmba_jax.policy import pretraining as pretraining_lib
 
@@ -90,13 +91,7 @@ def _check_manifest(workdir: str, manifest: dict[str, Any]) -> None:
     os.makedirs(workdir, exist_ok=True)
     write_json(path, manifest)
     return
-  try:
-    with open(path) as f:
-      stored = json.load(f)
-  except (OSError, json.JSONDecodeError) as e:
-    raise WorkdirError(f"{path} is unreadable ({e}); nothing was changed. Restore it or "
-                       "choose another --workdir.") from e
-  stored_norm = json.loads(json.dumps(stored))
+  stored_norm = json.loads(json.dumps(read_stored_json(path)))
   given = json.loads(json.dumps(manifest))
   diffs = sorted(k for k in set(stored_norm) | set(given) if stored_norm.get(k) != given.get(k))
   if diffs:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import socket
@@ -70,3 +71,14 @@ def claim(workdir: str, *, lock: bool = True) -> Iterator[None]:
   finally:
     if handle is not None:
       handle.close()
+
+
+def read_stored_json(path: str):
+  """What a workdir's JSON record (``config.json``, ``pretrain.json``) holds; a
+  ``WorkdirError`` that changes nothing when it cannot be read."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError) as e:
+    raise WorkdirError(f"{path} is unreadable ({e}); nothing was changed. Restore it or "
+                       "choose another --workdir.") from e
