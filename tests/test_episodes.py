@@ -139,8 +139,8 @@ def test_episode_spec_names_what_to_change():
 def _options(**kw):
   o = pretrain.default_options()
   o.update(dict(updates=4, batch=2, checkpoint_every=2, pool_size=80, val_size=30,
-                initial=(4, 6), budget=(2, 3), rounds=(1, 2), train_steps=5, progress="off"),
-           **kw)
+                initial=(4, 6), budget=(2, 3), rounds=(1, 2), train_steps=5,
+                references=("random",), learning_rate=0.05, progress="off"), **kw)
   return o
 
 
@@ -149,12 +149,25 @@ def _pretrain_config():
                              "data.modalities": "fou,kar", "al.rlmba.diversity": "labelled"})
 
 
-@pytest.mark.slow  # three short pretrainings on mfeat
-def test_a_pretraining_killed_and_resumed_ends_with_the_same_parameters(tmp_path, monkeypatch):
-  config = _pretrain_config()
-  straight = pretrain.pretrain_policy(config, str(tmp_path / "straight"), _options())
-  assert straight["update"] == 4
+def _params(workdir, hidden=(8,), inputs_kind="invariant"):
+  fresh = pretraining.pretrain_init(jax.random.key(0), pretraining.make_policy((8,), 0.1),
+                                    optax.adam(1e-3)).params
+  return fresh, pretrain.load_pretrained_params(str(workdir), hidden, inputs_kind, fresh)
 
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+  """A short pretraining run straight through (4 updates, checkpoints at 2 and 4)."""
+  workdir = tmp_path_factory.mktemp("pretrain") / "straight"
+  last = pretrain.pretrain_policy(_pretrain_config(), str(workdir), _options())
+  assert last["update"] == 4
+  return workdir
+
+
+@pytest.mark.slow  # two more short pretrainings on mfeat
+def test_a_pretraining_killed_and_resumed_ends_with_the_same_parameters(
+    pretrained, tmp_path, monkeypatch):
+  config = _pretrain_config()
   real_append = pretrain.append_jsonl
 
   def crash_after_update_3(path, row):
@@ -168,48 +181,41 @@ def test_a_pretraining_killed_and_resumed_ends_with_the_same_parameters(tmp_path
   monkeypatch.setattr(pretrain, "append_jsonl", real_append)
   pretrain.pretrain_policy(config, str(tmp_path / "resumed"), _options())
 
-  target = _policy_params(pretraining.make_policy((8,), 0.1))
-  a = pretrain.load_pretrained_params(str(tmp_path / "straight"), (8,), "invariant", target)
-  b = pretrain.load_pretrained_params(str(tmp_path / "resumed"), (8,), "invariant", target)
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+  fresh, straight = _params(pretrained)
+  _, resumed = _params(tmp_path / "resumed")
+  for x, y in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
-  fresh = pretraining.pretrain_init(jax.random.key(0), pretraining.make_policy((8,), 0.1),
-                                   optax.adam(1e-3)).params
-  moved = [not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(fresh))]
+  moved = [not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(straight),
+                                                    jax.tree.leaves(fresh))]
   assert all(moved)  # every layer learnt, the zero-initialised last one included
   log = pretrain.read_log(str(tmp_path / "resumed"))
   assert [r["update"] for r in log] == [1, 2, 3, 4]
-  assert [r["reward"] for r in log] == [r["reward"] for r in
-                                        pretrain.read_log(str(tmp_path / "straight"))]
+  assert [r["reward"] for r in log] == [r["reward"] for r in pretrain.read_log(str(pretrained))]
 
   # Other values in the same workdir are refused, naming them; wrong use is refused too.
   with pytest.raises(WorkdirError, match="learning_rate"):
-    pretrain.pretrain_policy(config, str(tmp_path / "straight"), _options(learning_rate=0.1))
+    pretrain.pretrain_policy(config, str(pretrained), _options(learning_rate=0.1))
   with pytest.raises(WorkdirError, match="policy_inputs=invariant"):
-    pretrain.load_pretrained_params(str(tmp_path / "straight"), (8,), "per_modality", target)
+    _params(pretrained, inputs_kind="per_modality")
   with pytest.raises(WorkdirError, match="hidden"):
-    pretrain.load_pretrained_params(str(tmp_path / "straight"), (16,), "invariant", target)
-  with open(tmp_path / "straight" / "pretrain.json") as f:
+    _params(pretrained, hidden=(16,))
+  with open(pretrained / "pretrain.json") as f:
     assert json.load(f)["source"] == "uci_mfeat"
 
 
-@pytest.mark.slow  # a pretraining, then an RL-MBA run
-def test_an_experiment_starts_its_policy_from_a_pretraining(tmp_path):
+@pytest.mark.slow  # an RL-MBA run from the pretraining, and held-out episodes
+def test_an_experiment_starts_its_policy_from_a_pretraining(pretrained, tmp_path):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.loop import run  # pylint: disable=g-import-not-at-top
-  options = _options(updates=2, learning_rate=0.05)
-  pretrain.pretrain_policy(_pretrain_config(), str(tmp_path / "pre"), options)
-  held_out = pretrain.evaluate_pretrained(_pretrain_config(), str(tmp_path / "pre"), options,
+  held_out = pretrain.evaluate_pretrained(_pretrain_config(), str(pretrained), _options(),
                                           episodes=2, batch=2)
   assert held_out["episodes"] == 2 and np.isfinite(held_out["reward_difference"])
-  with open(tmp_path / "pre" / "evaluation.json") as f:
+  with open(pretrained / "evaluation.json") as f:
     assert json.load(f) == held_out
-  target = _policy_params(pretraining.make_policy((8,), 0.1))
-  pretrained = pretrain.load_pretrained_params(str(tmp_path / "pre"), (8,), "invariant",
-                                               target)
+
   rlmba = {"al.strategy": "rlmba", "al.rounds": 1, "al.rlmba.kappa": 4,
            "al.rlmba.hidden": (8,), "al.rlmba.reward": "absolute",
-           "al.rlmba.init_from": str(tmp_path / "pre"), "model.head": "evidential",
+           "al.rlmba.init_from": str(pretrained), "model.head": "evidential",
            "model.fusion": "evidence", "train.num_epochs": 3, "data.modalities": "fou,kar"}
   run(make_tiny_config(**rlmba, **{"al.rlmba.policy_inputs": "invariant"}),
       str(tmp_path / "run"))
@@ -217,7 +223,7 @@ def test_an_experiment_starts_its_policy_from_a_pretraining(tmp_path):
   stored = ocp.PyTreeCheckpointer().restore(str(tmp_path / "run" / "checkpoints" / "0" /
                                                 "state"))
   for got, want in zip(jax.tree.leaves(stored["policy"]["params"]),
-                       jax.tree.leaves(pretrained)):
+                       jax.tree.leaves(_params(pretrained)[1])):
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
   with open(tmp_path / "run" / "rounds.jsonl") as f:
     assert "policy" in [json.loads(l) for l in f][1]  # the online REINFORCE went on

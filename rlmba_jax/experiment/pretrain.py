@@ -17,6 +17,7 @@ checkpoint (``load_pretrained_params``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -109,6 +110,17 @@ def _truncate_log(path: str, updates_done: int) -> None:
   write_atomic(path, "".join(lines))
 
 
+@functools.lru_cache(maxsize=4)
+def _policy_step(spec: episodes_lib.EpisodeSpec, hidden: tuple[int, ...],
+                 prior_temperature: float, learning_rate: float, entropy_weight: float):
+  """(network, optimiser, jitted update), one per set of values in a process, so a resumed
+  or repeated pretraining in the same process does not trace the update again."""
+  network = pretraining_lib.make_policy(hidden, prior_temperature)
+  optimizer = optax.adam(learning_rate)
+  return network, optimizer, pretraining_lib.jitted_step(spec, network, optimizer,
+                                                         entropy_weight)
+
+
 def pretrain_policy(config: ml_collections.ConfigDict, workdir: str,
                     options: ml_collections.ConfigDict | None = None) -> dict[str, Any]:
   """Runs (or resumes) a pretraining; -> the last update's figures."""
@@ -118,9 +130,9 @@ def pretrain_policy(config: ml_collections.ConfigDict, workdir: str,
   source = episodes_lib.episode_source(data.pool, names)
   spec = episode_spec(config, names, data.num_classes, options)
   spec.check(int(source.labels.shape[0]))
-  network = pretraining_lib.make_policy(config.al.rlmba.hidden,
-                                        config.al.rlmba.prior_temperature)
-  optimizer = optax.adam(options.learning_rate)
+  network, optimizer, step = _policy_step(spec, tuple(config.al.rlmba.hidden),
+                                          config.al.rlmba.prior_temperature,
+                                          options.learning_rate, options.entropy_weight)
   _check_manifest(workdir, _manifest(config, spec, options))
 
   checkpointer = RoundCheckpointer(os.path.join(workdir, "checkpoints"), 2)
@@ -133,7 +145,6 @@ def pretrain_policy(config: ml_collections.ConfigDict, workdir: str,
   _truncate_log(log_path, int(state.step))
 
   mesh = parallel.make_mesh()
-  step = pretraining_lib.jitted_step(spec, network, optimizer, options.entropy_weight)
   bar = _progress(options, int(state.step))
   last: dict[str, Any] = {}
   recent: list[float] = []  # rewards of this invocation's updates (the bar's running mean)
