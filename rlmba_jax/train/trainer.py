@@ -155,6 +155,11 @@ def lr_factor(epoch: jnp.ndarray, step: jnp.ndarray, steps_per_epoch: jnp.ndarra
   Linear warm-up ``(global step + 1) / warm-up steps`` over the first ``warmup_epochs``
   epochs (the reference code's per-step warm-up), then ``decay`` for each milestone epoch
   passed (PyTorch's ``MultiStepLR``, stepped per epoch). 1 when neither is set.
+
+  Not an optax schedule on purpose: the steps per epoch grow with the labelled set every
+  round and are a traced value inside one compiled round, while ``optax.linear_schedule``
+  and ``optax.piecewise_constant_schedule`` take their step boundaries as Python numbers;
+  building them per round would recompile the round for every labelled-set size.
   """
   factor = jnp.asarray(1.0, jnp.float32)
   if warmup_epochs > 0:
