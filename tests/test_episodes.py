@@ -1,5 +1,6 @@
 """Simulated episodes, the modality-invariant policy inputs, pretraining and its use."""
 
+import functools
 import json
 
 import jax
@@ -10,6 +11,7 @@ import pytest
 
 from conftest import Crash, make_tiny_config
 from rlmba_jax import policy
+from rlmba_jax.data import load_dataset
 from rlmba_jax.experiment import pretrain
 from rlmba_jax.experiment.errors import WorkdirError
 from rlmba_jax.policy import episodes, inputs, pretraining
@@ -19,15 +21,6 @@ from rlmba_jax.selection.rlmba import score_candidates
 NAMES = ("a", "b", "c")
 SMALL = dict(pool_size=60, val_size=24, initial=(4, 6), budget=(2, 3), rounds=(1, 2),
              train_steps=6, kappa=4, annealing_steps=3)
-
-
-def _source(n=100, widths=(5, 7, 3), classes=4, seed=0):
-  rng = np.random.default_rng(seed)
-  labels = rng.integers(0, classes, n)
-  centres = [rng.normal(size=(classes, d)) for d in widths]
-  features = tuple(jnp.asarray(c[labels] + rng.normal(size=(n, c.shape[1])), jnp.float32)
-                   for c in centres)
-  return episodes.EpisodeSource(features, jnp.asarray(labels, jnp.int32))
 
 
 def _policy_params(network, seed=1):
@@ -41,24 +34,29 @@ def _policy_params(network, seed=1):
 
 
 def test_a_vmapped_episode_equals_the_same_episode_run_alone():
-  spec = episodes.EpisodeSpec(names=NAMES, num_classes=4, **SMALL)
-  source = _source()
-  spec.check(100)
-  network = pretraining.make_policy((8,), 0.5)
+  # The spec, source and batch of the pretraining tests below (one compiled simulation).
+  config = _pretrain_config()
+  data = load_dataset(config.data)
+  names = tuple(m.name for m in data.modalities)
+  spec = pretrain.episode_spec(config, names, data.num_classes, _options())
+  source = episodes.episode_source(data.pool, names)
+  spec.check(source.labels.shape[0])
+  network = pretraining.make_policy((8,), config.al.rlmba.prior_temperature)
   params = _policy_params(network)
-  keys = jax.random.split(jax.random.key(3), 3)
-  batch = jax.jit(lambda k: episodes.simulate_episodes(spec, network, params, source, k))(keys)
-  one = jax.jit(lambda k: episodes.simulate_episode(spec, network, params, source, k))
-  for i in range(3):
-    alone = one(keys[i])
+  keys = jax.random.split(jax.random.key(3), 2)
+  batch = pretraining.jitted_simulation(spec, network)(params, source, keys)
+  one = jax.jit(functools.partial(episodes.simulate_episode, spec, network))
+  for i in range(2):
+    alone = one(params, source, keys[i])
     for got, want in zip(jax.tree.leaves(jax.tree.map(lambda x: x[i], batch)),
                          jax.tree.leaves(alone)):
       np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
-  # The references ran on the same episode: same round-0 model, so same round-0 top-1.
-  np.testing.assert_allclose(batch.reference_top1[:, :, 0],
-                             np.repeat(batch.policy_top1[:, None, 0], 2, 1))
+  # The reference ran on the same episode: same round-0 model, so same round-0 top-1.
+  np.testing.assert_allclose(batch.reference_top1[:, 0, 0], batch.policy_top1[:, 0])
   assert np.all(np.asarray(batch.rewards)[~np.asarray(batch.active)] == 0)
   assert set(np.asarray(batch.budget)) <= {2, 3} and set(np.asarray(batch.rounds)) <= {1, 2}
+  assert batch.transitions.candidate_features.shape == (2, 2, spec.num_candidates,
+                                                        inputs.INVARIANT_FEATURE_DIM)
 
 
 def test_invariant_inputs_give_the_same_scores_under_a_permutation_of_modalities():
@@ -213,10 +211,11 @@ def test_an_experiment_starts_its_policy_from_a_pretraining(pretrained, tmp_path
   with open(pretrained / "evaluation.json") as f:
     assert json.load(f) == held_out
 
-  rlmba = {"al.strategy": "rlmba", "al.rounds": 1, "al.rlmba.kappa": 4,
-           "al.rlmba.hidden": (8,), "al.rlmba.reward": "absolute",
-           "al.rlmba.init_from": str(pretrained), "model.head": "evidential",
-           "model.fusion": "evidence", "train.num_epochs": 3, "data.modalities": "fou,kar"}
+  # Pretrained on two modalities, used on all six: the invariant inputs do not depend on M.
+  # (The classifier of test_rlmba_loop.py's runs: its compiled programs are shared.)
+  rlmba = {"al.strategy": "rlmba", "al.rounds": 1, "al.rlmba.hidden": (8,),
+           "al.rlmba.reward": "absolute", "al.rlmba.init_from": str(pretrained),
+           "model.head": "evidential", "model.fusion": "evidence", "train.num_epochs": 10}
   run(make_tiny_config(**rlmba, **{"al.rlmba.policy_inputs": "invariant"}),
       str(tmp_path / "run"))
   # Round 0's checkpoint holds the policy before any online update: the pretrained one.

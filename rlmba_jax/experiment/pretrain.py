@@ -190,13 +190,13 @@ def evaluate_pretrained(config: ml_collections.ConfigDict, workdir: str,
   fresh = pretraining_lib.pretrain_init(jax.random.key(options.seed), network,
                                         optax.adam(options.learning_rate)).params
   trained = load_pretrained_params(workdir, config.al.rlmba.hidden, "invariant", fresh)
-  simulate = jax.jit(lambda p, k: episodes_lib.simulate_episodes(spec, network, p, source, k))
+  simulate = pretraining_lib.jitted_simulation(spec, network)
   figures = {}
   for name, params in (("untrained", fresh), ("pretrained", trained)):
     rewards, gains = [], []
     for start in range(0, episodes, batch):
       keys = jax.random.split(jax.random.fold_in(jax.random.key(seed), start), batch)
-      out = simulate(params, keys)
+      out = simulate(params, source, keys)
       active = np.asarray(out.active, np.float64)
       rewards.append(np.asarray(out.rewards).sum(1) / active.sum(1))
       gains.append(np.asarray(out.policy_top1[:, -1] - out.reference_top1[:, :, -1].mean(1)))

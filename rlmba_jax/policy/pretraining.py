@@ -105,6 +105,11 @@ def episode_keys(seed: int, step: jnp.ndarray, batch: int) -> jax.Array:
   return jax.random.split(jax.random.fold_in(jax.random.key(seed), step), batch)
 
 
+def jitted_simulation(spec: EpisodeSpec, network: CandidatePolicy):
+  """``(params, source, keys [B]) -> EpisodeOutcome``, jitted (no policy update)."""
+  return jax.jit(functools.partial(simulate_episodes, spec, network))
+
+
 def jitted_step(spec: EpisodeSpec, network: CandidatePolicy,
                 optimizer: optax.GradientTransformation, entropy_weight: float):
   return jax.jit(functools.partial(pretrain_step, spec=spec, network=network,
