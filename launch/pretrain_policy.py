@@ -15,12 +15,17 @@ values with ``:tuned``). A progress bar shows updates, episodes/s and the runnin
 ``--config.al.rlmba.init_from=WORKDIR --config.al.rlmba.policy_inputs=invariant``.
 """
 
+import sys
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-from rlmba_jax import compilation_cache
+from rlmba_jax import compilation_cache, config_names
 from rlmba_jax.experiment import pretrain
+from rlmba_jax.experiment.errors import WorkdirError
+
+config_names.resolve_config_names(sys.argv)  # --config=mfeat:tuned, as rlmba-jax takes it
 
 _defaults = pretrain.default_options()
 _CONFIG = config_flags.DEFINE_config_file("config", None, "the source data set's config",
@@ -73,10 +78,14 @@ def main(argv):
                                    _pair("budget", _BUDGET.value),
                                    _pair("rounds", _ROUNDS.value))
   o.train_steps, o.references, o.progress = _STEPS.value, tuple(_REFS.value), _PROGRESS.value
-  last = pretrain.pretrain_policy(_CONFIG.value, _WORKDIR.value, o)
-  if _EVALUATE.value:
-    print("held-out episodes:", pretrain.evaluate_pretrained(_CONFIG.value, _WORKDIR.value, o,
-                                                             episodes=_EVALUATE.value))
+  try:
+    last = pretrain.pretrain_policy(_CONFIG.value, _WORKDIR.value, o)
+    if _EVALUATE.value:
+      print("held-out episodes:", pretrain.evaluate_pretrained(
+          _CONFIG.value, _WORKDIR.value, o, episodes=_EVALUATE.value))
+  except (ValueError, WorkdirError) as e:  # a bad value or workdir: one line, nothing lost
+    print(f"{type(e).__name__}: {e}", file=sys.stderr)
+    sys.exit(2)
   print(f"pretrained to update {last.get('update', o.updates)}: {last}; use it with "
         f"--config.al.rlmba.init_from={_WORKDIR.value} "
         "--config.al.rlmba.policy_inputs=invariant")
