@@ -110,6 +110,17 @@ def _truncate_log(path: str, updates_done: int) -> None:
   write_atomic(path, "".join(lines))
 
 
+def _source_and_spec(config: ml_collections.ConfigDict, options: ml_collections.ConfigDict
+                     ) -> tuple[episodes_lib.EpisodeSource, episodes_lib.EpisodeSpec]:
+  """The source's pool rows as episode features, and the checked episode spec."""
+  data = load_dataset(config.data)
+  names = tuple(s.name for s in data.modalities)
+  source = episodes_lib.episode_source(data.pool, names)
+  spec = episode_spec(config, names, data.num_classes, options)
+  spec.check(int(source.labels.shape[0]))
+  return source, spec
+
+
 @functools.lru_cache(maxsize=4)
 def _policy_step(spec: episodes_lib.EpisodeSpec, hidden: tuple[int, ...],
                  prior_temperature: float, learning_rate: float, entropy_weight: float):
@@ -125,11 +136,7 @@ def pretrain_policy(config: ml_collections.ConfigDict, workdir: str,
                     options: ml_collections.ConfigDict | None = None) -> dict[str, Any]:
   """Runs (or resumes) a pretraining; -> the last update's figures."""
   options = options or default_options()
-  data = load_dataset(config.data)
-  names = tuple(s.name for s in data.modalities)
-  source = episodes_lib.episode_source(data.pool, names)
-  spec = episode_spec(config, names, data.num_classes, options)
-  spec.check(int(source.labels.shape[0]))
+  source, spec = _source_and_spec(config, options)
   network, optimizer, step = _policy_step(spec, tuple(config.al.rlmba.hidden),
                                           config.al.rlmba.prior_temperature,
                                           options.learning_rate, options.entropy_weight)
@@ -181,14 +188,12 @@ def evaluate_pretrained(config: ml_collections.ConfigDict, workdir: str,
   reward and final-round gain over the references, and their paired difference with its
   standard error. Written to ``workdir/evaluation.json``. Validation inside the simulation:
   no real run and no test split is involved."""
-  data = load_dataset(config.data)
-  names = tuple(s.name for s in data.modalities)
-  source = episodes_lib.episode_source(data.pool, names)
-  spec = episode_spec(config, names, data.num_classes, options)
-  network = pretraining_lib.make_policy(config.al.rlmba.hidden,
-                                        config.al.rlmba.prior_temperature)
+  source, spec = _source_and_spec(config, options)
+  network, optimizer, _ = _policy_step(spec, tuple(config.al.rlmba.hidden),
+                                       config.al.rlmba.prior_temperature,
+                                       options.learning_rate, options.entropy_weight)
   fresh = pretraining_lib.pretrain_init(jax.random.key(options.seed), network,
-                                        optax.adam(options.learning_rate)).params
+                                        optimizer).params
   trained = load_pretrained_params(workdir, config.al.rlmba.hidden, "invariant", fresh)
   simulate = pretraining_lib.jitted_simulation(spec, network)
   figures = {}

@@ -5,7 +5,7 @@ from rlmba_jax.policy.network import CandidatePolicy
 from rlmba_jax.policy.plackett_luce import (first_draw_entropy, gumbel_top_k,
                                             plackett_luce_log_prob, sequential_plackett_luce)
 from rlmba_jax.policy.reinforce import (PolicyState, Transition, UpdateInfo, reinforce_init,
-                                        reinforce_loss, reinforce_update)
+                                        reinforce_loss, reinforce_state, reinforce_update)
 from rlmba_jax.policy.inputs import (POLICY_INPUTS, input_dims, invariant_candidate_features,
                                      invariant_round_state)
 from rlmba_jax.policy.agent import (REWARDS, RLMBAAgent, ReferenceRunError,

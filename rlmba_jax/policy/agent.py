@@ -22,7 +22,7 @@ from rlmba_jax.policy import inputs as inputs_lib
 from rlmba_jax.policy.network import CandidatePolicy
 from rlmba_jax.policy.plackett_luce import gumbel_top_k
 from rlmba_jax.policy.reinforce import (PolicyState, Transition, reinforce_init,
-                                        reinforce_update)
+                                        reinforce_state, reinforce_update)
 from rlmba_jax.selection.base import PoolView
 from rlmba_jax.selection.rlmba import score_candidates
 
@@ -78,7 +78,7 @@ def record_scalars(previous: Mapping[str, Any], names: Sequence[str], labelled_f
   as32 = lambda x: np.asarray(x, np.float32)
   return (as32(previous["val_top1"]), as32(previous["val_nll"]), as32(previous["val_ece"]),
           as32([previous["top1_gap"][m] for m in names]),
-          as32(inputs_lib.relative_loss_change(curve)) if len(curve) else as32(0.0),
+          as32(inputs_lib.relative_loss_change(curve)),
           as32(previous["train_grad_norm"]), as32(labelled_fraction))
 
 
@@ -117,9 +117,7 @@ class RLMBAAgent:
   def start_from(self, params) -> PolicyState:
     """A policy state with given (e.g. pretrained) parameters: a fresh optimiser, baseline
     and update count, so the online REINFORCE starts from them."""
-    zero = jnp.zeros(())
-    return PolicyState(params, self.optimizer.init(params), zero, jnp.zeros((), jnp.int32),
-                       zero)
+    return reinforce_state(params, self.optimizer)
 
   def _select_impl(self, params, score_key, draw_key, pool: PoolView, state_part):
     o = self.options

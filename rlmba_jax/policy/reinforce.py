@@ -50,6 +50,12 @@ def reinforce_init(key: jax.Array, network, optimizer: optax.GradientTransformat
                    num_candidates: int, feature_dim: int, state_dim: int) -> PolicyState:
   params = network.init(key, jnp.zeros((num_candidates, feature_dim)),
                         jnp.zeros((state_dim,)))["params"]
+  return reinforce_state(params, optimizer)
+
+
+def reinforce_state(params: Any, optimizer: optax.GradientTransformation) -> PolicyState:
+  """The state before any update for given parameters (fresh or pretrained): a fresh
+  optimiser state, no baseline, no updates."""
   return PolicyState(params, optimizer.init(params), jnp.zeros(()), jnp.zeros((), jnp.int32),
                      jnp.zeros(()))
 
