@@ -152,6 +152,10 @@ def pretrain_policy(config: ml_collections.ConfigDict, workdir: str,
   _truncate_log(log_path, int(state.step))
 
   mesh = parallel.make_mesh()
+  # The update returns its state replicated over the mesh; a fresh or restored state placed
+  # the same way up front makes every update one compiled program (else the first update,
+  # and the first after a resume, each compile their own).
+  state = parallel.put_replicated(state, mesh)
   bar = _progress(options, int(state.step))
   last: dict[str, Any] = {}
   recent: list[float] = []  # rewards of this invocation's updates (the bar's running mean)
@@ -196,6 +200,9 @@ def evaluate_pretrained(config: ml_collections.ConfigDict, workdir: str,
                                         optimizer).params
   trained = load_pretrained_params(workdir, config.al.rlmba.hidden, "invariant", fresh)
   simulate = pretraining_lib.jitted_simulation(spec, network)
+  # Both sets of parameters as host arrays (a restored checkpoint is placed otherwise than
+  # a fresh init), so the two share one compiled simulation.
+  fresh, trained = jax.device_get((fresh, trained))
   figures = {}
   for name, params in (("untrained", fresh), ("pretrained", trained)):
     rewards, gains = [], []
