@@ -63,6 +63,32 @@ def crash_at(round_index: int, phase: str):
   return callback
 
 
+# Test files by cold time on 2 cores, most first (seconds summed over their tests, empty
+# compilation cache; from `pytest -n 2 --dist loadfile tests --durations=0`). pytest-xdist
+# hands files out in collection order (its own reordering, by number of tests, is turned
+# off below), so the longest start first and the short ones fill in at the end: the two
+# workers finish together instead of one waiting out a notebook run alone.
+COLD_SECONDS = {
+    "test_paper_configs.py": 175, "test_colab.py": 170, "test_rlmba_loop.py": 103,
+    "test_paper_protocol.py": 95, "test_loop_strategies.py": 89, "test_loop.py": 84,
+    "test_multidevice.py": 82, "test_person.py": 76, "test_episodes.py": 65,
+    "test_faults.py": 62, "test_multihost.py": 59, "test_strategies.py": 39,
+    "test_run_outputs.py": 37, "test_fusion.py": 31, "test_encoders.py": 25,
+    "test_av_digits.py": 21, "test_policy.py": 21, "test_models.py": 15,
+    "test_trainer.py": 13, "test_paper_data.py": 12, "test_label_page.py": 12,
+}
+
+
+def pytest_configure(config):
+  if hasattr(config.option, "loadscopereorder"):
+    config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items):
+  """Longest files first (``COLD_SECONDS``); tests keep their order within a file."""
+  items.sort(key=lambda item: -COLD_SECONDS.get(os.path.basename(str(item.path)), 0))
+
+
 @pytest.fixture
 def tiny_config():
   return make_tiny_config
