@@ -14,7 +14,7 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # XLA's backend optimisation off (LLVM -O0) unless RLMBA_TEST_XLA_OPTIMIZE=1: the suite is
 # mostly compiling small programs once, and at -O0 they compile several times faster (a
 # ResNet + R(2+1)D initialiser: 27 s -> 5.5 s) while running somewhat slower; on 2 cores the
-# cold suite took 605 s instead of 760 s. Results differ from an optimised build only in the
+# cold suite took 602 s instead of 760 s. Results differ from an optimised build only in the
 # last bits, and every comparison in the suite is between runs compiled the same way.
 # Subprocesses inherit it, except the multi-device and multi-host tests, which set their
 # own XLA_FLAGS: they compare results across device layouts exactly, and at -O0 GCN-AL's
@@ -76,8 +76,9 @@ def crash_at(round_index: int, phase: str):
   return callback
 
 
-# Test files by cold time on 2 cores, most first (seconds summed over their tests, empty
-# compilation cache; from `pytest -n 2 --dist loadfile tests --durations=0`). pytest-xdist
+# Test files by cold time on 2 cores, most first (seconds summed over their tests' setup and
+# call lines of `pytest -n 2 --dist loadfile tests --durations=0`, empty compilation cache,
+# -O0 as above; re-measure when a file's cost changes much). pytest-xdist
 # hands files out in collection order (its own reordering, by number of tests, is turned
 # off below), so the longest start first and the short ones fill in at the end: the two
 # workers finish together instead of one waiting out a notebook run alone.
