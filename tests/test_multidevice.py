@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 
-from conftest import run_python
+from conftest import run_python, xla_flags
 
 pytestmark = pytest.mark.slow  # eight forced CPU devices in subprocesses
 
@@ -42,7 +42,7 @@ DRIVER = textwrap.dedent("""
 @pytest.mark.slow
 def test_one_and_eight_devices_select_and_score_the_same(tmp_path):
   proc = run_python(f"import sys; sys.argv = ['x', {str(tmp_path)!r}]\n" + DRIVER,
-                    env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
+                    env={"XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=8")})
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.split("RESULT", 1)[1])
   one, eight = out["1"], out["8"]

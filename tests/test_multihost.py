@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, xla_flags
 
 pytestmark = pytest.mark.slow  # two processes, JAX distributed runtime
 
@@ -69,7 +69,7 @@ print("RESULT", json.dumps({"top1": summary["test_top1"]}))
 def _two_processes(tmp_path, rounds: int) -> list[dict]:
   env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_COORDINATOR_ADDRESS="localhost:12391",
              JAX_NUM_PROCESSES="2", PYTHONPATH=REPO)
-  env.pop("XLA_FLAGS", None)
+  env["XLA_FLAGS"] = xla_flags()  # one CPU device per process
   procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), str(rounds)],
                             cwd=REPO, env=dict(env, JAX_PROCESS_ID=str(i)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -84,9 +84,10 @@ def _two_processes(tmp_path, rounds: int) -> list[dict]:
 
 
 def _one_process(tmp_path, rounds: int) -> list[float]:
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO,
+             XLA_FLAGS=xla_flags("--xla_force_host_platform_device_count=2"))
   one = subprocess.run([sys.executable, "-c", ONE_PROCESS, str(tmp_path), str(rounds)],
-                       cwd=REPO, env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO,
-                                          XLA_FLAGS="--xla_force_host_platform_device_count=2"),
+                       cwd=REPO, env=env,
                        capture_output=True, text=True, timeout=600, check=False)
   assert one.returncode == 0, one.stderr[-3000:]
   return json.loads(one.stdout.split("RESULT", 1)[1])["top1"]
