@@ -48,7 +48,7 @@ KILL_DRIVER = textwrap.dedent("""
     from test_rlmba_loop import rlmba_config
     from rlmba_jax.experiment import run
     workdir, ref = sys.argv[1], sys.argv[2]
-    at = (int(sys.argv[3]), sys.argv[4]) if len(sys.argv) > 3 else None
+    at = (int(sys.argv[3]), sys.argv[4])
     def cb(r, phase):
       if (r, phase) == at:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -61,11 +61,10 @@ def test_kill_then_resume_is_exact_with_the_policy_in_the_state(runs, tmp_path, 
                                                                phase):
   ref, rl = runs
   workdir = str(tmp_path / "killed")
-  argv = f"import sys; sys.argv = ['x', {workdir!r}, {ref!r}"
-  killed = run_python(argv + f", '{round_index}', '{phase}']\n" + KILL_DRIVER)
+  argv = f"import sys; sys.argv = ['x', {workdir!r}, {ref!r}, '{round_index}', '{phase}']\n"
+  killed = run_python(argv + KILL_DRIVER)
   assert killed.returncode == -9, killed.stderr[-2000:]
-  resumed = run_python(argv + "]\n" + KILL_DRIVER)
-  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  run(rlmba_config(ref), workdir)  # resumed in this process from what the kill left
   assert _ledger(workdir) == _ledger(rl)
   assert _rounds(workdir) == _rounds(rl)
 
@@ -156,10 +155,9 @@ def test_kill_then_resume_is_exact_under_the_paper_protocol(paper_runs, tmp_path
   ref, rl = paper_runs
   assert "selection" in _rounds(rl)[1] and "policy" in _rounds(rl)[1]
   workdir = str(tmp_path / "killed")
-  argv = f"import sys; sys.argv = ['x', {workdir!r}, {ref!r}"
-  killed = run_python(argv + ", '1', 'trained']\n" + PAPER_KILL_DRIVER)
+  argv = f"import sys; sys.argv = ['x', {workdir!r}, {ref!r}, '1', 'trained']\n"
+  killed = run_python(argv + PAPER_KILL_DRIVER)
   assert killed.returncode == -9, killed.stderr[-2000:]
-  resumed = run_python(argv + "]\n" + PAPER_KILL_DRIVER)
-  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  run(rlmba_config(ref, **PAPER), workdir)  # resumed in this process
   assert _ledger(workdir) == _ledger(rl)
   assert _rounds(workdir) == _rounds(rl)
