@@ -1,3 +1,5 @@
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -15,6 +17,13 @@ class _TracedOnce(Trainer):
   second trace (a recompilation)."""
   _train = chex.assert_max_traces(Trainer._train, n=1)  # pylint: disable=protected-access
   _predict = chex.assert_max_traces(Trainer._predict, n=1)  # pylint: disable=protected-access
+
+
+class _ChunksTracedOnce(Trainer):
+  """Training in chunks of epochs (progress bars) may be traced once: the first chunk and
+  the later ones share one program."""
+  _train_chunk = chex.assert_max_traces(  # pylint: disable=protected-access
+      Trainer._train_chunk, n=1)
 
 
 def _problem(n=96, seed=0, trainer_class=Trainer):
@@ -95,3 +104,20 @@ def test_mc_dropout_passes_differ_and_are_seeded():
   np.testing.assert_allclose(mc, np.broadcast_to(det, mc.shape), atol=1e-6)
   mc, det = outs[0.5]
   assert float(jnp.abs(mc[0] - mc[1]).max()) > 1e-3  # passes see different masks
+
+
+def test_training_in_chunks_for_progress_compiles_once_and_equals_one_call():
+  seen = []
+  inputs, labels, whole = _problem()
+  _, _, chunked = _problem(trainer_class=functools.partial(
+      _ChunksTracedOnce, epoch_callback=lambda e, loss: seen.append((e, loss))))
+  example = jax.tree.map(lambda v: v[:1], inputs)
+  mask = np.arange(len(labels)) % 2 == 0
+  (state, log), (chunked_state, chunked_log) = [  # chunked: 6 calls of one epoch each
+      t.train(t.init(jax.random.key(0), example), jax.random.key(1), inputs, labels, mask)
+      for t in (whole, chunked)]
+  np.testing.assert_allclose(chunked_log.epoch_loss, log.epoch_loss, rtol=1e-6)
+  assert [e for e, _ in seen] == list(range(6))
+  np.testing.assert_allclose([loss for _, loss in seen], log.epoch_loss, rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(chunked_state.params), jax.tree.leaves(state.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

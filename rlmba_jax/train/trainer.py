@@ -378,8 +378,10 @@ class Trainer:
 
   def _train_in_chunks(self, state, key, inputs, labels, labelled, modality_weights):
     """``_train`` as ``num_epochs / chunk`` compiled calls, with ``epoch_callback`` on the
-    host after each: a few syncs per round, and programs the compilation cache keeps."""
-    zeros = jnp.zeros((self.num_epochs,), jnp.float32)
+    host after each: a few syncs per round, and programs the compilation cache keeps.
+    The loss and norm buffers start replicated, as each call returns them, so the first
+    call and the later ones share one compiled program."""
+    zeros = jax.device_put(jnp.zeros((self.num_epochs,), jnp.float32), self._replicated)
     losses, norms, steps = zeros, zeros, None
     for first in range(0, self.num_epochs, self._chunk):
       state, losses, norms, steps = self._train_chunk_jit(
