@@ -24,8 +24,15 @@ def progress_wanted(setting: str) -> bool:
     return setting == "on"
   if os.environ.get("CI"):
     return False
-  in_notebook = "ipykernel" in sys.modules
-  return in_notebook or (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+  return in_notebook() or (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+
+
+def in_notebook() -> bool:
+  """Whether this process is a Jupyter kernel (Colab's included). Having imported ipykernel
+  is not enough: jupyter_client imports it in any process that starts a kernel."""
+  ipython = sys.modules.get("IPython")
+  shell = ipython.get_ipython() if ipython is not None else None
+  return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 class RunProgress:
