@@ -121,3 +121,24 @@ def test_training_in_chunks_for_progress_compiles_once_and_equals_one_call():
   np.testing.assert_allclose([loss for _, loss in seen], log.epoch_loss, rtol=1e-6)
   for a, b in zip(jax.tree.leaves(chunked_state.params), jax.tree.leaves(state.params)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_later_run_of_the_same_configuration_reuses_the_compiled_trainer():
+  from conftest import make_tiny_config  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment import loop  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.models import build_model  # pylint: disable=g-import-not-at-top
+
+  def trainer_for(callback=None, **overrides):
+    config = make_tiny_config(**overrides)
+    model = build_model(config.model, data.modalities, data.num_classes)
+    return loop.make_trainer(config, model, data, parallel.make_mesh(1), callback)
+
+  data = load_dataset(make_tiny_config().data)
+  first, report = trainer_for(), lambda e, loss: None
+  again = trainer_for(report, **{"al.strategy": "entropy", "seed": 3})  # same programs
+  assert again._train_jit is first._train_jit  # pylint: disable=protected-access
+  assert again.epoch_callback is report and first.epoch_callback is None
+  for other in ({"train.num_epochs": 7}, {"model.width": 16}, {"model.head": "evidential"}):
+    other_trainer = trainer_for(**other)
+    assert other_trainer._train_jit is not first._train_jit  # pylint: disable=protected-access

@@ -8,6 +8,7 @@ parameters replicated; the same code runs on 1 or N devices.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Mapping, NamedTuple
 
 import chex
@@ -232,6 +233,13 @@ class Trainer:
     self._train_chunk_jit = jax.jit(self._train_chunk, donate_argnums=(0,))
     self._predict_jit = jax.jit(self._predict)
     self._predict_mc_jit = jax.jit(self._predict_mc, static_argnums=3)
+
+  def with_host_callbacks(self, *, init_hook=None, epoch_callback=None) -> "Trainer":
+    """This trainer, its compiled programs included, with other host-side callbacks (both
+    run outside the compiled programs, so nothing is traced again)."""
+    other = copy.copy(self)
+    other.init_hook, other.epoch_callback = init_hook, epoch_callback
+    return other
 
   # -- the interface the loop uses (StreamingTrainer implements it over RecordSplits) ----
 
