@@ -92,13 +92,13 @@ def crash_at(round_index: int, phase: str):
 # off below), so the longest start first and the short ones fill in at the end: the two
 # workers finish together instead of one waiting out a notebook run alone.
 COLD_SECONDS = {
-    "test_rlmba_loop.py": 162, "test_colab.py": 152, "test_loop.py": 98,
-    "test_loop_strategies.py": 96, "test_paper_protocol.py": 90, "test_multidevice.py": 88,
-    "test_paper_configs.py": 86, "test_multihost.py": 65, "test_faults.py": 58,
-    "test_episodes.py": 53, "test_person.py": 49, "test_run_outputs.py": 28,
-    "test_strategies.py": 27, "test_fusion.py": 25, "test_encoders.py": 19,
-    "test_policy.py": 15, "test_av_digits.py": 14, "test_models.py": 8,
-    "test_label_page.py": 8, "test_paper_data.py": 7, "test_trainer.py": 6,
+    "test_colab.py": 104, "test_rlmba_loop.py": 94, "test_multidevice.py": 92,
+    "test_paper_configs.py": 79, "test_loop_strategies.py": 67, "test_multihost.py": 60,
+    "test_loop.py": 48, "test_paper_protocol.py": 43, "test_episodes.py": 42,
+    "test_person.py": 35, "test_faults.py": 31, "test_strategies.py": 31, "test_fusion.py": 29,
+    "test_encoders.py": 23, "test_policy.py": 20, "test_run_outputs.py": 11,
+    "test_paper_data.py": 11, "test_av_digits.py": 11, "test_trainer.py": 11,
+    "test_models.py": 10, "test_label_page.py": 9, "test_modality.py": 6,
 }
 
 
