@@ -142,3 +142,6 @@ def test_a_later_run_of_the_same_configuration_reuses_the_compiled_trainer():
   for other in ({"train.num_epochs": 7}, {"model.width": 16}, {"model.head": "evidential"}):
     other_trainer = trainer_for(**other)
     assert other_trainer._train_jit is not first._train_jit  # pylint: disable=protected-access
+  unhashable = MultimodalClassifier(data.modalities, data.num_classes, hidden=[16])
+  config = make_tiny_config()
+  assert loop.make_trainer(config, unhashable, data, parallel.make_mesh(1)).model is unhashable

@@ -160,13 +160,13 @@ def make_trainer(config: ml_collections.ConfigDict, model, data, mesh,
   key = (model, config.model.to_json(), config.train.to_json(), mesh)
   try:
     trainer = _TRAINERS.pop(key, None)
-  except TypeError:  # a model with an unhashable field: not kept
-    return Trainer(model, make_optimizer(config.train), init_hook=init_hook,
-                   epoch_callback=epoch_callback, **kwargs)
+  except TypeError:  # a module with an unhashable field (build_model makes none): not kept
+    key = trainer = None
   trainer = trainer or Trainer(model, make_optimizer(config.train), **kwargs)
-  _TRAINERS[key] = trainer
-  while len(_TRAINERS) > _TRAINERS_KEPT:
-    _TRAINERS.popitem(last=False)
+  if key is not None:
+    _TRAINERS[key] = trainer
+    while len(_TRAINERS) > _TRAINERS_KEPT:
+      _TRAINERS.popitem(last=False)
   return trainer.with_host_callbacks(init_hook=init_hook, epoch_callback=epoch_callback)
 
 
