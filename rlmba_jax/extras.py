@@ -4,16 +4,23 @@ stops with a message naming the extra to install, not an ImportError.
   pip install 'rlmba_jax[audio]'    librosa + soundfile: recordings (av_digits, items,
                                     Kinetics-Sounds, VGGSound)
   pip install 'rlmba_jax[video]'    PyAV: extracting frames from videos (launch/extract_av.py)
+  pip install 'rlmba_jax[data]'     tensorflow-datasets, grain, array_record: the TFDS
+                                    builders that write and read ArrayRecord copies (the
+                                    paper's data sets, your own folders of items; the
+                                    in-memory data sets with data.source="tfds")
 
-The default experiment (mfeat) and the functional API need neither.
+The default experiment (mfeat, which reads its packaged CSVs when TFDS is not installed) and
+the functional API need none of them.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
-EXTRAS = {"librosa": "audio", "soundfile": "audio", "av": "video"}
+EXTRAS = {"librosa": "audio", "soundfile": "audio", "av": "video",
+          "tensorflow_datasets": "data", "grain": "data", "array_record": "data"}
 
 
 class MissingExtraError(RuntimeError):
@@ -30,3 +37,11 @@ def require(module: str, needed_for: str) -> ModuleType:
         f"{needed_for} needs the Python package {module!r}, which is not installed: "
         f"pip install 'rlmba_jax[{extra}]' (or pip install -e '.[{extra}]' in a checkout)"
         ) from e
+
+
+def available(module: str) -> bool:
+  """Whether ``module`` can be imported, without importing it."""
+  try:
+    return importlib.util.find_spec(module) is not None
+  except (ImportError, ValueError):
+    return False

@@ -34,7 +34,7 @@ def test_default_and_file_configs_validate():
     ("al.rounds", -1, "must not be negative"),
     ("train.num_epochs", 0, "must be positive"),
     ("model.dropout", 1.0, r"must be in \[0, 1\)"),
-    ("data.source", "s3", "use 'tfds' or 'files'"),
+    ("data.source", "s3", "use 'auto', 'tfds' or 'files'"),
     ("model.fusion", "tmc", "needs model.head='evidential'"),
     ("model.fusion", "sum", "choose from"),
     ("model.evidence_activation", "tanh", "use 'softplus', 'relu' or 'exp'"),

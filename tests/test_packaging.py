@@ -6,6 +6,7 @@ import sys
 import tomllib
 import zipfile
 
+import numpy as np
 import pytest
 
 from conftest import REPO
@@ -70,5 +71,49 @@ def test_a_missing_extra_names_what_to_install(monkeypatch, tmp_path):
   config.data.manual_dir = os.path.join(REPO, "tests", "data", "fsdd")
   with pytest.raises(DataError, match=r"reading the FSDD recordings needs the Python "
                                       r"package 'librosa'.*rlmba_jax\[audio\]"):
+    run(config, str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()
+
+
+def _without_the_data_extra(monkeypatch):
+  for module in ("tensorflow_datasets", "grain", "array_record"):
+    monkeypatch.setitem(sys.modules, module, None)  # import -> ImportError, find_spec -> None
+
+
+def test_without_the_data_extra_mfeat_reads_its_csvs_and_tfds_names_the_extra(monkeypatch):
+  from rlmba_jax import extras
+  from rlmba_jax.data import load_dataset
+  from rlmba_jax.data.registry import dataset_info
+  from rlmba_jax.data.loading import resolve_source
+  from rlmba_jax.experiment.config import default_config
+  cfg = default_config().data
+  assert cfg.source == "auto"
+  with_extra = load_dataset(cfg)  # the test install has [data]: the ArrayRecord copy
+  assert resolve_source(cfg, dataset_info("uci_mfeat")) == "tfds"
+  _without_the_data_extra(monkeypatch)
+  assert not extras.available("tensorflow_datasets")
+  assert resolve_source(cfg, dataset_info("uci_mfeat")) == "files"
+  without = load_dataset(cfg)
+  for split in ("pool", "val", "test"):
+    a, b = getattr(with_extra, split), getattr(without, split)
+    assert np.array_equal(a.ids, b.ids)
+    for m in a.inputs:
+      np.testing.assert_array_equal(a.inputs[m], b.inputs[m])
+  cfg.source = "tfds"
+  with pytest.raises(extras.MissingExtraError, match=r"pip install 'rlmba_jax\[data\]'"):
+    load_dataset(cfg)
+
+
+def test_without_the_data_extra_a_record_data_set_stops_naming_it(monkeypatch, tmp_path):
+  from rlmba_jax.data.items import write_demo_items
+  from rlmba_jax.experiment import DataError, run
+  from rlmba_jax.experiment.config import default_config
+  folder = write_demo_items(str(tmp_path / "items"))
+  _without_the_data_extra(monkeypatch)
+  config = default_config()
+  config.data.name, config.data.modalities, config.data.manual_dir = "items", "", folder
+  config.data.data_dir = str(tmp_path / "tfds")
+  with pytest.raises(DataError, match=r"needs the Python package 'tensorflow_datasets'.*"
+                                      r"pip install 'rlmba_jax\[data\]'"):
     run(config, str(tmp_path / "w"))
   assert not (tmp_path / "w").exists()

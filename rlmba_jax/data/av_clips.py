@@ -174,7 +174,7 @@ def iter_examples(name: str, manual_dir: str, report: BuildReport) -> Iterator[d
 
 @functools.cache
 def _make_builder_classes() -> dict[str, type]:
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = extras.require("tensorflow_datasets", "the Kinetics-Sounds and VGGSound TFDS builders")
 
   class _AvClips(record_builder_base(), skip_registration=True):
     DATASET = ""

@@ -138,7 +138,8 @@ def build_columns(manual_dir: str) -> dict[str, np.ndarray]:
 def builder_class():
   """The TFDS builder class, defined (and registered) on first call: importing this module
   does not import TFDS."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = extras.require("tensorflow_datasets", "the av_digits TFDS builder "
+                        "(data.source='tfds'; 'files' needs no TFDS)")
 
   class AvDigits(tfds.core.GeneratorBasedBuilder):
     """FSDD log-mel spectrograms paired with 8x8 digit images (one split, ``train``)."""

@@ -11,6 +11,8 @@ import json
 import logging
 import os
 
+from rlmba_jax import extras
+
 logger = logging.getLogger(__name__)
 
 ON_ERROR = ("stop", "skip")
@@ -141,7 +143,7 @@ def record_builder_base() -> type:
   sets ``VERSION``, ``_info`` and two hooks: ``class_names(manual_dir)`` (checks the folder
   first) and ``examples(manual_dir, report)`` (dicts with ``_id``, ``label``, ``is_test``).
   """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = extras.require("tensorflow_datasets", "the record data sets' TFDS builders")
 
   class RecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 

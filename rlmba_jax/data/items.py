@@ -29,6 +29,7 @@ from typing import Iterator
 
 import numpy as np
 
+from rlmba_jax import extras
 from rlmba_jax.data import arrays as arrays_lib
 from rlmba_jax.data import transforms
 from rlmba_jax.data.builders import BuildReport, default_data_dir, record_builder_base
@@ -103,7 +104,7 @@ def iter_examples(manual_dir: str, report: BuildReport) -> Iterator[dict]:
 @functools.cache
 def builder_class():
   """The TFDS builder of an items folder (defined on first call: imports TFDS)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = extras.require("tensorflow_datasets", "building a folder of items into ArrayRecord")
 
   class OwnItems(record_builder_base()):
     """Your photos / recordings / texts listed in examples.csv."""

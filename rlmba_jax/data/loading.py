@@ -22,15 +22,19 @@ from rlmba_jax.data.specs import DatasetInfo, DatasetSplits, ModalitySpec, Multi
 
 logger = logging.getLogger(__name__)
 
-# data.source of the in-memory data sets: the ArrayRecord copy (tfds.data_source) or the files.
-SOURCES = ("tfds", "files")
+# data.source of the in-memory data sets: the ArrayRecord copy (tfds.data_source + grain), the
+# files, or "auto": the ArrayRecord copy when the [data] extra is installed, else the files.
+SOURCES = ("auto", "tfds", "files")
+# What the ArrayRecord path imports: the [data] extra (rlmba_jax/extras.py).
+TFDS_MODULES = ("tensorflow_datasets", "grain", "array_record")
 
 
 def _read_tfds_records(info: DatasetInfo, data_dir: str, manual_dir: str | None,
                        batch_size: int = 512) -> dict[str, np.ndarray]:
   """Builds (once) and reads every record of the ``train`` split as column arrays."""
-  import grain  # pylint: disable=g-import-not-at-top
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  grain = extras.require("grain", "reading the ArrayRecord copy (data.source='tfds')")
+  tfds = extras.require("tensorflow_datasets",
+                        "reading the ArrayRecord copy (data.source='tfds')")
 
   name = info.name
   info.check_manual_dir(manual_dir)  # a clear error before TFDS's own
@@ -71,11 +75,31 @@ def _read_tfds_records(info: DatasetInfo, data_dir: str, manual_dir: str | None,
   return {k: np.concatenate(v) for k, v in columns.items()}
 
 
+def resolve_source(data_cfg, info: DatasetInfo) -> str:
+  """``data.source`` with ``"auto"`` made concrete.
+
+  ``"auto"`` reads the ArrayRecord copy when TFDS, grain and array_record (the ``[data]``
+  extra) are installed, or when the data set has no files reader (then the read names the
+  extra to install); otherwise the files. Both paths give the same arrays
+  (``tests/test_data.py``), so the choice never changes a result.
+  """
+  if data_cfg.source != "auto":
+    return data_cfg.source
+  if info.read_files is not None and not all(map(extras.available, TFDS_MODULES)):
+    return "files"
+  return "tfds"
+
+
 def _read_columns(info: DatasetInfo, data_cfg) -> dict[str, np.ndarray]:
-  if data_cfg.source == "tfds":
+  source = resolve_source(data_cfg, info)
+  if source != data_cfg.source:
+    logger.info("%s: data.source=auto reads the %s", info.name,
+                "ArrayRecord copy" if source == "tfds" else
+                "source files (install rlmba_jax[data] for the ArrayRecord copy)")
+  if source == "tfds":
     return _read_tfds_records(info, data_cfg.data_dir or default_data_dir(),
                               data_cfg.manual_dir)
-  if data_cfg.source == "files" and info.read_files is not None:
+  if source == "files" and info.read_files is not None:
     return info.read_files(data_cfg)
   raise ValueError(f"config.data.source={data_cfg.source!r}: {info.name} reads "
                    f"{'tfds' if info.read_files is None else 'tfds or files'}")

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from rlmba_jax import extras
 from rlmba_jax.data import splits as splits_lib
 from rlmba_jax.data import text as text_lib
 from rlmba_jax.data import transforms
@@ -42,7 +43,8 @@ def manual_dir_for(data_cfg, info: DatasetInfo) -> str:
 
 def open_source(data_cfg, info: DatasetInfo, manual_dir: str):
   """``(source, metadata)`` of the prepared ArrayRecord copy (built first if needed)."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = extras.require("tensorflow_datasets", f"the {data_cfg.name} data set (read from "
+                        "the ArrayRecord copy TFDS builds)")
   name = data_cfg.name
   data_dir = data_cfg.data_dir or default_data_dir()
   builder_cls = info.builder_class()

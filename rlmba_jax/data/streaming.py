@@ -12,6 +12,8 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
+from rlmba_jax import extras
+
 
 def shard_sizes(num_indices: int, batch_size: int, shard_count: int = 1) -> tuple[int, int]:
   """``(slots per host, batches per epoch)`` of ``index_batches``: an epoch is
@@ -53,7 +55,7 @@ def index_batches(source: Any, indices: Sequence[int], *, batch_size: int, seed:
       (so the inputs do not depend on the worker count), else None.
     worker_count: grain worker processes (0 = in this process).
   """
-  import grain  # pylint: disable=g-import-not-at-top
+  grain = extras.require("grain", "streaming an ArrayRecord data set")
 
   indices = np.asarray(indices, dtype=np.int64)
   if len(indices) == 0:

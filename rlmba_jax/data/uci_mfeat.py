@@ -16,6 +16,7 @@ from typing import Mapping
 
 import numpy as np
 
+from rlmba_jax import extras
 from rlmba_jax.data.specs import DatasetInfo, ModalitySpec
 
 VIEWS: Mapping[str, int] = {
@@ -103,7 +104,8 @@ def modality_specs(views: tuple[str, ...], pix_as_image: bool) -> tuple[Modality
 def builder_class():
   """The TFDS builder class, defined (and registered) on first call: importing this module
   does not import TFDS."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = extras.require("tensorflow_datasets", "the uci_mfeat TFDS builder "
+                        "(data.source='tfds'; 'files' reads the CSVs without it)")
 
   class UciMfeat(tfds.core.GeneratorBasedBuilder):
     """UCI Multiple Features: six views of 2,000 handwritten digits (one split, ``train``).

@@ -25,6 +25,7 @@ from typing import Iterator
 
 import numpy as np
 
+from rlmba_jax import extras
 from rlmba_jax.data import text as text_lib
 from rlmba_jax.data import fixtures
 from rlmba_jax.data.builders import BuildReport, record_builder_base
@@ -116,7 +117,7 @@ def iter_examples(manual_dir: str, report: BuildReport) -> Iterator[dict]:
 def builder_class():
   """The TFDS builder class, defined (and registered) on first call: importing this module
   does not import TFDS."""
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  tfds = extras.require("tensorflow_datasets", "the UPMC Food-101 TFDS builder")
 
   class UpmcFood101(record_builder_base()):
     """UPMC Food-101 photos + recipe texts (one split ``train`` with an ``is_test`` flag)."""

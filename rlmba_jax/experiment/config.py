@@ -49,7 +49,10 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "uci_mfeat"
-  c.data.source = "tfds"  # "tfds": ArrayRecord via tfds.data_source; "files": read the CSVs
+  # "tfds": the ArrayRecord copy via tfds.data_source + grain (the [data] extra); "files":
+  # read the source files; "auto": "tfds" when the [data] extra is installed, else "files"
+  # (the same arrays either way)
+  c.data.source = "auto"
   c.data.data_dir = ""  # TFDS data_dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
   c.data.manual_dir = ""  # folder with the source files ("" = the packaged copy)
   c.data.modalities = "fou,fac,kar,pix,zer,mor"  # "": every modality the data set has
