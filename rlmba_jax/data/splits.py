@@ -13,6 +13,13 @@ def stratified_split(labels: np.ndarray, sizes: tuple[int, ...], seed: int
   a 400-example test set of 10 balanced classes has exactly 40 per class. The remainder
   (everything not in ``sizes``) is returned as the last part.
 
+  Not ``sklearn.model_selection.StratifiedShuffleSplit``, on purpose: its per-class sizes
+  follow the same largest-remainder rule (``tests/test_splits.py`` checks that they agree),
+  but it refuses a class of one example and a part smaller than the number of classes (a
+  small validation set of your own data), splits in two parts rather than ``len(sizes) + 1``,
+  and draws other examples for the same seed, which would change the splits of every
+  committed report.
+
   Args:
     labels: ``[N]`` integer class labels.
     sizes: sizes of the leading parts; their sum must be at most ``N``.
