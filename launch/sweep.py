@@ -27,6 +27,7 @@ from ml_collections import config_flags
 
 from rlmba_jax.experiment import report
 from rlmba_jax.experiment.config import ConfigError, validate_config
+from rlmba_jax.experiment.progress import progress_wanted
 from rlmba_jax.experiment.sweeps import (DEFAULT_COMPILE_CACHE, is_finished, parse_entry,
                                          plan_run, run_jobs)
 
@@ -50,6 +51,9 @@ _READING = flags.DEFINE_string(
 _COMPILE_CACHE = flags.DEFINE_string(
     "compile_cache", DEFAULT_COMPILE_CACHE,
     "Persistent XLA compilation cache shared by the runs ('' = off).")
+_PROGRESS = flags.DEFINE_enum(
+    "progress", "auto", ["auto", "on", "off"],
+    "A bar over the runs: auto shows it in a terminal or a notebook, not under CI.")
 
 
 def main(argv):
@@ -101,9 +105,9 @@ def main(argv):
   if not _REPORT_ONLY.value and (jobs or late_jobs):
     # Build (or check) the data set once here, so parallel runs never build it together.
     from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
-    load_dataset(config.data)
+    load_dataset(config.data, progress=progress_wanted(_PROGRESS.value))
     # References before the runs that read them.
-    run_jobs([jobs, late_jobs], _WORKERS.value, _COMPILE_CACHE.value)
+    run_jobs([jobs, late_jobs], _WORKERS.value, _COMPILE_CACHE.value, _PROGRESS.value)
   runs = report.collect(_WORKDIR.value)
   # Only finished runs: a run still going (or stopped) would cut its row's curve short.
   runs = {label: {seed: recs for seed, recs in runs[label].items()

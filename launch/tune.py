@@ -39,6 +39,7 @@ from ml_collections import config_flags
 
 from rlmba_jax.experiment import report
 from rlmba_jax.experiment.config import ConfigError, validate_config
+from rlmba_jax.experiment.progress import progress_wanted
 from rlmba_jax.experiment.loop import area_under_curve
 from rlmba_jax.experiment.sweeps import (DEFAULT_COMPILE_CACHE, is_finished, plan_run,
                                          run_jobs)
@@ -79,6 +80,9 @@ _REPORT_SEEDS = flags.DEFINE_list("report_seeds", ["0", "1", "2", "3", "4"],
                                   "Seeds reserved for reports: refused as tuning seeds.")
 _COMPILE_CACHE = flags.DEFINE_string("compile_cache", DEFAULT_COMPILE_CACHE,
                                      "Persistent XLA compilation cache ('' = off).")
+_PROGRESS = flags.DEFINE_enum(
+    "progress", "auto", ["auto", "on", "off"],
+    "A bar over the runs: auto shows it in a terminal or a notebook, not under CI.")
 
 
 class TestWasReadError(RuntimeError):
@@ -267,8 +271,9 @@ def main(argv):
                                common))
     if references or runs:
       from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
-      load_dataset(config.data)
-      run_jobs([references, runs], _WORKERS.value, _COMPILE_CACHE.value)
+      load_dataset(config.data, progress=progress_wanted(_PROGRESS.value))
+      run_jobs([references, runs], _WORKERS.value, _COMPILE_CACHE.value,
+               _PROGRESS.value)
 
   run_trials(trials)
   if refine_combos:

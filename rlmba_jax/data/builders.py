@@ -5,6 +5,8 @@ index a builder stores so the loader never scans records."""
 from __future__ import annotations
 
 import collections
+import contextlib
+import contextvars
 import functools
 import hashlib
 import json
@@ -16,6 +18,27 @@ from rlmba_jax import extras
 logger = logging.getLogger(__name__)
 
 ON_ERROR = ("stop", "skip")
+
+_SHOW_BUILD_PROGRESS = contextvars.ContextVar("rlmba_jax_build_progress", default=False)
+
+
+@contextlib.contextmanager
+def build_progress(show: bool):
+  """Shows TFDS's own bars (generating and shuffling examples) for a data set built inside
+  this block; outside one they stay off."""
+  token = _SHOW_BUILD_PROGRESS.set(bool(show))
+  try:
+    yield
+  finally:
+    _SHOW_BUILD_PROGRESS.reset(token)
+
+
+def set_tfds_progress(tfds) -> None:
+  """Turns TFDS's progress bars on or off as the enclosing ``build_progress`` says."""
+  if _SHOW_BUILD_PROGRESS.get():
+    tfds.enable_progress_bar()
+  else:
+    tfds.disable_progress_bar()
 
 
 def default_data_dir() -> str:

@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from rlmba_jax import extras
+from rlmba_jax.data import builders
 from rlmba_jax.data import record_datasets
 from rlmba_jax.data import splits as splits_lib
 from rlmba_jax.data.builders import check_source, default_data_dir
@@ -43,7 +44,7 @@ def _read_tfds_records(info: DatasetInfo, data_dir: str, manual_dir: str | None,
   source_folder = info.source_dir(manual_dir)
   if prepared:
     check_source(builder.data_dir, name, source_folder, built_now=False)
-  tfds.disable_progress_bar()
+  builders.set_tfds_progress(tfds)
   prepare_kwargs = {}
   if manual_dir:
     prepare_kwargs["download_config"] = tfds.download.DownloadConfig(manual_dir=manual_dir)
@@ -152,14 +153,20 @@ def standardize(splits: dict[str, MultimodalArrays], specs: tuple[ModalitySpec, 
           for split, arrays in splits.items()}
 
 
-def load_dataset(data_cfg) -> DatasetSplits:
-  """Reads ``config.data`` into pool / val / test.
+def load_dataset(data_cfg, *, progress: bool = False) -> DatasetSplits:
+  """Reads ``config.data`` into pool / val / test; ``progress`` shows TFDS's bars while a
+  prepared copy is built.
 
   The split is stratified and seeded by ``data.split_seed`` (not the experiment seed), so
   every run of a comparison sees the same test and validation sets. The paper's data sets
   (``kind="records"`` in the registry) stay on disk: their splits are
   ``records.RecordSplit`` s.
   """
+  with builders.build_progress(progress):
+    return _load_dataset(data_cfg)
+
+
+def _load_dataset(data_cfg) -> DatasetSplits:
   info = dataset_info(data_cfg.name)
   if info.load is not None:
     return info.load(data_cfg, standardize)

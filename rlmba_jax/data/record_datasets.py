@@ -18,7 +18,7 @@ from rlmba_jax import extras
 from rlmba_jax.data import splits as splits_lib
 from rlmba_jax.data import text as text_lib
 from rlmba_jax.data import transforms
-from rlmba_jax.data.builders import check_source, default_data_dir
+from rlmba_jax.data.builders import check_source, default_data_dir, set_tfds_progress
 from rlmba_jax.data.records import RecordSplit
 from rlmba_jax.data.specs import DatasetInfo, DatasetSplits, ModalitySpec
 
@@ -53,7 +53,7 @@ def open_source(data_cfg, info: DatasetInfo, manual_dir: str):
   info.check_manual_dir(manual_dir)  # never ignored, even when a copy exists
   prepared = builder.is_prepared()
   if not prepared:
-    tfds.disable_progress_bar()
+    set_tfds_progress(tfds)
     builder.download_and_prepare(
         download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   check_source(builder.data_dir, name, info.source_dir(manual_dir), built_now=not prepared)

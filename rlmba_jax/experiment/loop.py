@@ -359,7 +359,9 @@ def _load_data(config: ml_collections.ConfigDict):
   """The data set's splits (process 0 builds the prepared copy once, the others then read
   it); a ``DataError`` naming the data set for anything wrong with the data."""
   try:
-    return parallel.process_zero_first(lambda: load_dataset(config.data), "load_dataset")
+    show = jax.process_index() == 0 and progress_wanted(config.eval.progress)
+    return parallel.process_zero_first(lambda: load_dataset(config.data, progress=show),
+                                       "load_dataset")
   except (OSError, ValueError, RuntimeError) as e:
     if isinstance(e, (RunError, ConfigError)):
       raise

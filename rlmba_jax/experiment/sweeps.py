@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Iterable, NamedTuple, Sequence
 
+from rlmba_jax.experiment.progress import progress_wanted
+
 # The default persistent compilation cache of sweeps (a per-user folder).
 DEFAULT_COMPILE_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "rlmba_jax", "xla")
 
@@ -98,23 +100,46 @@ def _run_one(job: Job, env: dict[str, str]) -> tuple[str, int, float]:
 
 
 def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
-             compile_cache: str = DEFAULT_COMPILE_CACHE) -> list[str]:
+             compile_cache: str = DEFAULT_COMPILE_CACHE, progress: str = "auto"
+             ) -> list[str]:
   """Runs the jobs, phase after phase (a phase may read the runs of earlier ones), each
   phase ``workers`` at a time (0: one per two cores). Prints one JSON line per finished
-  run; returns the workdirs of the runs that failed."""
+  run, in the order they finish, under a bar over the runs (``progress``: ``"auto"``,
+  ``"on"`` or ``"off"``, as ``config.eval.progress``); returns the workdirs of the runs
+  that failed."""
   workers = workers or max(1, (os.cpu_count() or 2) // 2)
   env = compile_cache_env(compile_cache)
   total = sum(len(p) for p in phases)
-  if total:
-    print(f"{total} runs to do, {workers} at a time", flush=True)
+  if not total:
+    return []
+  print(f"{total} runs to do, {workers} at a time", flush=True)
+  bar = _runs_bar(total, progress)
   failed = []
   for phase in phases:
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-      for workdir, rc, seconds in pool.map(lambda job: _run_one(job, env), phase):
-        print(json.dumps({"run": workdir, "exit": rc, "seconds": round(seconds, 1)}),
-              flush=True)
+      running = [pool.submit(_run_one, job, env) for job in phase]
+      for done in concurrent.futures.as_completed(running):
+        workdir, rc, seconds = done.result()
+        line = json.dumps({"run": workdir, "exit": rc, "seconds": round(seconds, 1)})
         if rc:
           failed.append(workdir)
+        if bar is None:
+          print(line, flush=True)
+        else:
+          bar.write(line, file=sys.stdout)
+          bar.update(1)
+          bar.set_postfix(last="/".join(workdir.split(os.sep)[-2:]), failed=len(failed),
+                          refresh=True)
+  if bar is not None:
+    bar.close()
   if failed:
     print(f"{len(failed)} runs failed; see log.txt in: {', '.join(failed)}", flush=True)
   return failed
+
+
+def _runs_bar(total: int, progress: str):
+  """A tqdm bar over a sweep's runs on stderr, or None when progress is not wanted."""
+  if not progress_wanted(progress):
+    return None
+  from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
+  return tqdm(total=total, unit="run", desc="sweep", file=sys.stderr, dynamic_ncols=True)
