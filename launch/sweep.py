@@ -7,7 +7,8 @@ A strategy entry is a registered name, or ``LABEL=NAME/key=value/key=value`` for
 (``--strategies=gcn_u=gcnal/al.gcnal.method=uncertaingcn``); with ``--tuned=tuning.json``
 (``launch/tune.py``'s output) ``{tuned}`` in an entry stands for the values chosen on
 validation (``rlmba_tuned=rlmba{tuned}``). Each run is
-``python -m rlmba_jax.main`` on ``WORKDIR/runs/<label>/seed<k>`` (log in ``log.txt`` there);
+``python -m rlmba_jax.main`` on ``WORKDIR/runs/<label>/seed<k>`` (log in ``log.txt`` there;
+with one worker called in this process, unless ``--separate_processes``);
 finished runs are skipped, interrupted ones continue where they stopped. RL-MBA entries
 (strategy ``rlmba``) run after the others: their relative reward reads the same-seed runs of
 ``--references`` in this sweep (the paper's GCNAL, BADGE and BMMAL by default) unless the
@@ -54,6 +55,9 @@ _COMPILE_CACHE = flags.DEFINE_string(
 _PROGRESS = flags.DEFINE_enum(
     "progress", "auto", ["auto", "on", "off"],
     "A bar over the runs: auto shows it in a terminal or a notebook, not under CI.")
+_SEPARATE_PROCESSES = flags.DEFINE_bool(
+    "separate_processes", False, "Run each run in its own Python process even with one "
+    "worker (by default one worker runs them in this process, reusing compiled programs).")
 
 
 def main(argv):
@@ -107,7 +111,8 @@ def main(argv):
     from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
     load_dataset(config.data, progress=progress_wanted(_PROGRESS.value))
     # References before the runs that read them.
-    run_jobs([jobs, late_jobs], _WORKERS.value, _COMPILE_CACHE.value, _PROGRESS.value)
+    run_jobs([jobs, late_jobs], _WORKERS.value, _COMPILE_CACHE.value, _PROGRESS.value,
+             _SEPARATE_PROCESSES.value)
   runs = report.collect(_WORKDIR.value)
   # Only finished runs: a run still going (or stopped) would cut its row's curve short.
   runs = {label: {seed: recs for seed, recs in runs[label].items()

@@ -83,6 +83,9 @@ _COMPILE_CACHE = flags.DEFINE_string("compile_cache", DEFAULT_COMPILE_CACHE,
 _PROGRESS = flags.DEFINE_enum(
     "progress", "auto", ["auto", "on", "off"],
     "A bar over the runs: auto shows it in a terminal or a notebook, not under CI.")
+_SEPARATE_PROCESSES = flags.DEFINE_bool(
+    "separate_processes", False, "Run each run in its own Python process even with one "
+    "worker (by default one worker runs them in this process, reusing compiled programs).")
 
 
 class TestWasReadError(RuntimeError):
@@ -273,7 +276,7 @@ def main(argv):
       from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
       load_dataset(config.data, progress=progress_wanted(_PROGRESS.value))
       run_jobs([references, runs], _WORKERS.value, _COMPILE_CACHE.value,
-               _PROGRESS.value)
+               _PROGRESS.value, _SEPARATE_PROCESSES.value)
 
   run_trials(trials)
   if refine_combos:

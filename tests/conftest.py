@@ -95,7 +95,7 @@ COLD_SECONDS = {
     "test_colab.py": 104, "test_rlmba_loop.py": 94, "test_multidevice.py": 92,
     "test_paper_configs.py": 79, "test_loop_strategies.py": 67, "test_multihost.py": 60,
     "test_loop.py": 48, "test_paper_protocol.py": 43, "test_episodes.py": 42,
-    "test_person.py": 35, "test_faults.py": 31, "test_strategies.py": 31, "test_fusion.py": 29,
+    "test_person.py": 35, "test_sweeps.py": 33, "test_faults.py": 31, "test_strategies.py": 31, "test_fusion.py": 29,
     "test_encoders.py": 23, "test_policy.py": 20, "test_run_outputs.py": 11,
     "test_paper_data.py": 11, "test_av_digits.py": 11, "test_trainer.py": 11,
     "test_models.py": 10, "test_label_page.py": 9, "test_modality.py": 6,

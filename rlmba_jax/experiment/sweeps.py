@@ -2,10 +2,12 @@
 
 ``launch/sweep.py`` (the comparison) and ``launch/tune.py`` (the search on validation) plan
 their runs with ``parse_entry`` / ``plan_run`` and execute them with ``run_jobs``: one
-``python -m rlmba_jax.main`` process per (entry, seed) on its own workdir (log in
-``log.txt`` there), ``workers`` at a time, finished runs skipped and interrupted ones
-continued. Every process shares one persistent XLA compilation cache, so only the first run
-of a config compiles (on mfeat a run drops from about 65 s to about 22 s).
+``python -m rlmba_jax.main`` run per (entry, seed) on its own workdir (log in ``log.txt``
+there), ``workers`` processes at a time, or with one worker one after the other in this
+process; finished runs skipped and interrupted ones continued. Every run shares one
+persistent XLA compilation cache, so only the first run of a config compiles (on mfeat a
+run drops from about 65 s to about 22 s), and in this process a run also reuses the traced
+programs of the runs before it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from rlmba_jax.experiment.progress import progress_wanted
 
@@ -99,42 +101,149 @@ def _run_one(job: Job, env: dict[str, str]) -> tuple[str, int, float]:
   return job.workdir, rc, time.time() - t0
 
 
+def main_arguments(job: Job) -> list[str] | None:
+  """The arguments of a job that runs ``python -m rlmba_jax.main``, else None."""
+  if job.command[1:3] == ["-m", "rlmba_jax.main"]:
+    return job.command[3:]
+  return None
+
+
+def config_from_arguments(args: Sequence[str]):
+  """``(config, workdir)`` from ``rlmba_jax.main``'s arguments, parsed as it parses them
+  (``--config=FILE[:ARG]`` or a packaged name, ``--config.KEY=VALUE``, ``--workdir``); a
+  ``ConfigError`` (exit code 2, as the command's) for arguments it would refuse."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  from rlmba_jax import config_names  # pylint: disable=g-import-not-at-top
+  argv = ["rlmba_jax.main", *args]
+  config_names.resolve_config_names(argv)
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "Config file.", flag_values=values,
+                                  lock_config=True, sys_argv=argv)
+  flags.DEFINE_string("workdir", None, "Output folder.", flag_values=values)
+  try:
+    values(argv)
+    return values["config"].value, values["workdir"].value
+  except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
+    from rlmba_jax.experiment.errors import ConfigError  # pylint: disable=g-import-not-at-top
+    raise ConfigError(f"error in the config ({' '.join(args)}): {e}") from e
+
+
+def _run_in_process(job: Job) -> tuple[str, int, float]:
+  """The job's ``rlmba_jax.main`` run called in this process, its output (log lines,
+  prints, a traceback) in ``log.txt`` and not on the console; the exit code is the one the
+  command would give (``errors.EXIT_CODES``, 1 for anything else)."""
+  import contextlib  # pylint: disable=g-import-not-at-top
+  import logging  # pylint: disable=g-import-not-at-top
+  import traceback  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment import errors, run  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top
+  configure_logging()  # as the command: our lines at INFO, libraries' at WARNING
+  os.makedirs(job.workdir, exist_ok=True)
+  t0 = time.time()
+  root = logging.getLogger()
+  consoles = [(h, h.level) for h in root.handlers]  # absl's, or basicConfig's
+  with open(os.path.join(job.workdir, "log.txt"), "a") as log:
+    to_file = logging.StreamHandler(log)
+    to_file.setFormatter(absl_logging.PythonFormatter())
+    for handler, _ in consoles:
+      handler.setLevel(logging.CRITICAL + 1)
+    root.addHandler(to_file)
+    try:
+      with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        try:
+          config, workdir = config_from_arguments(main_arguments(job))
+          summary = run(config, workdir)
+          final = summary["final"]
+          metric = "test" if "test_top1" in final else "val"
+          print(f"done: {summary['strategy']} seed {summary['seed']}: {metric} top-1 "
+                f"{final.get(f'{metric}_top1', float('nan')):.4f} with "
+                f"{final.get('num_labeled', 0)} labels; outputs in {workdir}")
+          rc = 0
+        except (errors.ConfigError, errors.RunError) as e:
+          traceback.print_exc()
+          rc = e.exit_code
+        except Exception:  # pylint: disable=broad-except  (one failed run, not the sweep)
+          traceback.print_exc()
+          rc = 1
+    finally:
+      root.removeHandler(to_file)
+      for handler, level in consoles:
+        handler.setLevel(level)
+  return job.workdir, rc, time.time() - t0
+
+
 def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
-             compile_cache: str = DEFAULT_COMPILE_CACHE, progress: str = "auto"
-             ) -> list[str]:
+             compile_cache: str = DEFAULT_COMPILE_CACHE, progress: str = "auto",
+             separate_processes: bool = False) -> list[str]:
   """Runs the jobs, phase after phase (a phase may read the runs of earlier ones), each
   phase ``workers`` at a time (0: one per two cores). Prints one JSON line per finished
   run, in the order they finish, under a bar over the runs (``progress``: ``"auto"``,
   ``"on"`` or ``"off"``, as ``config.eval.progress``); returns the workdirs of the runs
-  that failed."""
+  that failed.
+
+  With one worker, the ``rlmba_jax.main`` jobs run one after the other in this process
+  (unless ``separate_processes``), so a run reuses the traced and compiled programs of the
+  runs before it (``experiment.loop.make_trainer``) and pays no interpreter start; the
+  results are the same as from separate processes (tests/test_sweeps.py).
+  """
   workers = workers or max(1, (os.cpu_count() or 2) // 2)
   env = compile_cache_env(compile_cache)
   total = sum(len(p) for p in phases)
   if not total:
     return []
-  print(f"{total} runs to do, {workers} at a time", flush=True)
+  in_process = workers == 1 and not separate_processes
+  print(f"{total} runs to do, {workers} at a time"
+        + (", in this process" if in_process else ""), flush=True)
+  if in_process and compile_cache:
+    _use_compile_cache(compile_cache)
   bar = _runs_bar(total, progress)
   failed = []
   for phase in phases:
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-      running = [pool.submit(_run_one, job, env) for job in phase]
-      for done in concurrent.futures.as_completed(running):
-        workdir, rc, seconds = done.result()
-        line = json.dumps({"run": workdir, "exit": rc, "seconds": round(seconds, 1)})
-        if rc:
-          failed.append(workdir)
-        if bar is None:
-          print(line, flush=True)
-        else:
-          bar.write(line, file=sys.stdout)
-          bar.update(1)
-          bar.set_postfix(last="/".join(workdir.split(os.sep)[-2:]), failed=len(failed),
-                          refresh=True)
+    for workdir, rc, seconds in _finished_runs(phase, workers, env, in_process):
+      line = json.dumps({"run": workdir, "exit": rc, "seconds": round(seconds, 1)})
+      if rc:
+        failed.append(workdir)
+      if bar is None:
+        print(line, flush=True)
+      else:
+        bar.write(line, file=sys.stdout)
+        bar.update(1)
+        bar.set_postfix(last="/".join(workdir.split(os.sep)[-2:]), failed=len(failed),
+                        refresh=True)
   if bar is not None:
     bar.close()
   if failed:
     print(f"{len(failed)} runs failed; see log.txt in: {', '.join(failed)}", flush=True)
   return failed
+
+
+def _finished_runs(phase: Sequence[Job], workers: int, env: dict[str, str],
+                   in_process: bool) -> Iterator[tuple[str, int, float]]:
+  """``(workdir, exit code, seconds)`` of each job as it finishes. In this process the
+  jobs run on the main thread, so Ctrl-C stops the current run as it stops a command."""
+  if in_process:
+    for job in phase:
+      yield (_run_in_process(job) if main_arguments(job) is not None
+             else _run_one(job, env))
+    return
+  with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    running = [pool.submit(_run_one, job, env) for job in phase]
+    for done in concurrent.futures.as_completed(running):
+      yield done.result()
+
+
+def _use_compile_cache(cache_dir: str) -> None:
+  """This process's compilation cache: ``cache_dir``, every program kept (as
+  ``compile_cache_env`` sets it up for separate processes)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return  # the caller's folder wins, as with separate processes
+  os.makedirs(cache_dir, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", cache_dir)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def _runs_bar(total: int, progress: str):

@@ -1,0 +1,52 @@
+"""Sweeps and searches run their runs in this process with one worker: the same results as
+separate processes, the same exit codes, each run's output in its log.txt."""
+
+import json
+import os
+
+import pytest
+
+from conftest import REPO, read_ledger, read_rounds
+from rlmba_jax.experiment import sweeps
+
+pytestmark = pytest.mark.slow  # four mfeat runs, two of them in their own processes
+
+CONFIG = os.path.join(REPO, "configs", "mfeat.py") + ":runlocal"
+COMMON = ["--config.data.source=files", "--config.eval.tensorboard=false"]
+
+
+def _plan(root):
+  entries = [("random", "random", {}), ("entropy", "entropy", {}),
+             ("unknown_strategy", "nope", {}), ("unknown_key", "random", {"al.nope": "1"})]
+  return [sweeps.plan_run(CONFIG, str(root / label / "seed0"), strategy, 0, overrides,
+                          COMMON) for label, strategy, overrides in entries]
+
+
+def _exits(out: str, root) -> dict[str, int]:
+  lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
+  return {os.path.relpath(l["run"], root).split(os.sep)[0]: l["exit"] for l in lines}
+
+
+def test_one_worker_runs_in_this_process_with_the_results_of_separate_processes(
+    tmp_path, capsys):
+  inside, apart = tmp_path / "inside", tmp_path / "apart"
+  failed = sweeps.run_jobs([_plan(inside)], workers=1, compile_cache="", progress="off")
+  out = capsys.readouterr()
+  assert "in this process" in out.out
+  assert "round 1/" not in out.err  # the runs' lines went to their log.txt
+  exits_inside = _exits(out.out, inside)
+  sweeps.run_jobs([_plan(apart)], workers=1, compile_cache="", progress="off",
+                  separate_processes=True)
+  exits_apart = _exits(capsys.readouterr().out, apart)
+  assert exits_inside == exits_apart == {"random": 0, "entropy": 0, "unknown_strategy": 2,
+                                         "unknown_key": 2}
+  assert sorted(os.path.basename(os.path.dirname(f)) for f in failed) == [
+      "unknown_key", "unknown_strategy"]
+  for label in ("random", "entropy"):
+    a, b = inside / label / "seed0", apart / label / "seed0"
+    assert read_ledger(a) == read_ledger(b)
+    assert read_rounds(a) == read_rounds(b)
+    log = (a / "log.txt").read_text()
+    assert f"done: {label} seed 0" in log and "round 2/2" in log
+  assert "nope" in (inside / "unknown_strategy" / "seed0" / "log.txt").read_text()
+  assert "al.nope" in (inside / "unknown_key" / "seed0" / "log.txt").read_text()
