@@ -45,3 +45,24 @@ def resolve_config_names(argv: list[str]) -> None:
       argv[i] = "--config=" + resolved
     else:
       argv[i + 1] = resolved
+
+
+def config_file_problem(config, value: str) -> str | None:
+  """One line saying why the config file of ``--config=value`` could not be loaded, or None.
+
+  ml_collections defers a file it cannot read: ``config`` is then a stand-in whose every
+  attribute raises ``OSError``.
+  """
+  try:
+    config.to_dict()
+  except OSError as e:
+    reason = str(e).strip().splitlines()[-1].strip()
+    return (f"--config={value}: cannot read the config file ({reason}); give a config file "
+            f"or a packaged config ({', '.join(sorted(packaged_configs()))})")
+  return None
+
+
+def syntax_error_line(error: SyntaxError) -> str:
+  """The config file does not parse: where and why, in one line."""
+  return (f"--config: the config file {error.filename} does not parse: {error.msg} "
+          f"(line {error.lineno})")

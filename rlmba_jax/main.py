@@ -102,12 +102,19 @@ def main(argv):
 def _parse_flags(argv):
   """absl's parser, with config-override mistakes reported in one line, not a traceback."""
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
+  except SyntaxError as e:
+    _stop(_BAD_CONFIG, config_names.syntax_error_line(e))
   except flags.Error as e:
     _stop(_BAD_CONFIG, f"FATAL Flags parsing error: {e}\nPass --helpshort or --helpfull for "
           "help.")
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     _bad_override(e)
+  problem = config_names.config_file_problem(_CONFIG.value,
+                                             flags.FLAGS["config"].config_filename)
+  if problem:
+    _stop(_BAD_CONFIG, problem)
+  return rest
 
 
 def entry_point():

@@ -43,6 +43,38 @@ def test_an_unknown_config_name_is_one_line_and_exit_2(tmp_path):
   assert "'mfeet' is neither a config file nor a packaged config" in out.stderr
 
 
+def test_a_config_file_that_is_missing_or_does_not_parse_is_one_line_and_exit_2(tmp_path):
+  (tmp_path / "broken.py").write_text("def get_config(\n")
+  for value, message in (("nothere.py", "--config=nothere.py: cannot read the config file "
+                                        "([Errno 2] No such file or directory"),
+                         ("broken.py", "the config file broken.py does not parse: '(' was "
+                                       "never closed (line 1)")):
+    out = subprocess.run([sys.executable, "-m", "rlmba_jax.main", f"--config={value}",
+                          f"--workdir={tmp_path / 'w'}"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2 and message in out.stderr, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+  assert not (tmp_path / "w").exists()
+
+
+def test_a_sweep_reads_run_arguments_as_the_command_does(tmp_path):
+  from rlmba_jax.experiment.errors import ConfigError
+  from rlmba_jax.experiment.sweeps import config_from_arguments
+  config, workdir = config_from_arguments(
+      ["--config=mfeat:runlocal", f"--workdir={tmp_path}", "--config.seed=3",
+       "--config.modality.amcb=false", "--config.al.rlmba.beta=0.25"])
+  assert (config.seed, config.modality.amcb, config.al.rlmba.beta) == (3, False, 0.25)
+  assert workdir == str(tmp_path)
+  (tmp_path / "broken.py").write_text("def get_config(\n")
+  for args, message in (([f"--config={tmp_path / 'nothere.py'}"], "cannot read the config"),
+                        ([f"--config={tmp_path / 'broken.py'}"], "does not parse"),
+                        (["--config=mfeet"], "neither a config file nor a packaged"),
+                        (["--config=mfeat", "--config.al.nope=1"], "nope"),
+                        (["--config=mfeat", "--config.seed=abc"], "invalid literal")):
+    with pytest.raises(ConfigError, match=message):
+      config_from_arguments([*args, "--workdir=w"])
+
+
 @pytest.mark.slow
 def test_the_wheel_holds_the_configs_the_licence_and_py_typed(tmp_path):
   subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",

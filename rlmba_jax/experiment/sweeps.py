@@ -115,18 +115,24 @@ def config_from_arguments(args: Sequence[str]):
   from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   from rlmba_jax import config_names  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment.errors import ConfigError  # pylint: disable=g-import-not-at-top
   argv = ["rlmba_jax.main", *args]
-  config_names.resolve_config_names(argv)
   values = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "Config file.", flag_values=values,
-                                  lock_config=True, sys_argv=argv)
-  flags.DEFINE_string("workdir", None, "Output folder.", flag_values=values)
   try:
+    config_names.resolve_config_names(argv)
+    config_flags.DEFINE_config_file("config", None, "Config file.", flag_values=values,
+                                    lock_config=True, sys_argv=argv)
+    flags.DEFINE_string("workdir", None, "Output folder.", flag_values=values)
     values(argv)
-    return values["config"].value, values["workdir"].value
+  except SyntaxError as e:
+    raise ConfigError(config_names.syntax_error_line(e)) from e
   except (flags.Error, AttributeError, KeyError, TypeError, ValueError) as e:
-    from rlmba_jax.experiment.errors import ConfigError  # pylint: disable=g-import-not-at-top
     raise ConfigError(f"error in the config ({' '.join(args)}): {e}") from e
+  problem = config_names.config_file_problem(values["config"].value,
+                                             values["config"].config_filename)
+  if problem:
+    raise ConfigError(problem)
+  return values["config"].value, values["workdir"].value
 
 
 def _run_in_process(job: Job) -> tuple[str, int, float]:
