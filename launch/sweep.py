@@ -38,7 +38,8 @@ _STRATEGIES = flags.DEFINE_list("strategies", ["random", "entropy"], "Entries to
 _SEEDS = flags.DEFINE_integer("seeds", 3, "How many seeds: first_seed .. first_seed + N - 1.")
 _FIRST_SEED = flags.DEFINE_integer("first_seed", 0, "The first seed.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder.")
-_WORKERS = flags.DEFINE_integer("workers", 0, "Parallel runs (0: one per two cores).")
+_WORKERS = flags.DEFINE_integer(
+    "workers", 0, "Parallel runs (0: one per two cores on CPU, one on a GPU or TPU).")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only rewrite the report.")
 _FULL_DATA = flags.DEFINE_float("full_data", None, "Full-data test top-1 drawn as a line.")
 _TITLE = flags.DEFINE_string("title", "Active-learning comparison", "Report title.")

@@ -75,7 +75,8 @@ _REFINE_TOP = flags.DEFINE_integer(
     "included, each combined with every value of --refine_space.")
 _REFINE_SPACE = flags.DEFINE_string("refine_space", "al.rlmba.diversity=labelled",
                                     "key=v1|v2;... of the second stage.")
-_WORKERS = flags.DEFINE_integer("workers", 0, "Parallel runs (0: one per two cores).")
+_WORKERS = flags.DEFINE_integer(
+    "workers", 0, "Parallel runs (0: one per two cores on CPU, one on a GPU or TPU).")
 _REPORT_SEEDS = flags.DEFINE_list("report_seeds", ["0", "1", "2", "3", "4"],
                                   "Seeds reserved for reports: refused as tuning seeds.")
 _COMPILE_CACHE = flags.DEFINE_string("compile_cache", DEFAULT_COMPILE_CACHE,

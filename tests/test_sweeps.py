@@ -3,21 +3,21 @@ separate processes, the same exit codes, each run's output in its log.txt."""
 
 import json
 import os
+import subprocess
 
 import pytest
 
 from conftest import REPO, read_ledger, read_rounds
 from rlmba_jax.experiment import sweeps
 
-pytestmark = pytest.mark.slow  # four mfeat runs, two of them in their own processes
-
 CONFIG = os.path.join(REPO, "configs", "mfeat.py") + ":runlocal"
-COMMON = ["--config.data.source=files", "--config.eval.tensorboard=false"]
+COMMON = ["--config.data.source=files", "--config.eval.tensorboard=false",
+          "--config.al.rounds=1"]
+ENTRIES = [("random", "random", {}), ("entropy", "entropy", {}),
+           ("unknown_key", "random", {"al.nope": "1"}), ("unknown_strategy", "nope", {})]
 
 
-def _plan(root):
-  entries = [("random", "random", {}), ("entropy", "entropy", {}),
-             ("unknown_strategy", "nope", {}), ("unknown_key", "random", {"al.nope": "1"})]
+def _plan(root, entries=ENTRIES):
   return [sweeps.plan_run(CONFIG, str(root / label / "seed0"), strategy, 0, overrides,
                           COMMON) for label, strategy, overrides in entries]
 
@@ -27,6 +27,7 @@ def _exits(out: str, root) -> dict[str, int]:
   return {os.path.relpath(l["run"], root).split(os.sep)[0]: l["exit"] for l in lines}
 
 
+@pytest.mark.slow  # four mfeat runs, two of them in their own processes
 def test_one_worker_runs_in_this_process_with_the_results_of_separate_processes(
     tmp_path, capsys):
   inside, apart = tmp_path / "inside", tmp_path / "apart"
@@ -35,11 +36,11 @@ def test_one_worker_runs_in_this_process_with_the_results_of_separate_processes(
   assert "in this process" in out.out
   assert "round 1/" not in out.err  # the runs' lines went to their log.txt
   exits_inside = _exits(out.out, inside)
-  sweeps.run_jobs([_plan(apart)], workers=1, compile_cache="", progress="off",
+  sweeps.run_jobs([_plan(apart, ENTRIES[:3])], workers=1, compile_cache="", progress="off",
                   separate_processes=True)
   exits_apart = _exits(capsys.readouterr().out, apart)
-  assert exits_inside == exits_apart == {"random": 0, "entropy": 0, "unknown_strategy": 2,
-                                         "unknown_key": 2}
+  assert exits_inside == {"random": 0, "entropy": 0, "unknown_key": 2, "unknown_strategy": 2}
+  assert exits_apart == {"random": 0, "entropy": 0, "unknown_key": 2}
   assert sorted(os.path.basename(os.path.dirname(f)) for f in failed) == [
       "unknown_key", "unknown_strategy"]
   for label in ("random", "entropy"):
@@ -47,6 +48,19 @@ def test_one_worker_runs_in_this_process_with_the_results_of_separate_processes(
     assert read_ledger(a) == read_ledger(b)
     assert read_rounds(a) == read_rounds(b)
     log = (a / "log.txt").read_text()
-    assert f"done: {label} seed 0" in log and "round 2/2" in log
+    assert f"done: {label} seed 0" in log and "round 1/1" in log
   assert "nope" in (inside / "unknown_strategy" / "seed0" / "log.txt").read_text()
   assert "al.nope" in (inside / "unknown_key" / "seed0" / "log.txt").read_text()
+
+
+def test_by_default_one_run_per_two_cores_on_cpu_and_one_on_an_accelerator(monkeypatch):
+  assert sweeps.default_workers() == max(1, (os.cpu_count() or 2) // 2)  # this machine: CPU
+  asked = {}
+
+  def gpu(command, **kwargs):
+    asked.update(kwargs["env"])
+    return subprocess.CompletedProcess(command, 0, stdout="gpu\n", stderr="")
+
+  monkeypatch.setattr(sweeps.subprocess, "run", gpu)
+  assert sweeps.default_workers() == 1
+  assert asked["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"  # the probe claims no memory

@@ -184,7 +184,7 @@ def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
              compile_cache: str = DEFAULT_COMPILE_CACHE, progress: str = "auto",
              separate_processes: bool = False) -> list[str]:
   """Runs the jobs, phase after phase (a phase may read the runs of earlier ones), each
-  phase ``workers`` at a time (0: one per two cores). Prints one JSON line per finished
+  phase ``workers`` at a time (0: ``default_workers()``). Prints one JSON line per finished
   run, in the order they finish, under a bar over the runs (``progress``: ``"auto"``,
   ``"on"`` or ``"off"``, as ``config.eval.progress``); returns the workdirs of the runs
   that failed.
@@ -194,8 +194,10 @@ def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
   runs before it (``experiment.loop.make_trainer``) and pays no interpreter start; the
   results are the same as from separate processes (tests/test_sweeps.py).
   """
-  workers = workers or max(1, (os.cpu_count() or 2) // 2)
+  workers = workers or default_workers()
   env = compile_cache_env(compile_cache)
+  if workers > 1:  # processes sharing an accelerator take memory as they need it
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
   total = sum(len(p) for p in phases)
   if not total:
     return []
@@ -223,6 +225,24 @@ def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
   if failed:
     print(f"{len(failed)} runs failed; see log.txt in: {', '.join(failed)}", flush=True)
   return failed
+
+
+def default_workers() -> int:
+  """Runs at a time when ``--workers=0``: one per two CPU cores on CPU; one on a GPU or TPU,
+  where runs then go one after the other in this process, which owns the accelerator
+  (parallel processes would each claim most of its memory).
+
+  The backend is asked in a short-lived process, so this one holds no accelerator memory
+  when its runs go to processes of their own.
+  """
+  probe = subprocess.run(
+      [sys.executable, "-c", "import jax; print(jax.default_backend())"],
+      capture_output=True, text=True, timeout=300,
+      env=dict(os.environ, XLA_PYTHON_CLIENT_PREALLOCATE="false"))
+  lines = probe.stdout.split()
+  if probe.returncode == 0 and lines and lines[-1] != "cpu":
+    return 1
+  return max(1, (os.cpu_count() or 2) // 2)
 
 
 def _finished_runs(phase: Sequence[Job], workers: int, env: dict[str, str],
