@@ -112,13 +112,15 @@ def _without_the_data_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, module, None)  # import -> ImportError, find_spec -> None
 
 
-def test_without_the_data_extra_mfeat_reads_its_csvs_and_tfds_names_the_extra(monkeypatch):
+def test_without_the_data_extra_mfeat_reads_its_csvs_and_tfds_names_the_extra(monkeypatch,
+                                                                              tmp_path):
   from rlmba_jax import extras
   from rlmba_jax.data import load_dataset
   from rlmba_jax.data.registry import dataset_info
   from rlmba_jax.data.loading import resolve_source
   from rlmba_jax.experiment.config import default_config
   cfg = default_config().data
+  cfg.data_dir = str(tmp_path)
   assert cfg.source == "auto"
   with_extra = load_dataset(cfg)  # the test install has [data]: the ArrayRecord copy
   assert resolve_source(cfg, dataset_info("uci_mfeat")) == "tfds"

@@ -10,9 +10,14 @@ import pytest
 from conftest import REPO, read_ledger, read_rounds
 from rlmba_jax.experiment import sweeps
 
-CONFIG = os.path.join(REPO, "configs", "mfeat.py") + ":runlocal"
+CONFIG = os.path.join(REPO, "configs", "mfeat.py")
+# conftest.make_tiny_config's settings, so the runs reuse the programs other tests compiled
 COMMON = ["--config.data.source=files", "--config.eval.tensorboard=false",
-          "--config.al.rounds=1"]
+          "--config.al.initial_size=20", "--config.al.budget_per_round=10",
+          "--config.al.rounds=1", "--config.train.num_epochs=20",
+          "--config.train.learning_rate=0.005", "--config.train.batch_size=32",
+          "--config.train.eval_batch_size=256", "--config.model.width=32",
+          "--config.model.hidden=(32,)", "--config.model.conv_channels=(8,16)"]
 ENTRIES = [("random", "random", {}), ("entropy", "entropy", {}),
            ("unknown_key", "random", {"al.nope": "1"}), ("unknown_strategy", "nope", {})]
 
