@@ -147,4 +147,7 @@ def main(argv):
 
 if __name__ == "__main__":
   flags.mark_flag_as_required("workdir")
-  app.run(main)
+  try:
+    app.run(main)
+  except KeyboardInterrupt:  # run_jobs said what is kept
+    sys.exit(130)

@@ -323,4 +323,7 @@ def _parse(value: str):
 
 if __name__ == "__main__":
   flags.mark_flag_as_required("workdir")
-  app.run(main)
+  try:
+    app.run(main)
+  except KeyboardInterrupt:  # run_jobs said what is kept
+    sys.exit(130)

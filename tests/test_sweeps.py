@@ -69,3 +69,22 @@ def test_by_default_one_run_per_two_cores_on_cpu_and_one_on_an_accelerator(monke
   monkeypatch.setattr(sweeps.subprocess, "run", gpu)
   assert sweeps.default_workers() == 1
   assert asked["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"  # the probe claims no memory
+
+
+def test_ctrl_c_in_a_run_stops_the_sweep_saying_what_is_kept(tmp_path, capsys, monkeypatch):
+  import logging
+  from rlmba_jax import experiment
+
+  def interrupted(config, workdir):
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(experiment, "run", interrupted)
+  levels = [h.level for h in logging.getLogger().handlers]
+  with pytest.raises(KeyboardInterrupt):
+    sweeps.run_jobs([_plan(tmp_path, ENTRIES[:2])], workers=1, compile_cache="",
+                    progress="off")
+  err = capsys.readouterr().err
+  assert "interrupted: finished runs are kept" in err
+  assert [h.level for h in logging.getLogger().handlers] == levels  # the console is back
+  assert (tmp_path / "random" / "seed0" / "log.txt").exists()
+  assert not (tmp_path / "entropy").exists()  # nothing started after Ctrl-C

@@ -208,20 +208,26 @@ def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
     _use_compile_cache(compile_cache)
   bar = _runs_bar(total, progress)
   failed = []
-  for phase in phases:
-    for workdir, rc, seconds in _finished_runs(phase, workers, env, in_process):
-      line = json.dumps({"run": workdir, "exit": rc, "seconds": round(seconds, 1)})
-      if rc:
-        failed.append(workdir)
-      if bar is None:
-        print(line, flush=True)
-      else:
-        bar.write(line, file=sys.stdout)
-        bar.update(1)
-        bar.set_postfix(last="/".join(workdir.split(os.sep)[-2:]), failed=len(failed),
-                        refresh=True)
-  if bar is not None:
-    bar.close()
+  try:
+    for phase in phases:
+      for workdir, rc, seconds in _finished_runs(phase, workers, env, in_process):
+        line = json.dumps({"run": workdir, "exit": rc, "seconds": round(seconds, 1)})
+        if rc:
+          failed.append(workdir)
+        if bar is None:
+          print(line, flush=True)
+        else:
+          bar.write(line, file=sys.stdout)
+          bar.update(1)
+          bar.set_postfix(last="/".join(workdir.split(os.sep)[-2:]), failed=len(failed),
+                          refresh=True)
+  except KeyboardInterrupt:
+    print("interrupted: finished runs are kept, and a stopped one continues from its last "
+          "finished round; run the same command to go on", file=sys.stderr, flush=True)
+    raise
+  finally:
+    if bar is not None:
+      bar.close()
   if failed:
     print(f"{len(failed)} runs failed; see log.txt in: {', '.join(failed)}", flush=True)
   return failed
