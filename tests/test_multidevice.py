@@ -76,7 +76,9 @@ SELECTION_DRIVER = textwrap.dedent("""
     for name in selection.available_strategies():
       fn = jax.jit(selection.get_strategy(name), static_argnums=2)
       one, eight = fn(jax.random.key(3), view, b), fn(jax.random.key(3), sharded, b)
-      out["same"][name] = jax.device_get(one).tolist() == jax.device_get(eight).tolist()
+      one, eight = jax.device_get(one).tolist(), jax.device_get(eight).tolist()
+      out["same"][name] = one == eight
+      out.setdefault("shared", {})[name] = len(set(one) & set(eight)) / b
       if name in ("coreset", "kmeans", "badge", "bmmal", "rlmba", "gcnal"):
         text = fn.lower(jax.random.key(3), sharded, b).compile().as_text()
         # an all-gather of a whole [N, width] block would copy the pool to every device
@@ -111,6 +113,11 @@ def test_every_strategy_selects_the_same_on_a_pool_split_over_eight_devices():
                     env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.split("RESULT", 1)[1])
-  assert len(out["same"]) == 15 and all(out["same"].values()), out["same"]
+  assert len(out["same"]) == 15
+  # GCN-AL trains a GCN for 200 Adam steps on sums over the whole pool, which a split pool
+  # adds in another order: its picks agree in this optimised build, but at -O0 only 35 of
+  # 40 do, so an XLA upgrade may move a few. Most must agree; everything else exactly.
+  assert all(v for k, v in out["same"].items() if k != "gcnal"), out["same"]
+  assert out["shared"]["gcnal"] >= 0.75, out["shared"]
   # The pool stays split: no device gathers a whole [N, D] block of features.
   assert not any(out["gathers"].values()), out["gathers"]
