@@ -27,10 +27,11 @@ from absl import flags
 from ml_collections import config_flags
 
 from rlmba_jax.experiment import report
+from rlmba_jax.experiment import sweeps
 from rlmba_jax.experiment.config import ConfigError, validate_config
 from rlmba_jax.experiment.progress import progress_wanted
-from rlmba_jax.experiment.sweeps import (DEFAULT_COMPILE_CACHE, is_finished, parse_entry,
-                                         plan_run, run_jobs)
+from rlmba_jax.experiment.sweeps import (define_runner_flags, is_finished, parse_entry,
+                                         plan_run)
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/mfeat.py", "Config file.",
                                           lock_config=False)
@@ -38,8 +39,6 @@ _STRATEGIES = flags.DEFINE_list("strategies", ["random", "entropy"], "Entries to
 _SEEDS = flags.DEFINE_integer("seeds", 3, "How many seeds: first_seed .. first_seed + N - 1.")
 _FIRST_SEED = flags.DEFINE_integer("first_seed", 0, "The first seed.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder.")
-_WORKERS = flags.DEFINE_integer(
-    "workers", 0, "Parallel runs (0: one per two cores on CPU, one on a GPU or TPU).")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only rewrite the report.")
 _FULL_DATA = flags.DEFINE_float("full_data", None, "Full-data test top-1 drawn as a line.")
 _TITLE = flags.DEFINE_string("title", "Active-learning comparison", "Report title.")
@@ -50,15 +49,8 @@ _TUNED = flags.DEFINE_string(
     "values ('rlmba_tuned=rlmba{tuned}' -> 'rlmba_tuned=rlmba/al.rlmba.beta=0.25/...').")
 _READING = flags.DEFINE_string(
     "reading", "", "A markdown file (the analysis of the figures) appended to report.md.")
-_COMPILE_CACHE = flags.DEFINE_string(
-    "compile_cache", DEFAULT_COMPILE_CACHE,
-    "Persistent XLA compilation cache shared by the runs ('' = off).")
-_PROGRESS = flags.DEFINE_enum(
-    "progress", "auto", ["auto", "on", "off"],
-    "A bar over the runs: auto shows it in a terminal or a notebook, not under CI.")
-_SEPARATE_PROCESSES = flags.DEFINE_bool(
-    "separate_processes", False, "Run each run in its own Python process even with one "
-    "worker (by default one worker runs them in this process, reusing compiled programs).")
+_RUNNER = define_runner_flags()  # --workers, --compile_cache, --progress, --separate_processes
+flags.adopt_module_key_flags(sweeps)  # listed by --helpshort too
 
 
 def main(argv):
@@ -110,10 +102,9 @@ def main(argv):
   if not _REPORT_ONLY.value and (jobs or late_jobs):
     # Build (or check) the data set once here, so parallel runs never build it together.
     from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
-    load_dataset(config.data, progress=progress_wanted(_PROGRESS.value))
+    load_dataset(config.data, progress=progress_wanted(_RUNNER.progress.value))
     # References before the runs that read them.
-    run_jobs([jobs, late_jobs], _WORKERS.value, _COMPILE_CACHE.value, _PROGRESS.value,
-             _SEPARATE_PROCESSES.value)
+    _RUNNER.run_jobs([jobs, late_jobs])
   runs = report.collect(_WORKDIR.value)
   # Only finished runs: a run still going (or stopped) would cut its row's curve short.
   runs = {label: {seed: recs for seed, recs in runs[label].items()

@@ -38,11 +38,11 @@ from absl import flags
 from ml_collections import config_flags
 
 from rlmba_jax.experiment import report
+from rlmba_jax.experiment import sweeps
 from rlmba_jax.experiment.config import ConfigError, validate_config
 from rlmba_jax.experiment.progress import progress_wanted
 from rlmba_jax.experiment.loop import area_under_curve
-from rlmba_jax.experiment.sweeps import (DEFAULT_COMPILE_CACHE, is_finished, plan_run,
-                                         run_jobs)
+from rlmba_jax.experiment.sweeps import define_runner_flags, is_finished, plan_run
 
 # The values the paper does not give (tau, eps: AMCB; beta, kappa, the prior temperature,
 # the policy's learning rate, the reward's EMA: RL-MBA). The classifier (heads, evidence
@@ -75,18 +75,10 @@ _REFINE_TOP = flags.DEFINE_integer(
     "included, each combined with every value of --refine_space.")
 _REFINE_SPACE = flags.DEFINE_string("refine_space", "al.rlmba.diversity=labelled",
                                     "key=v1|v2;... of the second stage.")
-_WORKERS = flags.DEFINE_integer(
-    "workers", 0, "Parallel runs (0: one per two cores on CPU, one on a GPU or TPU).")
 _REPORT_SEEDS = flags.DEFINE_list("report_seeds", ["0", "1", "2", "3", "4"],
                                   "Seeds reserved for reports: refused as tuning seeds.")
-_COMPILE_CACHE = flags.DEFINE_string("compile_cache", DEFAULT_COMPILE_CACHE,
-                                     "Persistent XLA compilation cache ('' = off).")
-_PROGRESS = flags.DEFINE_enum(
-    "progress", "auto", ["auto", "on", "off"],
-    "A bar over the runs: auto shows it in a terminal or a notebook, not under CI.")
-_SEPARATE_PROCESSES = flags.DEFINE_bool(
-    "separate_processes", False, "Run each run in its own Python process even with one "
-    "worker (by default one worker runs them in this process, reusing compiled programs).")
+_RUNNER = define_runner_flags()  # --workers, --compile_cache, --progress, --separate_processes
+flags.adopt_module_key_flags(sweeps)  # listed by --helpshort too
 
 
 class TestWasReadError(RuntimeError):
@@ -275,9 +267,8 @@ def main(argv):
                                common))
     if references or runs:
       from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
-      load_dataset(config.data, progress=progress_wanted(_PROGRESS.value))
-      run_jobs([references, runs], _WORKERS.value, _COMPILE_CACHE.value,
-               _PROGRESS.value, _SEPARATE_PROCESSES.value)
+      load_dataset(config.data, progress=progress_wanted(_RUNNER.progress.value))
+      _RUNNER.run_jobs([references, runs])
 
   run_trials(trials)
   if refine_combos:

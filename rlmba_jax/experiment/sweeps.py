@@ -19,7 +19,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from rlmba_jax.experiment.progress import progress_wanted
 
@@ -231,6 +231,35 @@ def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
   if failed:
     print(f"{len(failed)} runs failed; see log.txt in: {', '.join(failed)}", flush=True)
   return failed
+
+
+class RunnerFlags(NamedTuple):
+  """The command-line flags of a script that runs jobs (``define_runner_flags``)."""
+  workers: Any
+  compile_cache: Any
+  progress: Any
+  separate_processes: Any
+
+  def run_jobs(self, phases: Sequence[Sequence[Job]]) -> list[str]:
+    """``run_jobs`` with the flags' values."""
+    return run_jobs(phases, self.workers.value, self.compile_cache.value,
+                    self.progress.value, self.separate_processes.value)
+
+
+def define_runner_flags() -> RunnerFlags:
+  """Defines ``--workers``, ``--compile_cache``, ``--progress`` and ``--separate_processes``
+  (``launch/sweep.py``, ``launch/tune.py``)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  return RunnerFlags(
+      flags.DEFINE_integer("workers", 0, "Parallel runs (0: one per two cores on CPU, one "
+                           "on a GPU or TPU)."),
+      flags.DEFINE_string("compile_cache", DEFAULT_COMPILE_CACHE,
+                          "Persistent XLA compilation cache shared by the runs ('' = off)."),
+      flags.DEFINE_enum("progress", "auto", ["auto", "on", "off"], "A bar over the runs: "
+                        "auto shows it in a terminal or a notebook, not under CI."),
+      flags.DEFINE_bool("separate_processes", False, "Run each run in its own Python "
+                        "process even with one worker (by default one worker runs them in "
+                        "this process, reusing compiled programs)."))
 
 
 def default_workers() -> int:
