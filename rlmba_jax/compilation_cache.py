@@ -31,13 +31,14 @@ def default_dir() -> str:
   return os.path.join(base, "rlmba_jax", "xla")
 
 
-def enable(on: bool = True) -> str | None:
-  """Turns the cache on (see the module doc); returns its folder, or None when off."""
+def enable(on: bool = True, folder: str | None = None) -> str | None:
+  """Turns the cache on (see the module doc) in ``folder`` when JAX names none (default
+  ``default_dir()``); returns its folder, or None when off."""
   if not on or os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off"):
     return None
   path = jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR")
   if not path:
-    path = default_dir()
+    path = folder or default_dir()
     try:
       os.makedirs(path, exist_ok=True)
     except OSError as e:

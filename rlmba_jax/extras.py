@@ -45,3 +45,9 @@ def available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
   except (ImportError, ValueError):
     return False
+
+
+def installed(extra: str) -> bool:
+  """Whether every package of ``extra`` (``"data"``, ``"audio"``, ``"video"``) can be
+  imported, without importing them."""
+  return all(available(m) for m, e in EXTRAS.items() if e == extra)

@@ -80,6 +80,7 @@ def main(argv):
   parallel.initialize_distributed()
   from rlmba_jax.experiment import errors, run  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment.loop import finished_line  # pylint: disable=g-import-not-at-top
   configure_logging()
   try:
     summary = run(_CONFIG.value, _WORKDIR.value, close_round=_CLOSE_ROUND.value)
@@ -92,11 +93,7 @@ def main(argv):
       raise
     _stop(130, "interrupted: what was committed is kept; run the same command to continue "
           "from the last finished round")
-  final = summary["final"]
-  metric = "test" if "test_top1" in final else "val"
-  print(f"done: {summary['strategy']} seed {summary['seed']}: {metric} top-1 "
-        f"{final.get(f'{metric}_top1', float('nan')):.4f} with "
-        f"{final.get('num_labeled', 0)} labels; outputs in {_WORKDIR.value}")
+  print(finished_line(summary, _WORKDIR.value))
 
 
 def _parse_flags(argv):

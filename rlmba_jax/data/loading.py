@@ -26,8 +26,6 @@ logger = logging.getLogger(__name__)
 # data.source of the in-memory data sets: the ArrayRecord copy (tfds.data_source + grain), the
 # files, or "auto": the ArrayRecord copy when the [data] extra is installed, else the files.
 SOURCES = ("auto", "tfds", "files")
-# What the ArrayRecord path imports: the [data] extra (rlmba_jax/extras.py).
-TFDS_MODULES = ("tensorflow_datasets", "grain", "array_record")
 
 
 def _read_tfds_records(info: DatasetInfo, data_dir: str, manual_dir: str | None,
@@ -86,7 +84,7 @@ def resolve_source(data_cfg, info: DatasetInfo) -> str:
   """
   if data_cfg.source != "auto":
     return data_cfg.source
-  if info.read_files is not None and not all(map(extras.available, TFDS_MODULES)):
+  if info.read_files is not None and not extras.installed("data"):
     return "files"
   return "tfds"
 

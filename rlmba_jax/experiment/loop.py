@@ -178,6 +178,15 @@ def area_under_curve(num_labeled: list[int], top1: list[float]) -> float:
   return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2) / (x[-1] - x[0]))
 
 
+def finished_line(summary: dict[str, Any], workdir: str) -> str:
+  """The one line a finished run prints: strategy, seed, final top-1, labels, workdir."""
+  final = summary["final"]
+  metric = "test" if "test_top1" in final else "val"
+  return (f"done: {summary['strategy']} seed {summary['seed']}: {metric} top-1 "
+          f"{final.get(f'{metric}_top1', float('nan')):.4f} with "
+          f"{final.get('num_labeled', 0)} labels; outputs in {workdir}")
+
+
 def run(config: ml_collections.ConfigDict, workdir: str, *,
         phase_callback: PhaseCallback | None = None, person: Person | None = None,
         close_round: bool = False) -> dict[str, Any]:

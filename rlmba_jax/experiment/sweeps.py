@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
+from rlmba_jax import compilation_cache
 from rlmba_jax.experiment.progress import progress_wanted
 
 # The default persistent compilation cache of sweeps (a per-user folder).
@@ -144,6 +145,7 @@ def _run_in_process(job: Job) -> tuple[str, int, float]:
   import traceback  # pylint: disable=g-import-not-at-top
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment import errors, run  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment.loop import finished_line  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top
   configure_logging()  # as the command: our lines at INFO, libraries' at WARNING
   os.makedirs(job.workdir, exist_ok=True)
@@ -160,12 +162,7 @@ def _run_in_process(job: Job) -> tuple[str, int, float]:
       with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
           config, workdir = config_from_arguments(main_arguments(job))
-          summary = run(config, workdir)
-          final = summary["final"]
-          metric = "test" if "test_top1" in final else "val"
-          print(f"done: {summary['strategy']} seed {summary['seed']}: {metric} top-1 "
-                f"{final.get(f'{metric}_top1', float('nan')):.4f} with "
-                f"{final.get('num_labeled', 0)} labels; outputs in {workdir}")
+          print(finished_line(run(config, workdir), workdir))
           rc = 0
         except (errors.ConfigError, errors.RunError) as e:
           traceback.print_exc()
@@ -204,8 +201,8 @@ def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
   in_process = workers == 1 and not separate_processes
   print(f"{total} runs to do, {workers} at a time"
         + (", in this process" if in_process else ""), flush=True)
-  if in_process and compile_cache:
-    _use_compile_cache(compile_cache)
+  if in_process and compile_cache:  # every program kept, as compile_cache_env sets it up
+    compilation_cache.enable(folder=compile_cache)
   bar = _runs_bar(total, progress)
   failed = []
   try:
@@ -293,18 +290,6 @@ def _finished_runs(phase: Sequence[Job], workers: int, env: dict[str, str],
     running = [pool.submit(_run_one, job, env) for job in phase]
     for done in concurrent.futures.as_completed(running):
       yield done.result()
-
-
-def _use_compile_cache(cache_dir: str) -> None:
-  """This process's compilation cache: ``cache_dir``, every program kept (as
-  ``compile_cache_env`` sets it up for separate processes)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-    return  # the caller's folder wins, as with separate processes
-  os.makedirs(cache_dir, exist_ok=True)
-  jax.config.update("jax_compilation_cache_dir", cache_dir)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def _runs_bar(total: int, progress: str):
