@@ -6,9 +6,12 @@ r"""Runs strategies x seeds on one config (resumable, in parallel processes), th
 A strategy entry is a registered name, or ``LABEL=NAME/key=value/key=value`` for a variant
 (``--strategies=gcn_u=gcnal/al.gcnal.method=uncertaingcn``); with ``--tuned=tuning.json``
 (``launch/tune.py``'s output) ``{tuned}`` in an entry stands for the values chosen on
-validation (``rlmba_tuned=rlmba{tuned}``). Each run is
-``python -m rlmba_jax.main`` on ``WORKDIR/runs/<label>/seed<k>`` (log in ``log.txt`` there;
-with one worker called in this process, unless ``--separate_processes``);
+validation (``rlmba_tuned=rlmba{tuned}``). On in-memory data sets an entry's seeds run as
+seed-batched runs (``--seeds_per_program`` seeds at most in each, ``--vmap_width``) in
+``WORKDIR/runs/<label>/seeds_A-B/``, each seed's outputs in ``seed_NNNN/`` there;
+otherwise (or with ``--nobatch_seeds``) each run is ``python -m rlmba_jax.main`` on
+``WORKDIR/runs/<label>/seed<k>`` (log in ``log.txt``; with one worker called in this
+process, unless ``--separate_processes``);
 finished runs are skipped, interrupted ones continue where they stopped. RL-MBA entries
 (strategy ``rlmba``) run after the others: their relative reward reads the same-seed runs of
 ``--references`` in this sweep (the paper's GCNAL, BADGE and BMMAL by default) unless the
@@ -30,13 +33,14 @@ from rlmba_jax.experiment import report
 from rlmba_jax.experiment import sweeps
 from rlmba_jax.experiment.config import ConfigError, validate_config
 from rlmba_jax.experiment.progress import progress_wanted
-from rlmba_jax.experiment.sweeps import (define_runner_flags, is_finished, parse_entry,
-                                         plan_run)
+from rlmba_jax.experiment.sweeps import define_runner_flags, is_finished, parse_entry
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/mfeat.py", "Config file.",
                                           lock_config=False)
 _STRATEGIES = flags.DEFINE_list("strategies", ["random", "entropy"], "Entries to compare.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "How many seeds: first_seed .. first_seed + N - 1.")
+_SEED_LIST = flags.DEFINE_string("seed_list", "", "The seeds as a list or ranges (1000-1049); "
+                                 "overrides --seeds and --first_seed.")
 _FIRST_SEED = flags.DEFINE_integer("first_seed", 0, "The first seed.")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Sweep folder.")
 _REPORT_ONLY = flags.DEFINE_bool("report_only", False, "Only rewrite the report.")
@@ -71,7 +75,14 @@ def main(argv):
   labels = [e[0] for e in entries]
   if len(set(labels)) != len(labels):
     raise app.UsageError(f"--strategies has repeated labels: {labels}")
-  seeds = range(_FIRST_SEED.value, _FIRST_SEED.value + _SEEDS.value)
+  if _SEED_LIST.value:
+    from rlmba_jax.experiment.seeds import parse_seeds  # pylint: disable=g-import-not-at-top
+    try:
+      seeds = list(parse_seeds(_SEED_LIST.value))
+    except ValueError as e:
+      raise app.UsageError(f"--seed_list: {e}") from None
+  else:
+    seeds = list(range(_FIRST_SEED.value, _FIRST_SEED.value + _SEEDS.value))
   # Flags given to this script as --config.x=y apply to every run.
   common = [a for a in sys.argv[1:] if a.startswith("--config.")]
   jobs, late_jobs = [], []
@@ -84,7 +95,7 @@ def main(argv):
                              "--strategies; add them or set --references")
       overrides = dict(overrides)
       overrides["al.rlmba.reference_runs"] = ",".join(
-          os.path.join(runs_dir, r, "seed{seed}") for r in _REFERENCES.value)
+          os.path.join(runs_dir, r) for r in _REFERENCES.value)  # each seed's run in it
     trial = config.copy_and_resolve_references()
     with trial.unlocked():
       trial.al.strategy = strategy
@@ -93,12 +104,9 @@ def main(argv):
       validate_config(trial)
     except ConfigError as e:
       raise app.UsageError(f"--strategies entry {label!r}: {e}") from None
-    for seed in seeds:
-      workdir = os.path.join(_WORKDIR.value, "runs", label, f"seed{seed}")
-      if is_finished(workdir, config.al.rounds):
-        continue
-      job = plan_run(config_arg, workdir, strategy, seed, overrides, common)
-      (late_jobs if strategy == "rlmba" else jobs).append(job)
+    planned = _RUNNER.seed_runs(config, config_arg, os.path.join(runs_dir, label), strategy,
+                                list(seeds), overrides, common)
+    (late_jobs if strategy == "rlmba" else jobs).extend(planned)
   if not _REPORT_ONLY.value and (jobs or late_jobs):
     # Build (or check) the data set once here, so parallel runs never build it together.
     from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
@@ -107,9 +115,10 @@ def main(argv):
     _RUNNER.run_jobs([jobs, late_jobs])
   runs = report.collect(_WORKDIR.value)
   # Only finished runs: a run still going (or stopped) would cut its row's curve short.
+  folders = {label: sweeps.seed_run_folders(os.path.join(runs_dir, label))
+             for label in labels}
   runs = {label: {seed: recs for seed, recs in runs[label].items()
-                  if is_finished(os.path.join(_WORKDIR.value, "runs", label, f"seed{seed}"),
-                                 config.al.rounds)}
+                  if seed in seeds and is_finished(folders[label][seed], config.al.rounds)}
           for label in labels if label in runs}
   runs = {label: per_seed for label, per_seed in runs.items() if per_seed}
   # Runs with config.eval.test off hold validation figures only: report those.
@@ -125,7 +134,7 @@ def main(argv):
     plots.append(os.path.basename(report.plot_modality_series(
         runs, os.path.join(_WORKDIR.value, "shapley.png"), "shapley", "Shapley value")))
   notes = (f"Config `{config_arg}`" + "".join(f" `{a}`" for a in common)
-           + f", seeds {seeds.start}..{seeds.stop - 1}.")
+           + f", seeds {sweeps.seed_list_text(seeds)}.")
   text = report.markdown_report(runs, title=_TITLE.value, notes=notes, plots=tuple(plots),
                                 metric=metric)
   if _READING.value and os.path.exists(_READING.value):

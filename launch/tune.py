@@ -42,7 +42,7 @@ from rlmba_jax.experiment import sweeps
 from rlmba_jax.experiment.config import ConfigError, validate_config
 from rlmba_jax.experiment.progress import progress_wanted
 from rlmba_jax.experiment.loop import area_under_curve
-from rlmba_jax.experiment.sweeps import define_runner_flags, is_finished, plan_run
+from rlmba_jax.experiment.sweeps import define_runner_flags
 
 # The values the paper does not give (tau, eps: AMCB; beta, kappa, the prior temperature,
 # the policy's learning rate, the reward's EMA: RL-MBA). The classifier (heads, evidence
@@ -152,9 +152,10 @@ def score_trials(workdir: str, trials: list[dict[str, str]], seeds: list[int]
   rows = []
   for i, overrides in enumerate(trials):
     aucs = {}
+    folders = sweeps.seed_run_folders(os.path.join(workdir, "runs", trial_name(overrides)))
     for seed in seeds:
-      run_dir = os.path.join(workdir, "runs", trial_name(overrides), f"seed{seed}")
-      if os.path.exists(os.path.join(run_dir, "summary.json")):
+      run_dir = folders.get(seed)
+      if run_dir and os.path.exists(os.path.join(run_dir, "summary.json")):
         aucs[seed] = area_under_curve(*validation_curve(run_dir))
     values = list(aucs.values())
     rows.append({"trial": i, "name": trial_name(overrides), "overrides": overrides,
@@ -249,22 +250,18 @@ def main(argv):
   extra = {}
   if needs_references:
     extra["al.rlmba.reference_runs"] = ",".join(
-        os.path.join(workdir, "runs", r, "seed{seed}") for r in _REFERENCES.value)
+        os.path.join(workdir, "runs", r) for r in _REFERENCES.value)  # each seed's run in it
 
   def run_trials(trials):
     references, runs = [], []
     if needs_references:
       for ref in _REFERENCES.value:
-        for seed in seeds:
-          run_dir = os.path.join(workdir, "runs", ref, f"seed{seed}")
-          if not is_finished(run_dir, config.al.rounds):
-            references.append(plan_run(config_arg, run_dir, ref, seed, {}, common))
+        references += _RUNNER.seed_runs(config, config_arg, os.path.join(workdir, "runs", ref),
+                                        ref, seeds, {}, common)
     for overrides in trials:
-      for seed in seeds:
-        run_dir = os.path.join(workdir, "runs", trial_name(overrides), f"seed{seed}")
-        if not is_finished(run_dir, config.al.rounds):
-          runs.append(plan_run(config_arg, run_dir, strategy, seed, {**overrides, **extra},
-                               common))
+      runs += _RUNNER.seed_runs(config, config_arg,
+                                os.path.join(workdir, "runs", trial_name(overrides)),
+                                strategy, seeds, {**overrides, **extra}, common)
     if references or runs:
       from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
       load_dataset(config.data, progress=progress_wanted(_RUNNER.progress.value))

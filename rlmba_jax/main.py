@@ -4,6 +4,8 @@ r"""Runs an active-learning experiment.
   python -m rlmba_jax.main --config=configs/mfeat.py --workdir=/tmp/rlmba/entropy \
       --config.al.strategy=entropy --config.al.rounds=4 --config.seed=3
   rlmba-jax --config=mfeat:runlocal --workdir=/tmp/rlmba/tiny   # a packaged config by name
+  rlmba-jax --config=mfeat:paper --seeds=0-49 --workdir=/tmp/rlmba/margin50 \
+      --config.al.strategy=margin     # 50 seeds in lockstep -> WORKDIR/seed_0000 ... 0049
 
 Re-running a command on the same workdir continues the run from its last finished round.
 A run that stops prints one line saying why and what to do, and exits with the code of
@@ -67,6 +69,14 @@ _COMPILATION_CACHE = flags.DEFINE_bool(
     "compilation_cache", True, "Keep compiled programs in ~/.cache/rlmba_jax/xla (or "
     "$JAX_COMPILATION_CACHE_DIR) so later runs and resumes skip compiling; "
     "--nocompilation_cache or RLMBA_COMPILATION_CACHE=0 turns it off.")
+_SEEDS = flags.DEFINE_string(
+    "seeds", None, "Run these seeds of the config in lockstep (0-49, or 0,3,7): each round "
+    "step is one program over a seed axis, and each seed's outputs go to "
+    "WORKDIR/seed_NNNN/ as a single run's would; config.seed is then not read.")
+_VMAP_WIDTH = flags.DEFINE_integer(
+    "vmap_width", None, "With --seeds: seeds vectorised together inside a program. 1: one "
+    "after another (bit-identical to single runs; the default on a CPU); 0: all (the "
+    "default on a GPU or TPU; last-bit differences from single runs).")
 _CLOSE_ROUND = flags.DEFINE_bool(
     "close_round", False, "With config.al.oracle='person': end the round that waits for "
     "answers with those given so far (the unanswered items go back to the pool).")
@@ -83,7 +93,10 @@ def main(argv):
   from rlmba_jax.experiment.loop import finished_line  # pylint: disable=g-import-not-at-top
   configure_logging()
   try:
-    summary = run(_CONFIG.value, _WORKDIR.value, close_round=_CLOSE_ROUND.value)
+    if _VMAP_WIDTH.value is not None and _SEEDS.value is None:
+      raise errors.ConfigError("--vmap_width applies to a seed-batched run; give --seeds")
+    summary = run(_CONFIG.value, _WORKDIR.value, close_round=_CLOSE_ROUND.value,
+                  seeds=_SEEDS.value, vmap_width=_VMAP_WIDTH.value)
   except (errors.ConfigError, errors.RunError) as e:
     if _show_traceback():
       raise

@@ -2,6 +2,9 @@
 
 One data axis: batches, pool rows and pool chunks are split over it, parameters are
 replicated. The same code runs on one CPU, one GPU, N local devices or a multi-host slice.
+A seed-batched run (``experiment.seeds``) adds a ``seeds`` axis in front
+(``make_seed_mesh``): the seeds' states are split over it, and each seed's batches over
+``data`` as before.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
+SEEDS_AXIS = "seeds"
 
 
 def initialize_distributed() -> None:
@@ -52,6 +56,41 @@ def make_mesh(num_devices: int | None = None) -> Mesh:
     return Mesh(np.asarray(devices[:n]), (DATA_AXIS,))
 
 
+def make_seed_mesh(num_devices: int | None, num_seeds: int) -> Mesh:
+  """A ``(seeds, data)`` mesh over ``num_devices`` devices (default: all) for ``num_seeds``
+  seeds: the seeds axis takes the largest divisor of the device count that also divides
+  ``num_seeds`` (so every device holds as many seeds), the data axis the rest."""
+  devices = jax.devices()
+  n = len(devices) if num_devices in (None, 0, -1) else int(num_devices)
+  if n > len(devices) or n < 1:
+    raise ValueError(f"asked for a mesh of {n} devices; {len(devices)} are visible")
+  on_seeds = max(d for d in range(1, n + 1) if n % d == 0 and num_seeds % d == 0)
+  shape, names = (on_seeds, n // on_seeds), (SEEDS_AXIS, DATA_AXIS)
+  kwargs: dict[str, Any] = {"devices": devices[:n]}
+  axis_type = getattr(jax.sharding, "AxisType", None)
+  if axis_type is not None:
+    kwargs["axis_types"] = (axis_type.Auto, axis_type.Auto)
+  try:
+    return jax.make_mesh(shape, names, **kwargs)
+  except TypeError:
+    return Mesh(np.asarray(devices[:n]).reshape(shape), names)
+
+
+def data_axis_size(mesh: Mesh) -> int:
+  """Devices along the data axis (all of them on a 1-D mesh)."""
+  return int(dict(mesh.shape).get(DATA_AXIS, mesh.devices.size))
+
+
+def seeds_axis_size(mesh: Mesh) -> int:
+  """Devices along the seeds axis (1 when the mesh has none)."""
+  return int(dict(mesh.shape).get(SEEDS_AXIS, 1))
+
+
+def seeds_sharding(mesh: Mesh) -> NamedSharding:
+  """A leading seed axis split over the seeds axis (the rest replicated)."""
+  return NamedSharding(mesh, P(SEEDS_AXIS))
+
+
 def data_sharding(mesh: Mesh) -> NamedSharding:
   """Leading (batch / pool) axis split over the data axis."""
   return NamedSharding(mesh, P(DATA_AXIS))
@@ -73,7 +112,7 @@ def put_replicated(tree: Any, mesh: Mesh) -> Any:
 def rows_sharding(mesh: Mesh, num_rows: int) -> NamedSharding:
   """Rows (pool examples) split over the data axis when ``num_rows`` divides evenly,
   otherwise replicated (every device then holds all rows)."""
-  return data_sharding(mesh) if num_rows % mesh.devices.size == 0 else replicated(mesh)
+  return data_sharding(mesh) if num_rows % data_axis_size(mesh) == 0 else replicated(mesh)
 
 
 def put_rows(tree: Any, mesh: Mesh) -> Any:

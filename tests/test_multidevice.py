@@ -30,6 +30,16 @@ DRIVER = textwrap.dedent("""
                               "data.modalities": "fou,kar,pix"}), workdir)
       out[n] = {"ledger": open(os.path.join(workdir, "ledger.jsonl")).read(),
                 "rounds": [json.loads(l) for l in open(os.path.join(workdir, "rounds.jsonl"))]}
+    # Four seeds on a (seeds=4, data=2) mesh: each device group holds one seed's state.
+    batched = os.path.join(sys.argv[1], "seeds")
+    summary = run(make_tiny_config(**{"al.strategy": "entropy", "num_devices": 8,
+                                      "data.modalities": "fou,kar,pix"}), batched,
+                  seeds="0-3")
+    seed0 = os.path.join(batched, "seed_0000")
+    out["seeds"] = {"mesh": summary["mesh"],
+                    "ledger": open(os.path.join(seed0, "ledger.jsonl")).read(),
+                    "rounds": [json.loads(l) for l in open(os.path.join(seed0,
+                                                                        "rounds.jsonl"))]}
     try:
       Trainer(MultimodalClassifier((ModalitySpec("x", (3,)),), 2), optax.adam(1e-3),
               batch_size=36, num_epochs=1, eval_batch_size=64, mesh=parallel.make_mesh(8))
@@ -41,6 +51,7 @@ DRIVER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_one_and_eight_devices_select_and_score_the_same(tmp_path):
+  """... and a seed-batched run with its seeds split over the devices."""
   proc = run_python(f"import sys; sys.argv = ['x', {str(tmp_path)!r}]\n" + DRIVER,
                     env={"XLA_FLAGS": xla_flags("--xla_force_host_platform_device_count=8")})
   assert proc.returncode == 0, proc.stderr[-3000:]
@@ -51,6 +62,12 @@ def test_one_and_eight_devices_select_and_score_the_same(tmp_path):
     for key in ("test_top1", "val_top1", "test_nll", "train_loss"):
       assert abs(a[key] - b[key]) < 1e-4, (key, a[key], b[key])
   assert "batch_size=36 is not a multiple of the 8 devices" in out["error"]
+  seeds = out["seeds"]
+  assert seeds["mesh"] == {"seeds": 4, "data": 2}
+  assert seeds["ledger"] == one["ledger"]  # seed 0 of the batch, split over devices
+  for a, b in zip(one["rounds"], seeds["rounds"]):
+    for key in ("test_top1", "val_top1", "test_nll", "train_loss"):
+      assert abs(a[key] - b[key]) < 1e-4, (key, a[key], b[key])
 
 
 SELECTION_DRIVER = textwrap.dedent("""

@@ -75,7 +75,7 @@ def test_ctrl_c_in_a_run_stops_the_sweep_saying_what_is_kept(tmp_path, capsys, m
   import logging
   from rlmba_jax import experiment
 
-  def interrupted(config, workdir):
+  def interrupted(config, workdir, **kwargs):
     raise KeyboardInterrupt
 
   monkeypatch.setattr(experiment, "run", interrupted)
@@ -88,3 +88,25 @@ def test_ctrl_c_in_a_run_stops_the_sweep_saying_what_is_kept(tmp_path, capsys, m
   assert [h.level for h in logging.getLogger().handlers] == levels  # the console is back
   assert (tmp_path / "random" / "seed0" / "log.txt").exists()
   assert not (tmp_path / "entropy").exists()  # nothing started after Ctrl-C
+
+
+@pytest.mark.slow  # three seeds as two seed-batched runs, in this process
+def test_an_entrys_seeds_run_in_seed_blocks_that_readers_find(tmp_path):
+  from rlmba_jax.experiment import report
+  entry = str(tmp_path / "runs" / "entropy")
+  jobs = sweeps.plan_seed_runs(CONFIG, entry, "entropy", [0, 1, 2], {}, COMMON, rounds=1,
+                               seeds_per_program=2)
+  assert [os.path.basename(j.workdir) for j in jobs] == ["seeds_0000-0001",
+                                                         "seeds_0002-0002"]
+  assert "--seeds=0-1" in jobs[0].command and jobs[0].seed_rounds == 4
+  assert not sweeps.run_jobs([jobs], workers=1, compile_cache="", progress="off")
+  folders = sweeps.seed_run_folders(entry)
+  assert sorted(folders) == [0, 1, 2]
+  assert folders[1].endswith(os.path.join("seeds_0000-0001", "seed_0001"))
+  assert sweeps.plan_seed_runs(CONFIG, entry, "entropy", [0, 1, 2], {}, COMMON,
+                               rounds=1) == []  # all finished
+  runs = report.collect(str(tmp_path))
+  assert sorted(runs["entropy"]) == [0, 1, 2] and len(runs["entropy"][2]) == 2
+  # A seed added later goes into a new block; the finished ones are not run again.
+  more = sweeps.plan_seed_runs(CONFIG, entry, "entropy", [0, 1, 2, 3], {}, COMMON, rounds=1)
+  assert [os.path.basename(j.workdir) for j in more] == ["seeds_0003-0003"]

@@ -100,7 +100,7 @@ class PersonOracle:
         if unknown:
           raise WorkdirError(f"{path} names ids {unknown[:5]} that are not in the pool")
         given = np.asarray([self.position_of[i] for i in asked], np.int32)
-        picked = select_round(env, chooser, r, history, None, given)
+        picked = select_round(env, chooser, r, [history], None, [given])
         ids = asked
     else:
       oracle.write_queries(self.workdir, r, ids, self._columns(env, chooser, picked.positions),

@@ -20,6 +20,15 @@ rewritten from its history, its labelled set must be the one the ledger's earlie
 name, and ledger lines after it (selected, not trained) are honoured as they stand, so a
 run killed at any point ends with the same ledger and metrics as one that was never
 interrupted.
+
+A seed-batched run (``run(config, workdir, seeds=[...])``, ``experiment.seeds``) computes
+S seeds in lockstep and writes, for each seed, exactly what a single run of that seed
+writes into ``WORKDIR/seed_NNNN/`` (config.json, ledger.jsonl, rounds.jsonl, summary.json,
+tensorboard/); ``WORKDIR`` itself holds ``config.json``, ``seeds.json`` (the seeds and how
+their programs are shared), one checkpoint of the stacked state per round (``checkpoints/``,
+every seed's history in it), ``summary.json`` over the seeds and the lock. The commit order
+is the same, each step for every seed: the ledger lines of round r (seed by seed), then
+train, evaluate, the checkpoint, the rounds.jsonl lines.
 """
 
 from __future__ import annotations
@@ -51,9 +60,11 @@ from rlmba_jax.experiment.progress import RunProgress, progress_wanted
 from rlmba_jax.experiment.asking import PersonOracle, check_oracle
 from rlmba_jax.experiment.oracle import Person
 from rlmba_jax.experiment.rounds import (RoundEnv, RoundState, evaluate_round,
-                                         initial_state, make_env, round_keys, round_record,
+                                         initial_state, make_env, round_keys, round_records,
                                          select_round, train_round, update_modality_weights,
                                          update_policy)
+from rlmba_jax.experiment.seeds import (SeedBatch, default_vmap_width, parse_seeds,
+                                        seed_folder)
 from rlmba_jax.experiment.workdir import claim, read_stored_json
 from rlmba_jax.models import build_model
 from rlmba_jax.models.pretrained import (PretrainedWeightsError, convert_state_dict,
@@ -69,15 +80,26 @@ PhaseCallback = Callable[[int, str], None]
 __all__ = ["RoundState", "WorkdirError", "area_under_curve", "make_trainer",
            "pretrained_hook", "round_keys", "run"]
 
+SEEDS_FILE = "seeds.json"  # a seed-batched workdir's seeds and vmap width
 
-def _check_workdir(workdir: str, config: ml_collections.ConfigDict) -> None:
+
+def _check_workdir(workdir: str, config: ml_collections.ConfigDict,
+                   batched: bool = False) -> None:
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
     if os.path.exists(os.path.join(workdir, "ledger.jsonl")):
       raise WorkdirError(f"{workdir} holds a ledger.jsonl but no config.json; it is not a "
                          "workdir of this tool. Choose another --workdir.")
     return
+  is_batched = os.path.exists(os.path.join(workdir, SEEDS_FILE))
+  if is_batched != batched:
+    raise WorkdirError(
+        f"{workdir} holds a {'seed-batched run (seeds.json)' if is_batched else 'single run'}"
+        f"; {'give its --seeds' if is_batched else 'run it without --seeds'} to continue it, "
+        "or choose another --workdir. Nothing was changed.")
   diffs = config_differences(read_stored_json(path), config)
+  if batched:  # a batched run's seeds are in seeds.json
+    diffs = [d for d in diffs if not d.startswith("config.seed:")]
   if diffs:
     raise WorkdirError(
         f"{workdir} holds a run with a different config; nothing was changed. Use another "
@@ -180,6 +202,13 @@ def area_under_curve(num_labeled: list[int], top1: list[float]) -> float:
 
 def finished_line(summary: dict[str, Any], workdir: str) -> str:
   """The one line a finished run prints: strategy, seed, final top-1, labels, workdir."""
+  if "seeds" in summary:
+    counts = summary["num_labeled"]
+    final = (f"mean test top-1 {summary['mean_test_top1'][-1]:.4f}"
+             if "mean_test_top1" in summary else "validation only")
+    return (f"done: {summary['strategy']} seeds {_seed_text(summary['seeds'])}: {final} "
+            f"with {counts[-1] if counts else 0} labels; outputs in "
+            f"{os.path.join(workdir, 'seed_NNNN')}")
   final = summary["final"]
   metric = "test" if "test_top1" in final else "val"
   return (f"done: {summary['strategy']} seed {summary['seed']}: {metric} top-1 "
@@ -189,8 +218,16 @@ def finished_line(summary: dict[str, Any], workdir: str) -> str:
 
 def run(config: ml_collections.ConfigDict, workdir: str, *,
         phase_callback: PhaseCallback | None = None, person: Person | None = None,
-        close_round: bool = False) -> dict[str, Any]:
+        close_round: bool = False, seeds=None, vmap_width: int | None = None
+        ) -> dict[str, Any]:
   """Runs (or continues) the active-learning experiment described by ``config``.
+
+  With ``seeds`` (a list, or ``"0-49"``) it runs those seeds of ``config`` in lockstep,
+  each round step one program over the seed axis (``experiment.seeds``), and writes each
+  seed's outputs in ``workdir/seed_NNNN/`` (``config.seed`` is not read);
+  ``vmap_width``: seeds vectorised together (1: one after another inside each program,
+  bit-identical to single runs; 0: all), by default 1 on a CPU and 0 elsewhere, and the
+  stored one when a run is continued.
 
   Compiled programs are cached on disk unless switched off (``rlmba_jax.compilation_cache``).
   Everything that can be checked without the disk (the config, the device count) is checked
@@ -219,6 +256,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   t_start = time.time()
   compilation_cache.enable()
   validate_config(config)
+  if seeds is not None:
+    return _run_seeds(config, workdir, seeds, vmap_width, phase_callback, t_start)
   try:
     mesh = parallel.make_mesh(config.num_devices)
   except ValueError as e:
@@ -239,23 +278,118 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
                        t_start, asker)
 
 
+def _run_seeds(config, workdir: str, seeds, vmap_width: int | None, phase_callback,
+               t_start: float) -> dict[str, Any]:
+  """``run`` of several seeds in lockstep (see ``run``): checks, then ``_run_rounds``."""
+  try:
+    seeds = parse_seeds(seeds)
+  except ValueError as e:
+    raise ConfigError(f"seeds: {e}") from None
+  if config.al.oracle == "person":
+    raise ConfigError("config.al.oracle='person' runs one seed: a person answers one run's "
+                      "queries; run it without seeds")
+  if vmap_width is not None and vmap_width < 0:
+    raise ConfigError(f"vmap_width={vmap_width} must be 0 (all seeds) or positive")
+  try:
+    mesh = parallel.make_seed_mesh(config.num_devices, len(seeds))
+  except ValueError as e:
+    raise ConfigError(f"config.num_devices={config.num_devices}: {e}") from None
+  workdir = os.path.abspath(workdir)
+  writer = jax.process_index() == 0
+  with claim(workdir, lock=writer):
+    _check_workdir(workdir, config, batched=True)
+    vmap_width = _check_seeds_file(workdir, seeds, vmap_width)
+    data = _load_data(config)
+    if data.streamed:
+      raise ConfigError(f"data set {config.data.name!r} is streamed from disk, one run at a "
+                        "time; run it without seeds (seed-batched runs hold in-memory data)")
+    check_budget(config, len(data.pool))
+    _check_eval_splits(config, data)
+    check_oracle(config, data)
+    if writer and not os.path.exists(os.path.join(workdir, "config.json")):
+      io.write_json(os.path.join(workdir, SEEDS_FILE),
+                    {"seeds": list(seeds), "vmap_width": vmap_width})
+      io.write_atomic(os.path.join(workdir, "config.json"), config.to_json(indent=2) + "\n")
+    batch = SeedBatch(seeds, mesh=mesh, vmap_width=vmap_width)
+    return _run_rounds(config, workdir, data, mesh, phase_callback or (lambda r, p: None),
+                       t_start, seeds=batch)
+
+
+def _check_seeds_file(workdir: str, seeds: tuple[int, ...], vmap_width: int | None) -> int:
+  """The vmap width to run with: the stored one of a run being continued (which must have
+  the same seeds), else ``vmap_width`` or the backend's default."""
+  path = os.path.join(workdir, SEEDS_FILE)
+  if not os.path.exists(path):
+    return default_vmap_width() if vmap_width is None else int(vmap_width)
+  stored = read_stored_json(path)
+  if list(stored.get("seeds", [])) != list(seeds):
+    raise WorkdirError(f"{workdir} holds seeds {_seed_text(stored.get('seeds', []))}, not "
+                       f"{_seed_text(seeds)}; give the same seeds to continue it, or choose "
+                       "another --workdir. Nothing was changed.")
+  width = int(stored.get("vmap_width", 1))
+  if vmap_width is not None and int(vmap_width) != width:
+    raise WorkdirError(f"{workdir} was run with vmap_width={width} (seeds vectorised "
+                       f"together), not {vmap_width}; continue it with {width} so its "
+                       "numbers stay the same, or choose another --workdir.")
+  return width
+
+
+def _seed_text(seeds) -> str:
+  seeds = list(seeds)
+  if seeds and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+    return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+  return ",".join(str(s) for s in seeds)
+
+
+class SeedOutputs:
+  """The files of one seed's run: its ledger, rounds.jsonl, TensorBoard folder, summary
+  (in the workdir itself for a single run, in ``seed_NNNN/`` for a batched one)."""
+
+  def __init__(self, folder: str, config: ml_collections.ConfigDict, enabled: bool):
+    self.folder, self.config = folder, config
+    self.ledger = Ledger(os.path.join(folder, "ledger.jsonl"))
+    self.rounds_path = os.path.join(folder, "rounds.jsonl")
+    self.board = RoundLogger(folder, enabled=enabled and config.eval.tensorboard)
+
+
+def _seed_outputs(config, workdir: str, seeds: SeedBatch) -> list[SeedOutputs]:
+  writer = jax.process_index() == 0
+  if not seeds.batched:
+    return [SeedOutputs(workdir, config, writer)]
+  outs = []
+  for seed in seeds.seeds:
+    folder = os.path.join(workdir, seed_folder(seed))
+    own = config.copy_and_resolve_references()
+    own.seed = seed
+    if writer:
+      os.makedirs(folder, exist_ok=True)
+      path = os.path.join(folder, "config.json")
+      if not os.path.exists(path):
+        io.write_atomic(path, own.to_json(indent=2) + "\n")
+    outs.append(SeedOutputs(folder, own, writer))
+  return outs
+
+
 def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start: float,
-                asker: PersonOracle | None = None) -> dict[str, Any]:
+                asker: PersonOracle | None = None, seeds: SeedBatch | None = None
+                ) -> dict[str, Any]:
   """Resumes from the latest checkpoint, replays the ledger's later lines, runs the rest."""
   writer = jax.process_index() == 0
+  seeds = seeds or SeedBatch((config.seed,), mesh=mesh, batched=False)
   bars = RunProgress(writer and progress_wanted(config.eval.progress),
-                     strategy=config.al.strategy, num_epochs=config.train.num_epochs)
-  env = _make_run_env(config, data, mesh, bars.epoch_callback if bars.enabled else None)
-  ledger = Ledger(os.path.join(workdir, "ledger.jsonl"))
+                     strategy=config.al.strategy, num_epochs=config.train.num_epochs,
+                     seeds=seeds.size if seeds.batched else 1)
+  env = _make_run_env(config, data, mesh, bars.epoch_callback if bars.enabled else None,
+                      seeds)
+  outs = _seed_outputs(config, workdir, seeds)
   checkpointer = RoundCheckpointer(os.path.join(workdir, "checkpoints"),
                                    config.checkpoint.max_to_keep)
-  rounds_path = os.path.join(workdir, "rounds.jsonl")
-  state, history, start = _resume(env, mesh, checkpointer)
-  env, pending = _replay_ledger(env, ledger, asker, start, data, state)
-  if writer:
-    io.write_jsonl(rounds_path, history)  # the checkpoint's history is the truth
-  board = RoundLogger(workdir, enabled=writer and config.eval.tensorboard)
-  board.start(history)
+  state, histories, start = _resume(env, mesh, checkpointer)
+  env, pending = _replay_ledgers(env, outs, asker, start, data, state)
+  for out, history in zip(outs, histories):
+    if writer:
+      io.write_jsonl(out.rounds_path, history)  # the checkpoint's history is the truth
+    out.board.start(history)
   if start > config.al.rounds:
     logger.info("%s is complete (%d rounds); raise al.rounds to continue.", workdir,
                 start - 1)
@@ -263,41 +397,74 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
   pool_outputs = None  # the last evaluation's pool outputs (evidential heads), reused once
   try:
     for r in range(start, config.al.rounds + 1):
-      given = pending[r - start] if r - start < len(pending) else None
-      env, state, record, pool_outputs = _one_round(env, data, state, r, history,
-                                                    pool_outputs, given, ledger, asker,
-                                                    phase, bars)
-      history.append(record)
-      checkpointer.save(r, state.checkpoint(), {"history": history})
+      given = [p[r - start] if r - start < len(p) else None for p in pending]
+      env, state, records, pool_outputs = _one_round(env, data, state, r, histories,
+                                                     pool_outputs, given, outs, asker,
+                                                     phase, bars)
+      for history, record in zip(histories, records):
+        history.append(record)
+      checkpointer.save(r, state.checkpoint(), _checkpoint_meta(seeds, histories))
       phase(r, "checkpointed")
       if writer:
-        io.append_jsonl(rounds_path, record)
+        for out, record in zip(outs, records):
+          io.append_jsonl(out.rounds_path, record)
       phase(r, "reported")
-      board.write(record)
-      bars.round_done(record)
-      _log_round(config, record, bars)
+      for out, record in zip(outs, records):
+        out.board.write(record)
+      bars.round_done(records)
+      _log_round(config, records, bars)
   finally:
-    board.close()
+    for out in outs:
+      out.board.close()
     bars.close()
   checkpointer.close()
-  summary = _summary(config, history, mesh, t_start)
+  summaries = [_summary(out.config, history, mesh, t_start)
+               for out, history in zip(outs, histories)]
+  if not seeds.batched:
+    if writer:
+      io.write_json(os.path.join(workdir, "summary.json"), summaries[0])
+    return summaries[0]
+  summary = _seeds_summary(config, seeds, summaries, mesh, t_start)
   if writer:
+    for out, seed_summary in zip(outs, summaries):
+      io.write_json(os.path.join(out.folder, "summary.json"), seed_summary)
     io.write_json(os.path.join(workdir, "summary.json"), summary)
   return summary
 
 
+def _checkpoint_meta(seeds: SeedBatch, histories: list[list[dict[str, Any]]]) -> dict:
+  """The JSON part of a round's checkpoint: the history (every seed's, by seed)."""
+  if not seeds.batched:
+    return {"history": histories[0]}
+  return {"seeds": list(seeds.seeds),
+          "histories": {str(s): h for s, h in zip(seeds.seeds, histories)}}
+
+
+def _replay_ledgers(env: RoundEnv, outs: list[SeedOutputs], asker: PersonOracle | None,
+                    start: int, data, state: RoundState
+                    ) -> tuple[RoundEnv, list[list[np.ndarray]]]:
+  """Each seed's ledger against the checkpoint (``_replay_ledger``) -> (env, per seed the
+  positions of its lines after the checkpoint)."""
+  labelled = env.seeds.split(state.labelled)
+  pending = []
+  for out, seed_labelled in zip(outs, labelled):
+    env, seed_pending = _replay_ledger(env, out.ledger, asker, start, data, seed_labelled)
+    pending.append(seed_pending)
+  return env, pending
+
+
 def _replay_ledger(env: RoundEnv, ledger: Ledger, asker: PersonOracle | None, start: int,
-                   data, state: RoundState) -> tuple[RoundEnv, list[np.ndarray]]:
-  """Process 0 checks the ledger against the checkpoint (and a person's answers against
-  the ledger); every process gets the positions of its lines after the checkpoint
-  (selected, not yet trained), which are replayed rather than selected again."""
+                   data, labelled) -> tuple[RoundEnv, list[np.ndarray]]:
+  """Process 0 checks the ledger against the checkpoint's labelled set (and a person's
+  answers against the ledger); every process gets the positions of its lines after the
+  checkpoint (selected, not yet trained), which are replayed rather than selected again."""
   pending, refused = None, None
   if jax.process_index() == 0:
     try:
       entries = ledger.read()
       if asker is not None:
         env = asker.replay(env, entries, start)
-      pending = _pending_positions(ledger, start, data.pool.ids, state.labelled, entries)
+      pending = _pending_positions(ledger, start, data.pool.ids, labelled, entries)
     except WorkdirError as e:
       refused = e
   pending = _share_from_process_zero(pending, refused is not None)
@@ -306,46 +473,57 @@ def _replay_ledger(env: RoundEnv, ledger: Ledger, asker: PersonOracle | None, st
   return env, pending
 
 
-def _one_round(env: RoundEnv, data, state: RoundState, r: int, history, pool_outputs,
-               given, ledger: Ledger, asker: PersonOracle | None, phase: PhaseCallback,
-               bars: RunProgress):
-  """Round ``r`` up to its checkpoint: select (or replay ``given``), commit the ledger line
-  (a person's answers first, with ``asker``), train, evaluate, update the AMCB weights and
-  the policy. -> (env, the new state, the round's record, its pool outputs)."""
-  config = env.config
+def _one_round(env: RoundEnv, data, state: RoundState, r: int, histories, pool_outputs,
+               given, outs: list[SeedOutputs], asker: PersonOracle | None,
+               phase: PhaseCallback, bars: RunProgress):
+  """Round ``r`` of every seed up to its checkpoint: select (or replay ``given``, one entry
+  per seed), commit the ledger lines (a person's answers first, with ``asker``), train,
+  evaluate, update the AMCB weights and the policy. -> (env, the new state, the round's
+  record of each seed, its pool outputs)."""
+  config, seeds = env.config, env.seeds
   bars.phase(r, "select")
   chooser = state if asker is None else asker.selection_state(env, state, r)
-  picked = select_round(env, chooser, r, history, pool_outputs, given)
+  picked = select_round(env, chooser, r, histories, pool_outputs, given)
   positions = picked.positions
-  if given is not None:
-    logger.info("round %d: using the %d ids already in the ledger", r, len(given))
-  elif asker is not None and asker.asks(r):
-    bars.phase(r, "waiting for answers")
-    picked = asker.ask(env, chooser, r, history, picked, phase)
-    ledger.append(r, asker.answers.ids, asker.answers.ledger_fields(data.class_names))
-  elif jax.process_index() == 0:
-    ledger.append(r, [int(i) for i in data.pool.ids[picked.positions]])
   entry = None
-  if asker is not None:
+  if asker is not None:  # one seed
+    ledger = outs[0].ledger
+    if given[0] is not None:
+      logger.info("round %d: using the %d ids already in the ledger", r, len(given[0]))
+    elif asker.asks(r):
+      bars.phase(r, "waiting for answers")
+      picked = asker.ask(env, chooser, r, histories[0], picked, phase)
+      ledger.append(r, asker.answers.ids, asker.answers.ledger_fields(data.class_names))
+    elif jax.process_index() == 0:
+      ledger.append(r, [int(i) for i in data.pool.ids[picked.positions]])
     entry = ledger.read()[r]
     env, positions = asker.commit(env, picked.positions, entry)
+  else:
+    seed_positions = picked.positions if seeds.batched else [picked.positions]
+    for out, g, p in zip(outs, given, seed_positions):
+      if g is not None:
+        if not seeds.batched:
+          logger.info("round %d: using the %d ids already in the ledger", r, len(g))
+      elif jax.process_index() == 0:
+        out.ledger.append(r, [int(i) for i in data.pool.ids[p]])
   phase(r, "labelled")
   bars.phase(r, "train")
   trained, train_log, train_seconds = train_round(env, state, r, positions)
   phase(r, "trained")
   bars.phase(r, "evaluate")
   evaluation = evaluate_round(env, trained, r)
-  weights = update_modality_weights(config, trained.modality_weights, evaluation)
-  record = round_record(env, r, trained, weights, evaluation, train_log, picked,
-                        train_seconds)
+  weights = update_modality_weights(env, trained.modality_weights, evaluation)
+  records = round_records(env, r, trained, weights, evaluation, train_log, picked,
+                          train_seconds)
   if entry is not None:
-    record.update(asker.round_fields(entry))
+    records[0].update(asker.round_fields(entry))
   policy = state.policy
   if picked.transition is not None:
-    policy, record["policy"] = update_policy(env, policy, picked.transition, record,
-                                             history)
+    policy, logs = update_policy(env, policy, picked.transition, records, histories)
+    for record, log in zip(records, logs):
+      record["policy"] = log
   state = trained._replace(modality_weights=weights, policy=policy)
-  return env, state, record, evaluation.pool_outputs
+  return env, state, records, evaluation.pool_outputs
 
 
 def _check_eval_splits(config: ml_collections.ConfigDict, data) -> None:
@@ -377,8 +555,8 @@ def _load_data(config: ml_collections.ConfigDict):
     raise DataError(f"data set {config.data.name!r}: {e}") from e
 
 
-def _make_run_env(config: ml_collections.ConfigDict, data, mesh, epoch_callback=None
-                  ) -> RoundEnv:
+def _make_run_env(config: ml_collections.ConfigDict, data, mesh, epoch_callback=None,
+                  seeds: SeedBatch | None = None) -> RoundEnv:
   """The model, the trainer and the data set's splits on the mesh, as a ``RoundEnv``."""
   model = build_model(config.model, data.modalities, data.num_classes)
   if data.vocab_size and model.bert_config and data.vocab_size > model.bert_config.vocab_size:
@@ -393,33 +571,53 @@ def _make_run_env(config: ml_collections.ConfigDict, data, mesh, epoch_callback=
   evals = {split: (trainer.put(arrays), parallel.put_replicated(arrays.labels, mesh))
            for split, arrays in splits}
   return make_env(config, model, trainer, data.modality_names, data.num_classes,
-                  len(data.pool), trainer.put(data.pool), trainer.put_labels(data.pool), evals)
+                  len(data.pool), trainer.put(data.pool), trainer.put_labels(data.pool), evals,
+                  seeds)
 
 
 def _resume(env: RoundEnv, mesh, checkpointer: RoundCheckpointer
-            ) -> tuple[RoundState, list[dict[str, Any]], int]:
-  """(state, history, first round to run) from the latest checkpoint, or a fresh start."""
-  config = env.config
+            ) -> tuple[RoundState, list[list[dict[str, Any]]], int]:
+  """(state, each seed's history, first round to run) from the latest checkpoint, or a
+  fresh start."""
+  config, seeds = env.config, env.seeds
   target = initial_state(env, mesh)
   latest = checkpointer.latest_round()
   if latest is None:
     state = target._replace(train=None)
     if env.agent is not None and config.al.rlmba.init_from:
-      source = config.al.rlmba.init_from
-      if pretrain.is_pretraining(source):
-        policy = parallel.put_replicated(env.agent.start_from(pretrain.load_pretrained_params(
-            source, config.al.rlmba.hidden, config.al.rlmba.policy_inputs,
-            target.policy.params)), mesh)
-      else:
-        policy = _load_policy(source, target.checkpoint())
-      state = state._replace(policy=policy)
-    return state, [], 0
+      state = state._replace(policy=_initial_policy(env, target, mesh))
+    return state, [[] for _ in seeds.seeds], 0
   tree, meta = checkpointer.restore(latest, target.checkpoint())
-  history = list(meta["history"])
-  if len(history) != latest + 1:
-    raise WorkdirError(f"checkpoint {latest} holds {len(history)} rounds of history; "
+  if seeds.batched:
+    stored = meta.get("histories", {})
+    if meta.get("seeds") != list(seeds.seeds) or set(stored) != {str(s) for s in seeds.seeds}:
+      raise WorkdirError(f"checkpoint {latest} holds seeds {meta.get('seeds')}, not "
+                         f"{list(seeds.seeds)}; the checkpoint is inconsistent. Move "
+                         "checkpoints/ away to restart.")
+    histories = [list(stored[str(s)]) for s in seeds.seeds]
+  else:
+    histories = [list(meta["history"])]
+  if any(len(h) != latest + 1 for h in histories):
+    raise WorkdirError(f"checkpoint {latest} holds {len(histories[0])} rounds of history; "
                        "the checkpoint is inconsistent. Move checkpoints/ away to restart.")
-  return RoundState.from_checkpoint(tree), history, latest + 1
+  return RoundState.from_checkpoint(tree), histories, latest + 1
+
+
+def _initial_policy(env: RoundEnv, target: RoundState, mesh):
+  """The policy ``al.rlmba.init_from`` names (a pretraining, or an earlier single RL-MBA
+  run's latest policy), for every seed."""
+  config, seeds = env.config, env.seeds
+  source = config.al.rlmba.init_from
+  if pretrain.is_pretraining(source):
+    params = pretrain.load_pretrained_params(
+        source, config.al.rlmba.hidden, config.al.rlmba.policy_inputs,
+        seeds.take(target.policy.params, 0))
+    policy = env.agent.start_from(params)
+    return policy if seeds.batched else parallel.put_replicated(policy, mesh)
+  if not seeds.batched:
+    return _load_policy(source, target.checkpoint())
+  one = jax.tree.map(lambda x: x[0], target.checkpoint())
+  return seeds.tile(_load_policy(source, one))
 
 
 def _pending_positions(ledger: Ledger, start: int, pool_ids: np.ndarray, labelled,
@@ -477,19 +675,43 @@ def _share_from_process_zero(positions: list[np.ndarray] | None, refused: bool =
   return shared
 
 
-def _log_round(config: ml_collections.ConfigDict, record: dict[str, Any],
+def _log_round(config: ml_collections.ConfigDict, records: list[dict[str, Any]],
                bars: RunProgress) -> None:
-  """One line per round: in the log, or above the progress bars when they are shown."""
-  test = record.get("test_top1")
-  line = (f"round {record['round']}/{config.al.rounds} | {config.al.strategy} | labels "
-          f"{record['num_labeled']} | test top-1 "
-          f"{'(not read)' if test is None else f'{test:.4f}'} | val top-1 "
-          f"{record['val_top1']:.4f} | select {record['select_seconds']:.2f}s train "
-          f"{record['train_seconds']:.2f}s")
+  """One line per round (the seeds' means and summed times in a seed-batched run): in the
+  log, or above the progress bars when they are shown."""
+  record = records[0]
+  mean = lambda key: float(np.mean([r[key] for r in records]))
+  total = lambda key: sum(r[key] for r in records)
+  test = "(not read)" if record.get("test_top1") is None else f"{mean('test_top1'):.4f}"
+  seeds = f" | {len(records)} seeds, mean" if len(records) > 1 else ""
+  line = (f"round {record['round']}/{config.al.rounds} | {config.al.strategy}{seeds} | "
+          f"labels {record['num_labeled']} | test top-1 {test} | val top-1 "
+          f"{mean('val_top1'):.4f} | select {total('select_seconds'):.2f}s train "
+          f"{total('train_seconds'):.2f}s")
   if bars.enabled:
     bars.write(line)
   else:
     logger.info("%s", line)
+
+
+def _seeds_summary(config: ml_collections.ConfigDict, seeds: SeedBatch,
+                   summaries: list[dict[str, Any]], mesh, t_start: float) -> dict[str, Any]:
+  """A seed-batched run's ``summary.json``: the seeds, how they shared programs, the mean
+  curve and each seed's area under it (the seeds' own summaries are in their folders)."""
+  key = "test_top1" if config.eval.test else None
+  auc = "area_under_curve" if config.eval.test else "val_area_under_curve"
+  first = summaries[0]
+  summary = {"strategy": config.al.strategy, "data": config.data.name,
+             "seeds": list(seeds.seeds), "vmap_width": seeds.vmap_width,
+             "rounds": first["rounds"], "num_labeled": first["num_labeled"],
+             auc: {str(s): x[auc] for s, x in zip(seeds.seeds, summaries)},
+             "folders": [seed_folder(s) for s in seeds.seeds]}
+  if key:
+    summary["mean_test_top1"] = np.mean([x["test_top1"] for x in summaries], axis=0).tolist()
+  summary["devices"] = [str(d) for d in mesh.devices.flat]
+  summary["mesh"] = dict(mesh.shape)
+  summary["seconds_this_invocation"] = round(time.time() - t_start, 3)
+  return summary
 
 
 def _summary(config: ml_collections.ConfigDict, history: list[dict[str, Any]], mesh,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 PROGRESS = ("auto", "on", "off")
 
@@ -37,10 +37,11 @@ def in_notebook() -> bool:
 
 class RunProgress:
   """Bars for one run (a no-op when disabled). ``epoch_callback`` is what the trainer
-  calls at each epoch's end."""
+  calls at each epoch's end. A seed-batched run (``seeds`` > 1) counts seed-rounds."""
 
-  def __init__(self, enabled: bool, *, strategy: str, num_epochs: int):
+  def __init__(self, enabled: bool, *, strategy: str, num_epochs: int, seeds: int = 1):
     self.enabled, self.strategy, self.num_epochs = enabled, strategy, num_epochs
+    self.seeds = seeds
     self._rounds = self._epochs = None
 
   def begin(self, rounds: int, start: int) -> None:
@@ -51,8 +52,11 @@ class RunProgress:
       warnings.simplefilter("ignore")  # tqdm.auto's "IProgress not found" in bare Jupyter
       from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
     self._tqdm = tqdm
-    self._rounds = tqdm(total=rounds + 1, initial=min(start, rounds + 1), unit="round",
-                        desc=self.strategy, position=0, leave=True, dynamic_ncols=True)
+    n = self.seeds
+    self._rounds = tqdm(total=(rounds + 1) * n, initial=min(start, rounds + 1) * n,
+                        unit="round" if n == 1 else "seed-round",
+                        desc=self.strategy if n == 1 else f"{self.strategy} x{n} seeds",
+                        position=0, leave=True, dynamic_ncols=True)
 
   def phase(self, r: int, name: str, **info: Any) -> None:
     if self._rounds is None:
@@ -70,15 +74,17 @@ class RunProgress:
       self._epochs.update(1)
       self._epochs.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
 
-  def round_done(self, record: Mapping[str, Any]) -> None:
+  def round_done(self, records: Sequence[Mapping[str, Any]]) -> None:
+    """A round finished: its record for each seed."""
     if self._rounds is None:
       return
     if self._epochs is not None:
       self._epochs.close()
       self._epochs = None
-    self._rounds.update(1)
-    self._rounds.set_postfix(labels=record["num_labeled"],
-                             val_top1=f"{record['val_top1']:.3f}", refresh=True)
+    self._rounds.update(len(records))
+    val = sum(r["val_top1"] for r in records) / len(records)
+    self._rounds.set_postfix(labels=records[0]["num_labeled"], val_top1=f"{val:.3f}",
+                             refresh=True)
 
   def write(self, line: str) -> None:
     """A line above the bars (the round's summary), without breaking them."""

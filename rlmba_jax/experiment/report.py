@@ -1,6 +1,7 @@
 """Comparison reports over finished runs: learning-curve tables and plots.
 
-A sweep folder holds ``runs/<label>/seed<k>/`` workdirs (``rounds.jsonl`` each).
+A sweep folder holds ``runs/<label>/seed<k>/`` workdirs, or seed blocks
+``runs/<label>/seeds_A-B/seed_NNNN/`` (``rounds.jsonl`` each).
 ``collect(sweep_dir)`` reads them; ``markdown_report`` and ``plot_*`` turn them into the
 table and figures of ``report.md``.
 """
@@ -27,18 +28,18 @@ def read_rounds(workdir: str) -> list[dict[str, Any]]:
 
 
 def collect(sweep_dir: str) -> dict[str, dict[int, list[dict[str, Any]]]]:
-  """``{label: {seed: [round records]}}`` for every run folder under ``sweep_dir/runs``."""
+  """``{label: {seed: [round records]}}`` for every seed's run under ``sweep_dir/runs``
+  (single runs or seed blocks: ``sweeps.seed_run_folders``)."""
+  from rlmba_jax.experiment.sweeps import seed_run_folders  # pylint: disable=g-import-not-at-top
   runs: dict[str, dict[int, list[dict[str, Any]]]] = {}
   root = os.path.join(sweep_dir, "runs")
   if not os.path.isdir(root):
     return runs
   for label in sorted(os.listdir(root)):
-    for seed_dir in sorted(os.listdir(os.path.join(root, label))):
-      if not seed_dir.startswith("seed"):
-        continue
-      records = read_rounds(os.path.join(root, label, seed_dir))
+    for seed, folder in sorted(seed_run_folders(os.path.join(root, label)).items()):
+      records = read_rounds(folder)
       if records:
-        runs.setdefault(label, {})[int(seed_dir[4:])] = records
+        runs.setdefault(label, {})[seed] = records
   return runs
 
 

@@ -16,6 +16,12 @@ Everything a step needs besides the state lives in a ``RoundEnv``, built once pe
 arrays already on the device (``make_env``), so a benchmark or a notebook can run a round
 on its own arrays with the same steps the loop runs. Every key is folded in from the seed
 (``round_keys``): a step called twice with the same inputs gives the same outputs.
+
+The same steps run S seeds at once (``env.seeds``, an ``experiment.seeds.SeedBatch``): the
+state's arrays then carry a leading seed axis, each compiled program is the single run's
+mapped over the seeds (``seeds.map``), the eager pieces run per seed (``seeds.each``), and
+what goes to the host (records, picks, diagnostics) is a list with one entry per seed (one
+entry in a single run).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -36,6 +42,7 @@ from rlmba_jax import policy as policy_lib
 from rlmba_jax import selection
 from rlmba_jax.experiment.config import strategy_options
 from rlmba_jax.experiment.errors import NonFiniteError, WorkdirError
+from rlmba_jax.experiment.seeds import SeedBatch
 from rlmba_jax.models import fuse_with_weights, make_fused_head
 from rlmba_jax.models.classifier import fused_head_kind
 from rlmba_jax.policy.reinforce import PolicyState, Transition
@@ -56,6 +63,17 @@ def round_keys(seed: int, round_index: int) -> dict[str, jax.Array]:
           "select": jax.random.fold_in(round_key, _SELECT),
           "mc_dropout": jax.random.fold_in(round_key, _MC_DROPOUT),
           "policy": jax.random.fold_in(round_key, _POLICY)}
+
+
+def seed_round_keys(seeds: SeedBatch, round_index: int) -> dict[str, jax.Array]:
+  """``round_keys`` of every seed of ``seeds``, stacked on the seed axis (each made as a
+  single run makes it)."""
+  return seeds.stack([round_keys(s, round_index) for s in seeds.seeds])
+
+
+def mark_labelled(labelled: jax.Array, positions) -> jax.Array:
+  """``labelled [N]`` with ``positions [K]`` set."""
+  return labelled.at[positions].set(True)
 
 
 class RoundState(NamedTuple):
@@ -103,29 +121,50 @@ class RoundEnv(NamedTuple):
   build_view: Callable
   analyse: Callable
   agent: policy_lib.RLMBAAgent | None
-  references: dict[int, float] | None
+  references: list[dict[int, float]] | None  # per seed
   diagnose: Callable | None
+  seeds: SeedBatch | None = None
+  steps: "RoundPrograms | None" = None
+
+
+class RoundPrograms(NamedTuple):
+  """The small programs of a round's steps, over the seed axis in a seed-batched run."""
+  label: Callable  # (labelled, positions) -> labelled
+  evaluate: Callable  # (outputs, labels) -> metrics
+  pool_uncertainty: Callable  # (outputs, labelled, weights) -> []
+  all_finite: Callable  # (tree) -> [] bool
+
+
+def make_round_programs(names: tuple[str, ...], seeds: SeedBatch) -> RoundPrograms:
+  def uncertainty(outputs, labelled, weights):
+    return pool_uncertainty(outputs, labelled, weights, names)
+  return RoundPrograms(label=seeds.map(mark_labelled, (0, 0)),
+                       evaluate=seeds.map(evaluate_outputs, (0, None)),
+                       pool_uncertainty=seeds.map(uncertainty, (0, 0, 0)),
+                       all_finite=seeds.map(_all_finite, (0,)))
 
 
 class Selection(NamedTuple):
-  """A round's picks: ``positions [K]`` int32 pool positions in the order chosen; the
-  policy's ``transition`` (RL-MBA rounds > 0), the selection ``diagnostics`` (a dict of
-  plain numbers, when ``al.diagnostics``), and the wall time of selecting."""
+  """A round's picks: ``positions [K]`` int32 pool positions in the order chosen (``[S, K]``
+  over the seeds of a seed-batched run); the policy's ``transition`` (RL-MBA rounds > 0),
+  the selection ``diagnostics`` (one dict of plain numbers per seed, when
+  ``al.diagnostics``), and the wall time of selecting."""
   positions: np.ndarray
   transition: Transition | None
-  diagnostics: dict[str, Any] | None
+  diagnostics: list[dict[str, Any]] | None
   seconds: float
 
 
 class Evaluation(NamedTuple):
-  """A trained round's measurements: ``metrics`` split -> plain numbers; ``top1_gap`` and
-  ``shapley`` ``[M]``; the pool outputs and mean pool difficulty (evidential heads only,
-  else None), reused by the next round's selection."""
-  metrics: dict[str, dict[str, Any]]
+  """A trained round's measurements: ``metrics``, one ``{split: plain numbers}`` per seed;
+  ``top1_gap`` and ``shapley`` ``[M]`` (``[S, M]``); the pool outputs and each seed's mean
+  pool difficulty (evidential heads only, else None), reused by the next round's
+  selection."""
+  metrics: list[dict[str, dict[str, Any]]]
   top1_gap: jax.Array
   shapley: jax.Array
   pool_outputs: Mapping[str, Any] | None
-  pool_uncertainty: float | None
+  pool_uncertainty: list[float | None]
   started: float
 
 
@@ -142,33 +181,43 @@ def coalition_probabilities_fn(model_cfg, names: tuple[str, ...]):
   return coalitions
 
 
-def make_agent(config: ml_collections.ConfigDict, names: tuple[str, ...], pool_size: int):
-  """The RL-MBA agent and reference curve, or (None, None) for the other strategies."""
+def make_agent(config: ml_collections.ConfigDict, names: tuple[str, ...], pool_size: int,
+               seeds: SeedBatch | None = None):
+  """The RL-MBA agent and each seed's reference curve, or (None, None) for the other
+  strategies."""
   if config.al.strategy != "rlmba" or not config.al.rlmba.policy:
     return None, None
   options = config.al.rlmba.to_dict()
-  agent = policy_lib.RLMBAAgent(options, names, config.al.budget_per_round, pool_size)
+  agent = policy_lib.RLMBAAgent(options, names, config.al.budget_per_round, pool_size,
+                                seeds=seeds)
   if options["reward"] != "relative":
     return agent, None
-  paths = [p.strip().replace("{seed}", str(config.seed))
-           for p in options["reference_runs"].split(",") if p.strip()]
+  return agent, [reference_curve(config, seed)
+                 for seed in (seeds.seeds if seeds is not None else (config.seed,))]
+
+
+def reference_curve(config: ml_collections.ConfigDict, seed: int) -> dict[int, float]:
+  """Seed ``seed``'s relative-reward reference: the mean val_top1 of
+  ``al.rlmba.reference_runs`` at each label count of the schedule."""
+  paths = [p.strip() for p in config.al.rlmba.reference_runs.split(",") if p.strip()]
   try:
-    references = policy_lib.load_reference_curves(paths)
+    references = policy_lib.load_reference_curves(paths, seed=seed)
   except policy_lib.ReferenceRunError as e:
     raise WorkdirError(str(e)) from e
   schedule = [config.al.initial_size + r * config.al.budget_per_round
               for r in range(1, config.al.rounds + 1)]
   missing = [n for n in schedule if n not in references]
   if missing:
+    shown = [p.replace("{seed}", str(seed)) for p in paths]
     raise WorkdirError(
-        f"the reference runs {paths} have no val_top1 at {missing} labels, which this "
-        "schedule reaches; run them with the same al.initial_size, al.budget_per_round "
-        "and at least as many rounds")
-  return agent, references
+        f"the reference runs {shown} have no val_top1 at {missing} labels for seed {seed}, "
+        "which this schedule reaches; run them with the same al.initial_size, "
+        "al.budget_per_round and at least as many rounds")
+  return references
 
 
 def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Trainer,
-                           names: tuple[str, ...]):
+                           names: tuple[str, ...], seeds: SeedBatch | None = None):
   """``(train_state, weights, labelled, pool_inputs, key, outputs=None) -> PoolView`` for
   the configured strategy, with the optional fields it ``needs`` filled in (dropout passes,
   coalition probabilities, the fused head).
@@ -181,15 +230,18 @@ def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Tr
   needs = selection.strategy_needs(config.al.strategy)
   fused_head = make_fused_head(model) if "fused_head" in needs else None
   coalitions = jax.jit(coalition_probabilities_fn(config.model, names))
-  reweight = (jax.jit(functools.partial(fuse_with_weights, names=names))
+  reweight = (jax.jit(functools.partial(_reweight, names=names))
               if config.model.fusion == "evidence" else None)
+  if seeds is not None:
+    coalitions = seeds.map(coalitions, (0, 0))
+    reweight = reweight and seeds.map(reweight, (0, 0))
 
   def build(train_state, weights, labelled, pool_inputs, key, outputs=None):
     params, model_state = train_state.params, train_state.model_state
     if outputs is None:
       outputs = trainer.predict(params, pool_inputs, weights, model_state)
     if reweight is not None:
-      outputs = reweight(outputs, modality_weights=weights)
+      outputs = reweight(outputs, weights)
     extra = {}
     if "mc_probs" in needs:
       extra["mc_probs"] = trainer.predict_mc(params, pool_inputs, key,
@@ -210,11 +262,15 @@ def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Tr
   return build
 
 
+def _reweight(outputs, weights, names):
+  return fuse_with_weights(outputs, names=names, modality_weights=weights)
+
+
 def make_diagnose(config: ml_collections.ConfigDict, names: tuple[str, ...],
-                  num_classes: int):
-  """``(key, outputs, weights, labelled, positions, labels) -> dict`` of plain numbers:
-  ``selection.diagnostics.selection_diagnostics`` of the picks on the model that chose
-  them (the view RL-MBA's scorer would see, whatever the strategy)."""
+                  num_classes: int, seeds: SeedBatch | None = None):
+  """``(key, outputs, weights, labelled, positions, labels) -> [dict]`` of plain numbers,
+  one per seed: ``selection.diagnostics.selection_diagnostics`` of the picks on the model
+  that chose them (the view RL-MBA's scorer would see, whatever the strategy)."""
   o = config.al.rlmba
   efda = o.efda and config.model.head == "evidential"
   reweight = config.model.fusion == "evidence"
@@ -229,13 +285,20 @@ def make_diagnose(config: ml_collections.ConfigDict, names: tuple[str, ...],
     return selection_diagnostics(key, view, positions, labels, num_classes=num_classes,
                                  kappa=o.kappa, beta=o.beta, efda=efda,
                                  lloyd_iterations=o.lloyd_iterations,
-                                 diversity=o.diversity)
+                                 diversity=o.diversity,
+                                 difficulty_weight=o.difficulty_weight)
+
+  program = diagnose if seeds is None else seeds.map(diagnose, (0, 0, 0, 0, 0, None))
+  split = (lambda tree: [jax.device_get(tree)]) if seeds is None else seeds.split
 
   def run_diagnose(key, outputs, weights, labelled, positions, labels):
-    out = to_python(diagnose(key, outputs, weights, labelled, jnp.asarray(positions),
-                             labels))
-    out["rank_uncertainty"] = dict(zip(names, out["rank_uncertainty"]))
-    return out
+    found = []
+    for out in split(program(key, outputs, weights, labelled, jnp.asarray(positions),
+                             labels)):
+      out = to_python(out)
+      out["rank_uncertainty"] = dict(zip(names, out["rank_uncertainty"]))
+      found.append(out)
+    return found
 
   return run_diagnose
 
@@ -259,81 +322,102 @@ def make_modality_analysis(model_cfg, names: tuple[str, ...]):
   return analyse
 
 
+def _strategy_over_seeds(strategy: Callable, seeds: SeedBatch) -> Callable:
+  """``(key, view, budget) -> positions`` of a jitted strategy (static ``budget``) over the
+  seed axis: one program per budget."""
+  if not seeds.batched:
+    return strategy
+  programs: dict[int, Callable] = {}
+
+  def select(key, view, budget):
+    if budget not in programs:
+      programs[budget] = seeds.map(lambda k, v: strategy(k, v, budget), (0, 0))
+    return programs[budget](key, view)
+
+  return select
+
+
 def make_env(config: ml_collections.ConfigDict, model, trainer: Trainer,
              names: tuple[str, ...], num_classes: int, pool_size: int, pool_inputs,
-             pool_labels: jax.Array | None, evals: Mapping[str, tuple[Any, jax.Array]]
-             ) -> RoundEnv:
-  """The ``RoundEnv`` of ``config`` over data already placed by ``trainer`` (``put``)."""
-  agent, references = make_agent(config, names, pool_size)
+             pool_labels: jax.Array | None, evals: Mapping[str, tuple[Any, jax.Array]],
+             seeds: SeedBatch | None = None) -> RoundEnv:
+  """The ``RoundEnv`` of ``config`` over data already placed by ``trainer`` (``put``).
+
+  ``seeds``: the seeds computed together (a batched ``SeedBatch``: ``trainer`` is mapped
+  over them here); None: the single run of ``config.seed``.
+  """
+  if seeds is None:
+    seeds = SeedBatch((config.seed,), mesh=trainer.mesh, batched=False)
+  batched = seeds if seeds.batched else None
+  if batched is not None:
+    trainer = trainer.over_seeds(seeds)
+  agent, references = make_agent(config, names, pool_size, batched)
   strategy = jax.jit(functools.partial(selection.get_strategy(config.al.strategy),
                                        **strategy_options(config)), static_argnums=2)
+  initial = jax.jit(selection.get_strategy("random"), static_argnums=2)
+  analyse = make_modality_analysis(config.model, names)
   return RoundEnv(
       config=config, names=names, num_classes=num_classes, trainer=trainer,
       pool_size=pool_size, pool_inputs=pool_inputs, pool_labels=pool_labels, evals=evals,
       example=trainer.example(pool_inputs),
-      select_initial=jax.jit(selection.get_strategy("random"), static_argnums=2),
-      select_strategy=strategy,
-      build_view=make_pool_view_builder(config, model, trainer, names),
-      analyse=make_modality_analysis(config.model, names),
+      select_initial=_strategy_over_seeds(initial, seeds),
+      select_strategy=_strategy_over_seeds(strategy, seeds),
+      build_view=make_pool_view_builder(config, model, trainer, names, batched),
+      analyse=seeds.map(analyse, (0, None, 0)),
       agent=agent, references=references,
-      diagnose=(make_diagnose(config, names, num_classes) if config.al.diagnostics
-                else None))
+      diagnose=(make_diagnose(config, names, num_classes, batched) if config.al.diagnostics
+                else None),
+      seeds=seeds, steps=make_round_programs(names, seeds))
 
 
 def initial_state(env: RoundEnv, mesh) -> RoundState:
   """The state before round 0, with the round-0 initialisation of the classifier (the
   structure every checkpoint of the run is restored into)."""
-  keys = round_keys(env.config.seed, 0)
+  seeds = env.seeds
+  keys = seed_round_keys(seeds, 0)
   policy = None
   if env.agent is not None:
     # Replicated like everything the policy meets, so its steps compile once per run.
-    policy = parallel.put_replicated(env.agent.init(keys["policy"]), mesh)
-  return RoundState(
-      train=env.trainer.init(keys["init"], env.example),
-      labelled=parallel.put_replicated(np.zeros(env.pool_size, bool), mesh),
-      modality_weights=parallel.put_replicated(modality.amcb_init(len(env.names)), mesh),
-      policy=policy)
+    policy = env.agent.init(keys["policy"])
+    policy = seeds.put(policy) if seeds.batched else parallel.put_replicated(policy, mesh)
+  if seeds.batched:
+    labelled = seeds.put(np.zeros((seeds.size, env.pool_size), bool))
+    weights = seeds.tile(modality.amcb_init(len(env.names)))
+  else:
+    labelled = parallel.put_replicated(np.zeros(env.pool_size, bool), mesh)
+    weights = parallel.put_replicated(modality.amcb_init(len(env.names)), mesh)
+  return RoundState(train=env.trainer.init(keys["init"], env.example), labelled=labelled,
+                    modality_weights=weights, policy=policy)
 
 
 def select_round(env: RoundEnv, state: RoundState, r: int,
-                 history: list[Mapping[str, Any]], pool_outputs: Mapping[str, Any] | None,
-                 given: np.ndarray | None = None) -> Selection:
-  """Round ``r``'s picks: ``given`` (``[K]`` positions already in the ledger) or a fresh
-  selection (round 0: ``al.initial_size`` at random; then the strategy's or the policy's
-  ``al.budget_per_round``).
+                 histories: Sequence[list[Mapping[str, Any]]],
+                 pool_outputs: Mapping[str, Any] | None,
+                 given: Sequence[np.ndarray | None] | None = None) -> Selection:
+  """Round ``r``'s picks of every seed: ``given[i]`` (``[K]`` positions already in seed
+  i's ledger) or a fresh selection (round 0: ``al.initial_size`` at random; then the
+  strategy's or the policy's ``al.budget_per_round``).
 
-  The policy's draw is recomputed even when the ledger already holds the round, so the
-  REINFORCE update after a resume is the one an uninterrupted run makes. ``pool_outputs``:
-  the previous evaluation's pool outputs of ``state.train`` (or None).
+  ``histories``: each seed's records so far. The policy's draw is recomputed even when the
+  ledger already holds the round, so the REINFORCE update after a resume is the one an
+  uninterrupted run makes. ``pool_outputs``: the previous evaluation's pool outputs of
+  ``state.train`` (or None).
   """
-  config = env.config
-  keys = round_keys(config.seed, r)
+  seeds = env.seeds
+  given = list(given) if given is not None else [None] * seeds.size
+  keys = seed_round_keys(seeds, r)
   weights = state.modality_weights.weights
   t0 = time.time()
   if env.diagnose is not None and r > 0 and pool_outputs is None:
     pool_outputs = env.trainer.predict(state.train.params, env.pool_inputs, weights,
                                        state.train.model_state)
-  transition = None
+  transition, fresh = None, None
   if env.agent is not None and r > 0:
-    view = env.build_view(state.train, weights, state.labelled, env.pool_inputs,
-                          keys["mc_dropout"], pool_outputs)
-    drawn, transition, candidates = env.agent.select(
-        state.policy, keys["select"], keys["policy"], view, history[-1],
-        float(jnp.mean(state.labelled)))
-    drawn = np.asarray(jax.device_get(drawn), np.int32)
-    if given is not None and not np.array_equal(given, drawn):
-      transition = env.agent.transition_for(transition,
-                                            np.asarray(jax.device_get(candidates)), given)
-      if transition is None:
-        raise WorkdirError(
-            f"ledger round {r} holds examples the RL-MBA policy could not have drawn from "
-            "this round's candidates; the workdir was not produced by this config")
-  if given is not None:
-    positions = given
-  elif transition is not None:
-    positions = drawn
-  else:
-    positions = _select_fresh(env, state, r, keys, pool_outputs)
+    transition, fresh = _policy_draw(env, state, r, keys, histories, pool_outputs, given)
+  elif any(g is None for g in given):
+    fresh = _select_fresh(env, state, r, keys, pool_outputs)
+  positions = np.stack([g if g is not None else fresh[i] for i, g in enumerate(given)])
+  positions = positions if seeds.batched else positions[0]
   seconds = time.time() - t0
   diagnostics = None
   if env.diagnose is not None and r > 0:
@@ -342,9 +426,42 @@ def select_round(env: RoundEnv, state: RoundState, r: int,
   return Selection(positions, transition, diagnostics, seconds)
 
 
+def _policy_draw(env: RoundEnv, state: RoundState, r: int, keys, histories, pool_outputs,
+                 given) -> tuple[Transition, list[np.ndarray]]:
+  """The policy's draw of every seed, and its transition (with the order of the ledger's
+  picks where a seed's ledger already holds the round and they differ)."""
+  seeds = env.seeds
+  view = env.build_view(state.train, state.modality_weights.weights, state.labelled,
+                        env.pool_inputs, keys["mc_dropout"], pool_outputs)
+  # Each seed's fraction as a single run computes it (on the device, in float32).
+  fractions = [float(jnp.mean(seeds.take(state.labelled, i))) for i in range(seeds.size)]
+  previous = [h[-1] for h in histories]
+  if not seeds.batched:
+    previous, fractions = previous[0], fractions[0]
+  drawn, transition, candidates = env.agent.select(state.policy, keys["select"],
+                                                   keys["policy"], view, previous, fractions)
+  drawn = [np.asarray(d, np.int32) for d in seeds.split(drawn)]
+  if all(g is None or np.array_equal(g, d) for g, d in zip(given, drawn)):
+    return transition, drawn
+  orders = seeds.split(transition.order)
+  for i, (g, cands) in enumerate(zip(given, seeds.split(candidates))):
+    if g is None or np.array_equal(g, drawn[i]):
+      continue
+    order = policy_lib.RLMBAAgent.order_for(np.asarray(cands), g)
+    if order is None:
+      where = f" of seed {seeds.seeds[i]}" if seeds.batched else ""
+      raise WorkdirError(
+          f"ledger round {r}{where} holds examples the RL-MBA policy could not have drawn "
+          "from this round's candidates; the workdir was not produced by this config")
+    orders[i] = order
+  return transition._replace(order=seeds.stack([jnp.asarray(o) for o in orders])), drawn
+
+
 def _select_fresh(env: RoundEnv, state: RoundState, r: int, keys, pool_outputs
-                  ) -> np.ndarray:
-  """A strategy's (or round 0's random) picks, checked: distinct and not yet labelled."""
+                  ) -> list[np.ndarray]:
+  """Each seed's strategy (or round 0's random) picks, checked: distinct and not yet
+  labelled."""
+  seeds = env.seeds
   if r == 0:
     view = selection.PoolView(None, {}, {}, state.labelled)
     positions = env.select_initial(keys["select"], view, env.config.al.initial_size)
@@ -352,23 +469,25 @@ def _select_fresh(env: RoundEnv, state: RoundState, r: int, keys, pool_outputs
     view = env.build_view(state.train, state.modality_weights.weights, state.labelled,
                           env.pool_inputs, keys["mc_dropout"], pool_outputs)
     positions = env.select_strategy(keys["select"], view, env.config.al.budget_per_round)
-  positions = np.asarray(jax.device_get(positions), np.int32)
-  if (len(set(positions.tolist())) != len(positions)
-      or np.asarray(jax.device_get(state.labelled))[positions].any()):
-    raise RuntimeError(f"round {r}: the strategy returned repeated or already labelled "
-                       "examples; this is a bug in the strategy")
-  return positions
+  picked = seeds.split((positions, state.labelled))
+  for i, (p, labelled) in enumerate(picked):
+    if len(set(p.tolist())) != len(p) or np.asarray(labelled)[p].any():
+      where = f" (seed {seeds.seeds[i]})" if seeds.batched else ""
+      raise RuntimeError(f"round {r}{where}: the strategy returned repeated or already "
+                         "labelled examples; this is a bug in the strategy")
+  return [np.asarray(p, np.int32) for p, _ in picked]
 
 
 def train_round(env: RoundEnv, state: RoundState, r: int, positions: np.ndarray
                 ) -> tuple[RoundState, TrainLog, float]:
-  """Labels ``positions`` and trains the classifier on every labelled example (from a fresh
-  initialisation, or the previous parameters under ``train.warm_start``).
+  """Labels ``positions`` (``[K]``, or ``[S, K]`` over the seeds) and trains the
+  classifier on every labelled example (from a fresh initialisation, or the previous
+  parameters under ``train.warm_start``).
 
   Returns the state with the new ``train`` and ``labelled``, the ``TrainLog`` and seconds.
   """
-  keys = round_keys(env.config.seed, r)
-  labelled = state.labelled.at[positions].set(True)
+  keys = seed_round_keys(env.seeds, r)
+  labelled = env.steps.label(state.labelled, positions)
   t0 = time.time()
   if env.config.train.warm_start and r > 0:
     train_state = env.trainer.fresh_optimizer(state.train)
@@ -378,8 +497,16 @@ def train_round(env: RoundEnv, state: RoundState, r: int, positions: np.ndarray
                                        env.pool_labels, labelled,
                                        state.modality_weights.weights)
   jax.block_until_ready(train_state)
-  check_finite_training(r, log)
+  if not env.seeds.batched:
+    check_finite_training(r, log)
+  for i, seed_log in enumerate(env.seeds.split((log.epoch_loss, log.epoch_grad_norm))
+                               if env.seeds.batched else ()):
+    check_finite_training(r, TrainLog(*seed_log, None), _seed_words(env.seeds, i))
   return state._replace(train=train_state, labelled=labelled), log, time.time() - t0
+
+
+def _seed_words(seeds: SeedBatch, i: int) -> str:
+  return f" of seed {seeds.seeds[i]}" if seeds.batched else ""
 
 
 _NOT_CHECKPOINTED = ("Round {r} was not checkpointed: the ledger keeps its line and the last "
@@ -388,16 +515,16 @@ _NOT_CHECKPOINTED = ("Round {r} was not checkpointed: the ledger keeps its line 
                      "train.learning_rate, train.grad_clip_norm) needs a new workdir.")
 
 
-def check_finite_training(r: int, log: TrainLog) -> None:
+def check_finite_training(r: int, log: TrainLog, seed: str = "") -> None:
   """Raises ``NonFiniteError`` naming the first epoch whose mean loss or gradient norm is
-  NaN or infinite."""
+  NaN or infinite (``seed``: words naming the seed in a seed-batched run)."""
   loss, norm = (np.asarray(jax.device_get(x)) for x in (log.epoch_loss, log.epoch_grad_norm))
   bad = ~(np.isfinite(loss) & np.isfinite(norm))
   if bad.any():
     e = int(np.argmax(bad))
     raise NonFiniteError(
-        f"round {r}: training diverged at epoch {e} (mean loss {loss[e]}, gradient norm "
-        f"{norm[e]}). " + _NOT_CHECKPOINTED.format(r=r))
+        f"round {r}{seed}: training diverged at epoch {e} (mean loss {loss[e]}, gradient "
+        f"norm {norm[e]}). " + _NOT_CHECKPOINTED.format(r=r))
 
 
 @jax.jit
@@ -407,11 +534,14 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
 
 
-def check_finite_outputs(r: int, what: str, outputs) -> None:
+def check_finite_outputs(r: int, what: str, outputs, env: RoundEnv | None = None) -> None:
   """Raises ``NonFiniteError`` when any floating output of the classifier is NaN or inf."""
-  if not bool(_all_finite(outputs)):
-    raise NonFiniteError(f"round {r}: the classifier's outputs on the {what} hold NaN or "
-                         "infinite values. " + _NOT_CHECKPOINTED.format(r=r))
+  finite = _all_finite if env is None else env.steps.all_finite
+  flags = np.reshape(np.asarray(jax.device_get(finite(outputs))), -1)
+  if not flags.all():
+    seed = "" if env is None else _seed_words(env.seeds, int(np.argmin(flags)))
+    raise NonFiniteError(f"round {r}{seed}: the classifier's outputs on the {what} hold NaN "
+                         "or infinite values. " + _NOT_CHECKPOINTED.format(r=r))
 
 
 @jax.jit
@@ -437,49 +567,80 @@ def evaluate_round(env: RoundEnv, state: RoundState, r: int) -> Evaluation:
   heads) the pool outputs and mean pool difficulty, under the weights ``state`` trained
   with. Non-finite outputs stop round ``r`` (``NonFiniteError``)."""
   started = time.time()
+  seeds = env.seeds
   train, weights = state.train, state.modality_weights.weights
   outputs = {split: env.trainer.predict(train.params, x, weights, train.model_state)
              for split, (x, _) in env.evals.items()}
   for split, out in outputs.items():
-    check_finite_outputs(r, f"{split} split", out)
-  metrics = {split: to_python(evaluate_outputs(outputs[split], env.evals[split][1]))
-             for split in env.evals}
+    check_finite_outputs(r, f"{split} split", out, env)
+  per_split = {split: seeds.split(env.steps.evaluate(outputs[split], env.evals[split][1]))
+               for split in env.evals}
+  metrics = [{split: to_python(per_split[split][i]) for split in env.evals}
+             for i in range(seeds.size)]
   gap, shapley = env.analyse(outputs["val"], env.evals["val"][1], weights)
-  pool_outputs = uncertainty = None
+  pool_outputs, uncertainty = None, [None] * seeds.size
   if env.config.model.head == "evidential":
     pool_outputs = env.trainer.predict(train.params, env.pool_inputs, weights,
                                        train.model_state)
-    check_finite_outputs(r, "pool", pool_outputs)
-    uncertainty = float(pool_uncertainty(pool_outputs, state.labelled, weights, env.names))
+    check_finite_outputs(r, "pool", pool_outputs, env)
+    uncertainty = [float(u) for u in seeds.split(
+        env.steps.pool_uncertainty(pool_outputs, state.labelled, weights))]
   return Evaluation(metrics, gap, shapley, pool_outputs, uncertainty, started)
 
 
-def update_modality_weights(config: ml_collections.ConfigDict,
-                            weights: modality.ModalityWeightState, evaluation: Evaluation
-                            ) -> modality.ModalityWeightState:
-  """AMCB's update (w = eps + (1 - M eps) softmax(Delta / tau)) from this round's contributions; unchanged without AMCB."""
+def update_modality_weights(env: RoundEnv, weights: modality.ModalityWeightState,
+                            evaluation: Evaluation) -> modality.ModalityWeightState:
+  """AMCB's update (w = eps + (1 - M eps) softmax(Delta / tau)) from this round's
+  contributions, per seed; unchanged without AMCB."""
+  config = env.config
   if not config.modality.amcb:
     return weights
   contributions = (evaluation.top1_gap if config.modality.contribution == "top1_gap"
                    else evaluation.shapley)
-  if config.modality.favour == "weaker":
-    contributions = -contributions
-  return modality.amcb_update(weights, contributions, temperature=config.modality.temperature,
-                              floor=config.modality.floor, momentum=config.modality.momentum)
+
+  def update(state, delta):  # eager, as a single run computes it
+    if config.modality.favour == "weaker":
+      delta = -delta
+    return modality.amcb_update(state, delta, temperature=config.modality.temperature,
+                                floor=config.modality.floor,
+                                momentum=config.modality.momentum)
+
+  return env.seeds.each(update, weights, contributions)
 
 
-def round_record(env: RoundEnv, r: int, state: RoundState,
-                 weights: modality.ModalityWeightState, evaluation: Evaluation,
-                 log: TrainLog, picked: Selection, train_seconds: float) -> dict[str, Any]:
-  """The line of ``rounds.jsonl`` for round ``r`` (``state``: trained; ``weights``: after
-  this round's AMCB update). Test fields only when the test split was evaluated."""
+def round_records(env: RoundEnv, r: int, state: RoundState,
+                  weights: modality.ModalityWeightState, evaluation: Evaluation,
+                  log: TrainLog, picked: Selection, train_seconds: float
+                  ) -> list[dict[str, Any]]:
+  """The line of ``rounds.jsonl`` for round ``r`` of each seed (``state``: trained;
+  ``weights``: after this round's AMCB update). Test fields only when the test split was
+  evaluated. Timings are the step's wall time shared out over the seeds."""
+  seeds = env.seeds
+  host = seeds.split((log, state.labelled, evaluation.top1_gap, evaluation.shapley,
+                      weights.weights))
+  eval_seconds = time.time() - evaluation.started
+  records = []
+  for i, (seed_log, labelled, gap, shapley, w) in enumerate(host):
+    # The balance score eagerly on this seed's slice, as a single run computes it.
+    balance = float(modality.modality_balance(seeds.take(evaluation.shapley, i)))
+    records.append(_round_record(
+        env, r, seeds.seeds[i], int(np.sum(labelled)), seed_log, evaluation.metrics[i],
+        gap, shapley, w, balance, evaluation.pool_uncertainty[i],
+        picked.diagnostics[i] if picked.diagnostics is not None else None,
+        (picked.seconds / seeds.size, train_seconds / seeds.size,
+         eval_seconds / seeds.size)))
+  return records
+
+
+def _round_record(env: RoundEnv, r: int, seed: int, num_labeled: int, log, metrics,
+                  top1_gap, shapley, weights, balance: float, uncertainty, diagnostics,
+                  seconds: tuple[float, float, float]) -> dict[str, Any]:
   config, names = env.config, env.names
-  metrics = evaluation.metrics
   log = to_python(log)
   as_dict = lambda v: dict(zip(names, to_python(v)))
   test = metrics.get("test")
-  record = {"round": r, "num_labeled": int(jnp.sum(state.labelled)),
-            "strategy": config.al.strategy, "seed": int(config.seed)}
+  record = {"round": r, "num_labeled": num_labeled, "strategy": config.al.strategy,
+            "seed": int(seed)}
   if test:
     record.update(test_top1=test["top1"], test_nll=test["nll"], test_ece=test["ece"])
   record.update(val_top1=metrics["val"]["top1"], val_nll=metrics["val"]["nll"],
@@ -491,29 +652,33 @@ def round_record(env: RoundEnv, r: int, state: RoundState,
                   per_modality_test_top1=test["per_modality_top1"])
   record.update({
       "per_modality_val_top1": metrics["val"]["per_modality_top1"],
-      "top1_gap": as_dict(evaluation.top1_gap), "shapley": as_dict(evaluation.shapley),
-      "balance": float(modality.modality_balance(evaluation.shapley)),
-      "modality_weights": as_dict(weights.weights),
-      "pool_uncertainty": evaluation.pool_uncertainty,
+      "top1_gap": as_dict(top1_gap), "shapley": as_dict(shapley), "balance": balance,
+      "modality_weights": as_dict(weights), "pool_uncertainty": uncertainty,
       "train_loss": log.epoch_loss[-1], "train_loss_curve": log.epoch_loss,
       "train_grad_norm": log.epoch_grad_norm[-1], "train_steps": int(log.num_steps),
-      "select_seconds": round(picked.seconds, 4), "train_seconds": round(train_seconds, 4),
-      "eval_seconds": round(time.time() - evaluation.started, 4),
+      "select_seconds": round(seconds[0], 4), "train_seconds": round(seconds[1], 4),
+      "eval_seconds": round(seconds[2], 4),
   })
-  if picked.diagnostics is not None:
-    record["selection"] = picked.diagnostics
+  if diagnostics is not None:
+    record["selection"] = diagnostics
   return record
 
 
 def update_policy(env: RoundEnv, policy: PolicyState, transition: Transition,
-                  record: Mapping[str, Any], history: list[Mapping[str, Any]]
-                  ) -> tuple[PolicyState, dict[str, float]]:
-  """RL-MBA's REINFORCE step on this round's reward: -> (policy, its log)."""
+                  records: Sequence[Mapping[str, Any]],
+                  histories: Sequence[list[Mapping[str, Any]]]
+                  ) -> tuple[PolicyState, list[dict[str, float]]]:
+  """RL-MBA's REINFORCE step on each seed's reward: -> (policy, one log per seed)."""
   try:
-    raw_reward = env.agent.reward(record, history, env.references)
+    rewards = [env.agent.reward(rec, hist, None if env.references is None
+                                else env.references[i])
+               for i, (rec, hist) in enumerate(zip(records, histories))]
   except policy_lib.ReferenceRunError as e:
     raise WorkdirError(str(e)) from e
-  return env.agent.update(policy, transition, raw_reward)
+  if not env.seeds.batched:
+    policy, log = env.agent.update(policy, transition, rewards[0])
+    return policy, [log]
+  return env.agent.update(policy, transition, rewards)
 
 
 def to_python(tree: Any) -> Any:

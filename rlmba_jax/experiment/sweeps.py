@@ -1,13 +1,18 @@
 """Many runs of one config: entries x seeds as resumable subprocesses (sweeps and searches).
 
 ``launch/sweep.py`` (the comparison) and ``launch/tune.py`` (the search on validation) plan
-their runs with ``parse_entry`` / ``plan_run`` and execute them with ``run_jobs``: one
-``python -m rlmba_jax.main`` run per (entry, seed) on its own workdir (log in ``log.txt``
-there), ``workers`` processes at a time, or with one worker one after the other in this
-process; finished runs skipped and interrupted ones continued. Every run shares one
-persistent XLA compilation cache, so only the first run of a config compiles (on mfeat a
-run drops from about 65 s to about 22 s), and in this process a run also reuses the traced
-programs of the runs before it.
+their runs with ``parse_entry`` / ``plan_seed_runs`` and execute them with ``run_jobs``:
+``python -m rlmba_jax.main`` runs on their own workdirs (log in ``log.txt`` there),
+``workers`` processes at a time, or with one worker one after the other in this process;
+finished runs skipped and interrupted ones continued. Every run shares one persistent XLA
+compilation cache, so only the first run of a config compiles, and in this process a run
+also reuses the traced programs of the runs before it.
+
+An entry's seeds run as seed-batched runs (``experiment.seeds``) on in-memory data sets:
+blocks of at most ``seeds_per_program`` seeds, each one run in ``ENTRY/seeds_A-B/`` whose
+seeds' outputs are in ``seed_NNNN/``; record data sets (and ``batch_seeds=False``) run one
+seed per run in ``ENTRY/seed<k>/``. ``seed_run_folders`` finds a seed's run in either
+layout, so readers need not know which was used.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ DEFAULT_COMPILE_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "rlmba_j
 class Job(NamedTuple):
   command: list[str]
   workdir: str
+  seed_rounds: int = 1  # seeds x rounds it computes (the progress bar's unit)
 
 
 _KEY = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
@@ -63,7 +69,8 @@ def parse_entry(entry: str) -> tuple[str, str, dict[str, str]]:
 
 
 def is_finished(workdir: str, rounds: int) -> bool:
-  """True when ``workdir`` holds a summary of at least ``rounds`` selection rounds."""
+  """True when ``workdir`` holds a summary of at least ``rounds`` selection rounds (a
+  seed-batched workdir's summary covers all its seeds)."""
   path = os.path.join(workdir, "summary.json")
   if not os.path.exists(path):
     return False
@@ -72,14 +79,94 @@ def is_finished(workdir: str, rounds: int) -> bool:
 
 
 def plan_run(config_arg: str, workdir: str, strategy: str, seed: int,
-             overrides: dict[str, str], common: Iterable[str] = ()) -> Job:
-  """The command of one run: ``--config`` plus strategy, seed, the entry's overrides and
-  the ``--config.*`` flags common to every run (given last, so they win)."""
+             overrides: dict[str, str], common: Iterable[str] = (),
+             seeds: Sequence[int] | None = None, vmap_width: int | None = None,
+             rounds: int = 1) -> Job:
+  """The command of one run: ``--config`` plus strategy, seed (or ``seeds``: a
+  seed-batched run), the entry's overrides and the ``--config.*`` flags common to every
+  run (given last, so they win)."""
   cmd = [sys.executable, "-m", "rlmba_jax.main", f"--config={config_arg}",
-         f"--workdir={workdir}", f"--config.al.strategy={strategy}", f"--config.seed={seed}"]
+         f"--workdir={workdir}", f"--config.al.strategy={strategy}"]
+  if seeds is None:
+    cmd.append(f"--config.seed={seed}")
+  else:
+    cmd.append(f"--seeds={seed_list_text(seeds)}")
+    if vmap_width is not None:
+      cmd.append(f"--vmap_width={vmap_width}")
   cmd += [f"--config.{k}={v}" for k, v in overrides.items()]
   cmd += list(common)
-  return Job(cmd, workdir)
+  return Job(cmd, workdir, (len(seeds) if seeds is not None else 1) * (rounds + 1))
+
+
+def seed_list_text(seeds: Sequence[int]) -> str:
+  """``0-49`` for a run of consecutive seeds, else ``0,3,7``."""
+  seeds = list(seeds)
+  if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+    return f"{seeds[0]}-{seeds[-1]}"
+  return ",".join(str(s) for s in seeds)
+
+
+def block_name(seeds: Sequence[int]) -> str:
+  """The folder of a seed block: ``seeds_0000-0049`` (``seeds_0003-0017_n5`` when the
+  seeds are not consecutive)."""
+  seeds = list(seeds)
+  name = f"seeds_{seeds[0]:04d}-{seeds[-1]:04d}"
+  if seeds != list(range(seeds[0], seeds[-1] + 1)):
+    name += f"_n{len(seeds)}"
+  return name
+
+
+def seed_run_folders(entry_dir: str) -> dict[int, str]:
+  """``{seed: folder}`` of every seed's run under an entry's folder: single runs in
+  ``seed<k>/``, seed-batched blocks in ``<block>/seed_NNNN/`` (a block is a folder with
+  ``seeds.json``)."""
+  found: dict[int, str] = {}
+  if not os.path.isdir(entry_dir):
+    return found
+  for name in sorted(os.listdir(entry_dir)):
+    path = os.path.join(entry_dir, name)
+    if re.fullmatch(r"seed\d+", name) and os.path.isdir(path):
+      found.setdefault(int(name[4:]), path)
+    elif os.path.exists(os.path.join(path, "seeds.json")):
+      for sub in sorted(os.listdir(path)):
+        if re.fullmatch(r"seed_\d+", sub):
+          found.setdefault(int(sub[5:]), os.path.join(path, sub))
+  return found
+
+
+def plan_seed_runs(config_arg: str, entry_dir: str, strategy: str, seeds: Sequence[int],
+                   overrides: dict[str, str], common: Iterable[str], rounds: int, *,
+                   batch_seeds: bool = True, seeds_per_program: int = 0,
+                   vmap_width: int | None = None) -> list[Job]:
+  """The runs an entry still needs for ``seeds``: nothing for a seed whose run (in either
+  layout) has finished; an unfinished seed block is continued with its own seeds; the
+  other seeds go into new blocks of at most ``seeds_per_program`` (0: one block), or one
+  run each without ``batch_seeds``."""
+  done = {s for s, folder in seed_run_folders(entry_dir).items()
+          if is_finished(folder, rounds)}
+  todo = [s for s in seeds if s not in done]
+  jobs = []
+  if not batch_seeds:
+    return [plan_run(config_arg, os.path.join(entry_dir, f"seed{s}"), strategy, s,
+                     overrides, common, rounds=rounds) for s in todo]
+  if os.path.isdir(entry_dir):  # interrupted blocks: continue each with its own seeds
+    for name in sorted(os.listdir(entry_dir)):
+      path = os.path.join(entry_dir, name)
+      if not os.path.exists(os.path.join(path, "seeds.json")) or is_finished(path, rounds):
+        continue
+      with open(os.path.join(path, "seeds.json")) as f:
+        block = [int(s) for s in json.load(f)["seeds"]]
+      if any(s in todo for s in block):
+        jobs.append(plan_run(config_arg, path, strategy, block[0], overrides, common,
+                             seeds=block, vmap_width=None, rounds=rounds))
+        todo = [s for s in todo if s not in block]
+  size = seeds_per_program if seeds_per_program > 0 else max(len(todo), 1)
+  for i in range(0, len(todo), size):
+    block = todo[i:i + size]
+    jobs.append(plan_run(config_arg, os.path.join(entry_dir, block_name(block)), strategy,
+                         block[0], overrides, common, seeds=block, vmap_width=vmap_width,
+                         rounds=rounds))
+  return jobs
 
 
 def compile_cache_env(cache_dir: str) -> dict[str, str]:
@@ -109,10 +196,11 @@ def main_arguments(job: Job) -> list[str] | None:
   return None
 
 
-def config_from_arguments(args: Sequence[str]):
+def config_from_arguments(args: Sequence[str], with_seeds: bool = False):
   """``(config, workdir)`` from ``rlmba_jax.main``'s arguments, parsed as it parses them
-  (``--config=FILE[:ARG]`` or a packaged name, ``--config.KEY=VALUE``, ``--workdir``); a
-  ``ConfigError`` (exit code 2, as the command's) for arguments it would refuse."""
+  (``--config=FILE[:ARG]`` or a packaged name, ``--config.KEY=VALUE``, ``--workdir``,
+  ``--seeds``, ``--vmap_width``); a ``ConfigError`` (exit code 2, as the command's) for
+  arguments it would refuse. ``with_seeds``: ``(config, workdir, seeds, vmap_width)``."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
   from rlmba_jax import config_names  # pylint: disable=g-import-not-at-top
@@ -124,6 +212,9 @@ def config_from_arguments(args: Sequence[str]):
     config_flags.DEFINE_config_file("config", None, "Config file.", flag_values=values,
                                     lock_config=True, sys_argv=argv)
     flags.DEFINE_string("workdir", None, "Output folder.", flag_values=values)
+    flags.DEFINE_string("seeds", None, "Seeds in lockstep.", flag_values=values)
+    flags.DEFINE_integer("vmap_width", None, "Seeds vectorised together.",
+                         flag_values=values)
     values(argv)
   except SyntaxError as e:
     raise ConfigError(config_names.syntax_error_line(e)) from e
@@ -133,10 +224,13 @@ def config_from_arguments(args: Sequence[str]):
                                              values["config"].config_filename)
   if problem:
     raise ConfigError(problem)
+  if with_seeds:
+    return (values["config"].value, values["workdir"].value, values["seeds"].value,
+            values["vmap_width"].value)
   return values["config"].value, values["workdir"].value
 
 
-def _run_in_process(job: Job) -> tuple[str, int, float]:
+def _run_in_process(job: Job, on_round=None) -> tuple[str, int, float]:
   """The job's ``rlmba_jax.main`` run called in this process, its output (log lines,
   prints, a traceback) in ``log.txt`` and not on the console; the exit code is the one the
   command would give (``errors.EXIT_CODES``, 1 for anything else)."""
@@ -146,6 +240,7 @@ def _run_in_process(job: Job) -> tuple[str, int, float]:
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment import errors, run  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.loop import finished_line  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment.seeds import parse_seeds  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top
   configure_logging()  # as the command: our lines at INFO, libraries' at WARNING
   os.makedirs(job.workdir, exist_ok=True)
@@ -161,8 +256,12 @@ def _run_in_process(job: Job) -> tuple[str, int, float]:
     try:
       with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         try:
-          config, workdir = config_from_arguments(main_arguments(job))
-          print(finished_line(run(config, workdir), workdir))
+          config, workdir, seeds, width = config_from_arguments(main_arguments(job), True)
+          count = len(parse_seeds(seeds)) if seeds else 1
+          done = (lambda r, phase: on_round(count) if phase == "reported" else None
+                  ) if on_round is not None else None
+          print(finished_line(run(config, workdir, seeds=seeds, vmap_width=width,
+                                  phase_callback=done), workdir))
           rc = 0
         except (errors.ConfigError, errors.RunError) as e:
           traceback.print_exc()
@@ -203,11 +302,20 @@ def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
         + (", in this process" if in_process else ""), flush=True)
   if in_process and compile_cache:  # every program kept, as compile_cache_env sets it up
     compilation_cache.enable(folder=compile_cache)
-  bar = _runs_bar(total, progress)
+  sizes = {job.workdir: job.seed_rounds for p in phases for job in p}
+  bar = _runs_bar(sum(sizes.values()), progress)
+  shown: dict[str, int] = {}  # seed-rounds shown on the bar per run, as they finish
+
+  def on_round(workdir):
+    def advance(count):
+      shown[workdir] = shown.get(workdir, 0) + count
+      bar.update(count)
+    return advance if bar is not None else None
+
   failed = []
   try:
     for phase in phases:
-      for workdir, rc, seconds in _finished_runs(phase, workers, env, in_process):
+      for workdir, rc, seconds in _finished_runs(phase, workers, env, in_process, on_round):
         line = json.dumps({"run": workdir, "exit": rc, "seconds": round(seconds, 1)})
         if rc:
           failed.append(workdir)
@@ -215,7 +323,7 @@ def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
           print(line, flush=True)
         else:
           bar.write(line, file=sys.stdout)
-          bar.update(1)
+          bar.update(max(0, sizes.get(workdir, 1) - shown.get(workdir, 0)))  # run over
           bar.set_postfix(last="/".join(workdir.split(os.sep)[-2:]), failed=len(failed),
                           refresh=True)
   except KeyboardInterrupt:
@@ -236,6 +344,20 @@ class RunnerFlags(NamedTuple):
   compile_cache: Any
   progress: Any
   separate_processes: Any
+  batch_seeds: Any
+  seeds_per_program: Any
+  vmap_width: Any
+
+  def seed_runs(self, config, config_arg: str, entry_dir: str, strategy: str,
+                seeds: Sequence[int], overrides: dict[str, str], common: Iterable[str]
+                ) -> list[Job]:
+    """``plan_seed_runs`` with the flags' values (seed blocks only for in-memory data)."""
+    from rlmba_jax.data.registry import dataset_info  # pylint: disable=g-import-not-at-top
+    batch = self.batch_seeds.value and dataset_info(config.data.name).kind == "arrays"
+    return plan_seed_runs(config_arg, entry_dir, strategy, seeds, overrides, common,
+                          config.al.rounds, batch_seeds=batch,
+                          seeds_per_program=self.seeds_per_program.value,
+                          vmap_width=self.vmap_width.value)
 
   def run_jobs(self, phases: Sequence[Sequence[Job]]) -> list[str]:
     """``run_jobs`` with the flags' values."""
@@ -256,7 +378,15 @@ def define_runner_flags() -> RunnerFlags:
                         "auto shows it in a terminal or a notebook, not under CI."),
       flags.DEFINE_bool("separate_processes", False, "Run each run in its own Python "
                         "process even with one worker (by default one worker runs them in "
-                        "this process, reusing compiled programs)."))
+                        "this process, reusing compiled programs)."),
+      flags.DEFINE_bool("batch_seeds", True, "On in-memory data sets, run an entry's seeds "
+                        "as seed-batched runs (blocks of --seeds_per_program) instead of "
+                        "one run per seed."),
+      flags.DEFINE_integer("seeds_per_program", 0, "At most this many seeds in one "
+                           "seed-batched run (0: all of an entry's seeds), to cap memory."),
+      flags.DEFINE_integer("vmap_width", None, "Seeds vectorised together in a seed-batched "
+                           "run (1: one after another, bit-identical to single runs; 0: "
+                           "all); default 1 on a CPU, 0 on a GPU or TPU."))
 
 
 def default_workers() -> int:
@@ -278,12 +408,14 @@ def default_workers() -> int:
 
 
 def _finished_runs(phase: Sequence[Job], workers: int, env: dict[str, str],
-                   in_process: bool) -> Iterator[tuple[str, int, float]]:
+                   in_process: bool, on_round=lambda workdir: None
+                   ) -> Iterator[tuple[str, int, float]]:
   """``(workdir, exit code, seconds)`` of each job as it finishes. In this process the
-  jobs run on the main thread, so Ctrl-C stops the current run as it stops a command."""
+  jobs run on the main thread, so Ctrl-C stops the current run as it stops a command
+  (``on_round(workdir)``: a callback of the seed-rounds a run has just finished)."""
   if in_process:
     for job in phase:
-      yield (_run_in_process(job) if main_arguments(job) is not None
+      yield (_run_in_process(job, on_round(job.workdir)) if main_arguments(job) is not None
              else _run_one(job, env))
     return
   with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -297,4 +429,5 @@ def _runs_bar(total: int, progress: str):
   if not progress_wanted(progress):
     return None
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-  return tqdm(total=total, unit="run", desc="sweep", file=sys.stderr, dynamic_ncols=True)
+  return tqdm(total=total, unit="seed-round", desc="sweep", file=sys.stderr,
+              dynamic_ncols=True)

@@ -33,15 +33,41 @@ class ReferenceRunError(ValueError):
   pass
 
 
-def load_reference_curves(paths: Sequence[str], metric: str = "val_top1"
-                          ) -> dict[int, float]:
-  """``{num_labeled: mean metric}`` over the reference runs (workdirs or rounds.jsonl files)."""
+def reference_file(path: str, seed: int | None = None) -> str:
+  """The ``rounds.jsonl`` of seed ``seed`` that a reference path names: ``{seed}`` in it is
+  replaced; a workdir of one run, or a rounds.jsonl file, is itself; a seed-batched
+  workdir, or a sweep entry's folder (``seed<k>/`` runs or seed blocks holding
+  ``seed_NNNN/``), gives that seed's run. A ``ReferenceRunError`` when there is none."""
+  if seed is not None:
+    path = path.replace("{seed}", str(seed))
+  if not os.path.isdir(path):
+    if os.path.exists(path):
+      return path
+  elif os.path.exists(os.path.join(path, "rounds.jsonl")):
+    return os.path.join(path, "rounds.jsonl")
+  elif seed is not None:
+    single = os.path.join(path, f"seed{int(seed)}", "rounds.jsonl")  # a sweep's entry
+    if os.path.exists(single):
+      return single
+    folder = f"seed_{int(seed):04d}"
+    for candidate in [path] + sorted(os.path.join(path, d) for d in os.listdir(path)):
+      file = os.path.join(candidate, folder, "rounds.jsonl")
+      if os.path.exists(file):
+        return file
+  raise ReferenceRunError(
+      f"reference run {path!r} has no rounds.jsonl"
+      + (f" for seed {seed}" if seed is not None else "")
+      + "; run the reference strategy first (with the same seeds) or fix "
+      "config.al.rlmba.reference_runs")
+
+
+def load_reference_curves(paths: Sequence[str], metric: str = "val_top1",
+                          seed: int | None = None) -> dict[int, float]:
+  """``{num_labeled: mean metric}`` over the reference runs of seed ``seed`` (workdirs,
+  seed-batched workdirs or rounds.jsonl files; ``reference_file``)."""
   curves = []
   for path in paths:
-    file = os.path.join(path, "rounds.jsonl") if os.path.isdir(path) else path
-    if not os.path.exists(file):
-      raise ReferenceRunError(f"reference run {path!r} has no rounds.jsonl; run the reference "
-                            "strategy first or fix config.al.rlmba.reference_runs")
+    file = reference_file(path, seed)
     with open(file) as f:
       try:
         records = [json.loads(line) for line in f if line.strip()]
@@ -90,10 +116,15 @@ class RLMBAAgent:
     names: the M modality names.
     budget: picks per round b.
     pool_size: N.
+    seeds: an ``experiment.seeds.SeedBatch`` for a seed-batched run: the policy state, keys
+      and views then carry a leading seed axis, ``select`` and ``update`` take one record
+      and one reward per seed, and their programs are the single agent's mapped over the
+      seeds. None: one run.
   """
 
   def __init__(self, options: Mapping[str, Any], names: Sequence[str], budget: int,
-               pool_size: int):
+               pool_size: int, seeds=None):
+    self.seeds = seeds if seeds is not None and seeds.batched else None
     self.options = dict(options)
     self.names = tuple(names)
     self.budget = budget
@@ -109,22 +140,31 @@ class RLMBAAgent:
         baseline_momentum=self.options["baseline_momentum"],
         advantage_clip=self.options["advantage_clip"],
         entropy_weight=self.options["entropy_weight"]))
+    if self.seeds is not None:
+      self._select = self.seeds.map(self._select, (0, 0, 0, 0, 0))
+      self._update = self.seeds.map(self._update, (0, 0, 0))
 
   def init(self, key: jax.Array) -> PolicyState:
-    return reinforce_init(key, self.network, self.optimizer, self.num_candidates,
-                          self.feature_dim, self.state_dim)
+    """The policy before any update (``key``: one per seed in a seed-batched agent)."""
+    def one(k):
+      return reinforce_init(k, self.network, self.optimizer, self.num_candidates,
+                            self.feature_dim, self.state_dim)
+    return one(key) if self.seeds is None else self.seeds.each(one, key)
 
   def start_from(self, params) -> PolicyState:
     """A policy state with given (e.g. pretrained) parameters: a fresh optimiser, baseline
-    and update count, so the online REINFORCE starts from them."""
-    return reinforce_state(params, self.optimizer)
+    and update count, so the online REINFORCE starts from them (every seed from the same
+    parameters in a seed-batched agent)."""
+    state = reinforce_state(params, self.optimizer)
+    return state if self.seeds is None else self.seeds.tile(state)
 
   def _select_impl(self, params, score_key, draw_key, pool: PoolView, state_part):
     o = self.options
     candidates = score_candidates(score_key, pool, self.budget, kappa=o["kappa"],
                                   beta=o["beta"], efda=o["efda"],
                                   lloyd_iterations=o["lloyd_iterations"],
-                                  diversity=o["diversity"])
+                                  diversity=o["diversity"],
+                                  difficulty_weight=o.get("difficulty_weight", 0.0))
     features = candidates.features
     if self.inputs == "invariant":
       weights = (fusion_lib.uniform_weights(len(self.names)) if pool.modality_weights is None
@@ -147,26 +187,39 @@ class RLMBAAgent:
             candidates.positions)
 
   def select(self, policy: PolicyState, score_key: jax.Array, draw_key: jax.Array,
-             pool: PoolView, previous_record: Mapping[str, Any], labelled_fraction: float):
+             pool: PoolView, previous_record, labelled_fraction):
     """-> (``[b]`` pool positions in draw order, the ``Transition`` to learn from, the
-    ``[K]`` candidate positions)."""
+    ``[K]`` candidate positions); each with a leading seed axis in a seed-batched agent,
+    which takes a list of previous records and labelled fractions, one per seed."""
+    if self.seeds is None:
+      return self._select(policy.params, score_key, draw_key, pool,
+                          self._state_part(previous_record, labelled_fraction))
+    parts = [self._state_part(r, f) for r, f in zip(previous_record, labelled_fraction)]
+    return self._select(policy.params, score_key, draw_key, pool, self.seeds.stack(parts))
+
+  def _state_part(self, previous_record: Mapping[str, Any], labelled_fraction: float):
     if self.inputs == "invariant":
-      state_part = tuple(jnp.asarray(x) for x in record_scalars(
+      return tuple(jnp.asarray(x) for x in record_scalars(
           previous_record, self.names, labelled_fraction))
-    else:
-      state_part = jnp.asarray(record_state(previous_record, self.names, labelled_fraction))
-    return self._select(policy.params, score_key, draw_key, pool, state_part)
+    return jnp.asarray(record_state(previous_record, self.names, labelled_fraction))
+
+  @staticmethod
+  def order_for(candidate_positions: np.ndarray, ledger_positions: np.ndarray
+                ) -> np.ndarray | None:
+    """``[b]`` int32 candidate indices of positions already in the ledger (a run resumed on
+    other hardware may draw differently); None if some are not candidates."""
+    index = {int(p): i for i, p in enumerate(candidate_positions)}
+    if not all(int(p) in index for p in ledger_positions):
+      return None
+    return np.asarray([index[int(p)] for p in ledger_positions], np.int32)
 
   @staticmethod
   def transition_for(transition: Transition, candidate_positions: np.ndarray,
                      ledger_positions: np.ndarray) -> Transition | None:
-    """The transition with ``order`` rebuilt from positions already in the ledger (a run
-    resumed on other hardware may draw differently); None if some are not candidates."""
-    index = {int(p): i for i, p in enumerate(candidate_positions)}
-    if not all(int(p) in index for p in ledger_positions):
-      return None
-    order = np.asarray([index[int(p)] for p in ledger_positions], np.int32)
-    return transition._replace(order=jnp.asarray(order))
+    """The transition with ``order`` rebuilt from positions already in the ledger; None if
+    some are not candidates."""
+    order = RLMBAAgent.order_for(candidate_positions, ledger_positions)
+    return None if order is None else transition._replace(order=jnp.asarray(order))
 
   def reward(self, record: Mapping[str, Any], history: Sequence[Mapping[str, Any]],
              references: Mapping[int, float] | None) -> float:
@@ -184,13 +237,20 @@ class RLMBAAgent:
       value = top1
     return value + self.options["balance_weight"] * float(record["balance"])
 
-  def update(self, policy: PolicyState, transition: Transition, raw_reward: float
-             ) -> tuple[PolicyState, dict[str, float]]:
+  def update(self, policy: PolicyState, transition: Transition, raw_reward):
+    """One REINFORCE step on the (EMA-smoothed) reward -> (policy, its log). A seed-batched
+    agent takes a list of rewards, one per seed, and returns a list of logs."""
     ema = self.options["reward_ema"]
-    smoothed = raw_reward if int(policy.num_updates) == 0 else (
-        ema * float(policy.last_reward) + (1.0 - ema) * raw_reward)
-    policy, info = self._update(policy, transition, jnp.float32(smoothed))
-    return policy, {"raw_reward": raw_reward, "reward": float(info.reward),
-                    "baseline": float(info.baseline), "advantage": float(info.advantage),
-                    "log_prob": float(info.log_prob), "entropy": float(info.entropy),
-                    "grad_norm": float(info.grad_norm)}
+    rewards = [raw_reward] if self.seeds is None else list(raw_reward)
+    counts, lasts = jax.device_get((policy.num_updates, policy.last_reward))
+    counts, lasts = np.reshape(counts, -1), np.reshape(lasts, -1)
+    smoothed = [jnp.float32(r if int(n) == 0 else ema * float(last) + (1.0 - ema) * r)
+                for r, n, last in zip(rewards, counts, lasts)]
+    smoothed = smoothed[0] if self.seeds is None else self.seeds.stack(smoothed)
+    policy, info = self._update(policy, transition, smoothed)
+    infos = [info] if self.seeds is None else self.seeds.split(info)
+    logs = [{"raw_reward": r, "reward": float(i.reward), "baseline": float(i.baseline),
+             "advantage": float(i.advantage), "log_prob": float(i.log_prob),
+             "entropy": float(i.entropy), "grad_norm": float(i.grad_norm)}
+            for r, i in zip(rewards, infos)]
+    return policy, (logs[0] if self.seeds is None else logs)

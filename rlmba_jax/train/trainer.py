@@ -213,7 +213,7 @@ class Trainer:
                batch_size: int, num_epochs: int, eval_batch_size: int, mesh: Mesh,
                loss_fn=multimodal_cross_entropy, schedule=None, init_hook=None,
                epoch_callback=None):
-    n = mesh.devices.size
+    n = parallel.data_axis_size(mesh)
     for name, value in (("train.batch_size", batch_size),
                         ("train.eval_batch_size", eval_batch_size)):
       if value % n:
@@ -240,6 +240,37 @@ class Trainer:
     other = copy.copy(self)
     other.init_hook, other.epoch_callback = init_hook, epoch_callback
     return other
+
+  def over_seeds(self, seeds) -> "Trainer":
+    """This trainer over a leading seed axis: states, keys, labelled masks and modality
+    weights carry it, the data (inputs, labels) is shared, and each program is this
+    trainer's own mapped over the seeds (``seeds.map``, an ``experiment.seeds.SeedBatch``:
+    ``map(fn, in_axes, donate_argnums=)``, ``take``, ``stack``, ``size``, ``sharding``).
+    ``init_hook`` runs per seed on the host; ``epoch_callback`` gets the seeds' mean loss.
+    """
+    other = copy.copy(self)
+    other.seed_batch = seeds
+    other._init_variables = seeds.map(self._init_variables, (0, None))
+    other._init_optimizer = seeds.map(self._init_optimizer, (0,))
+    other._train_jit = seeds.map(self._train_jit, (0, 0, None, None, 0, 0),
+                                 donate_argnums=(0,))
+    other._train_chunk_jit = seeds.map(self._train_chunk_jit,
+                                       (0, 0, None, None, 0, 0, None, 0, 0),
+                                       donate_argnums=(0,))
+    other._predict_jit = seeds.map(self._predict_jit, (0, None, 0, 0))
+    single_mc, programs = self._predict_mc_jit, {}
+
+    def predict_mc(params, inputs, key, num_passes, modality_weights, model_state):
+      if num_passes not in programs:  # num_passes is static in the single program
+        programs[num_passes] = seeds.map(
+            lambda p, x, k, w, s: single_mc(p, x, k, num_passes, w, s), (0, None, 0, 0, 0))
+      return programs[num_passes](params, inputs, key, modality_weights, model_state)
+
+    other._predict_mc_jit = predict_mc
+    other._replicated = seeds.sharding
+    return other
+
+  seed_batch = None  # set by ``over_seeds``
 
   # -- the interface the loop uses (StreamingTrainer implements it over RecordSplits) ----
 
@@ -268,7 +299,13 @@ class Trainer:
     """Fresh variables (plus ``init_hook``, e.g. pretrained encoders) and optimiser state."""
     variables = self._init_variables(key, example_inputs)
     if self.init_hook is not None:
-      variables = jax.device_put(self.init_hook(jax.device_get(variables)), self._replicated)
+      if self.seed_batch is None:
+        variables = jax.device_put(self.init_hook(jax.device_get(variables)),
+                                   self._replicated)
+      else:  # the hook reads one seed's variables
+        seeds = self.seed_batch
+        variables = seeds.stack([self.init_hook(jax.device_get(seeds.take(variables, i)))
+                                 for i in range(seeds.size)])
     params = variables["params"]
     model_state = {k: v for k, v in variables.items() if k != "params"}
     return TrainState(params, self._init_optimizer(params), model_state)
@@ -389,13 +426,17 @@ class Trainer:
     host after each: a few syncs per round, and programs the compilation cache keeps.
     The loss and norm buffers start replicated, as each call returns them, so the first
     call and the later ones share one compiled program."""
-    zeros = jax.device_put(jnp.zeros((self.num_epochs,), jnp.float32), self._replicated)
+    seeds = () if self.seed_batch is None else (self.seed_batch.size,)
+    zeros = jax.device_put(jnp.zeros(seeds + (self.num_epochs,), jnp.float32),
+                           self._replicated)
     losses, norms, steps = zeros, zeros, None
     for first in range(0, self.num_epochs, self._chunk):
       state, losses, norms, steps = self._train_chunk_jit(
           state, key, inputs, labels, labelled, modality_weights, jnp.int32(first), losses,
           norms)
-      done = jax.device_get(losses[first:first + self._chunk])
+      done = jax.device_get(losses[..., first:first + self._chunk])
+      if seeds:
+        done = done.mean(axis=0)  # one bar for all seeds: their mean loss
       for k, loss in enumerate(done):
         self.epoch_callback(first + k, float(loss))
     return state, TrainLog(losses, norms, steps * self.num_epochs)
