@@ -27,19 +27,66 @@ def _config(source, **extra):
 
 def test_columns_from_real_recordings():
   cols = av_digits.build_columns(FIXTURE)
-  assert cols["audio"].shape == (20, 40, 100, 1) and cols["image"].shape == (20, 8, 8, 1)
+  assert cols["audio"].shape == (20, 40, 100, 1)
   assert np.isfinite(cols["audio"]).all()
   assert sorted(cols["label"].tolist()) == sorted(list(range(10)) * 2)
   assert int(cols["is_test"].sum()) == 10  # index 0-4 is FSDD's official test split
   # Spoken digits have energy well above the 1e-6 floor of silence.
   assert cols["audio"].max() > np.log(1e-6) + 10
+  assert "image" not in cols  # version 2: images are paired once the split is known
+  split = {"test": np.flatnonzero(cols["is_test"]), "val": np.zeros(0, int),
+           "pool": np.flatnonzero(~cols["is_test"])}
+  paired = av_digits.split_images(cols, split)
   # Every image shows the spoken digit (scikit-learn's labels), and pairing is seeded.
   from sklearn.datasets import load_digits
   digits = load_digits()
-  for img, label in zip(cols["image"][..., 0], cols["label"]):
+  for img, label in zip(paired["image"][..., 0], cols["label"]):
     match = np.flatnonzero((digits.images == img).all(axis=(1, 2)))
     assert digits.target[match[0]] == label
-  np.testing.assert_array_equal(av_digits.build_columns(FIXTURE)["image"], cols["image"])
+  assert paired["image"].shape == (20, 8, 8, 1)
+  np.testing.assert_array_equal(av_digits.split_images(cols, split)["image"], paired["image"])
+
+
+def _split_of_fsdd(seed=0):
+  """FSDD's layout without its audio: 3,000 recordings, 300 per class, index 0-4 of each
+  speaker and digit (30 per class) in test; 200 stratified validation rows."""
+  from rlmba_jax.data import splits
+  labels = np.repeat(np.arange(10), 300).astype(np.int32)
+  is_test = np.tile(np.arange(300) % 50 < 5, 10)
+  rest = np.flatnonzero(~is_test)
+  val, pool = splits.stratified_split(labels[rest], (200,), seed)
+  return labels, {"test": np.flatnonzero(is_test), "val": rest[val], "pool": rest[pool]}
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_no_image_is_in_two_splits(seed):
+  """The leak of version 1.0.0: 223 of the 300 test recordings shared an image with the
+  pool or validation. Now each split's images are its own."""
+  labels, split = _split_of_fsdd(seed)
+  index = av_digits.split_image_indices(labels, split)
+  sets = {name: set(index[rows].tolist()) for name, rows in split.items()}
+  assert not sets["test"] & sets["pool"] and not sets["test"] & sets["val"]
+  assert not sets["val"] & sets["pool"]
+  assert len(sets["test"]) == 300 and len(sets["val"]) == 200  # no repeats there
+  _, targets = av_digits._digits()  # pylint: disable=protected-access
+  np.testing.assert_array_equal(targets[index], labels)
+  # The old pairing, replayed: images cycled over all rows whatever their split.
+  old = {c: 0 for c in range(10)}
+  rng = np.random.default_rng(av_digits.PAIRING_SEED)
+  by_class = {c: rng.permutation(np.flatnonzero(targets == c)) for c in range(10)}
+  old_index = np.empty(len(labels), int)
+  for i, c in enumerate(labels):
+    old_index[i] = by_class[c][old[c] % len(by_class[c])]
+    old[c] += 1
+  others = set(old_index[np.concatenate([split["val"], split["pool"]])].tolist())
+  assert sum(i in others for i in old_index[split["test"]]) > 200
+
+
+def test_too_few_images_for_the_splits_is_an_error():
+  labels = np.zeros(400, np.int32)  # 400 zeros and 178 images of a zero
+  split = {"test": np.arange(100), "val": np.arange(100, 200), "pool": np.arange(200, 400)}
+  with pytest.raises(ValueError, match="class 0 has 178 images, too few"):
+    av_digits.split_image_indices(labels, split)
 
 
 def test_log_mel_of_silence_and_of_long_clips():

@@ -47,8 +47,9 @@ def test_tfds_arrayrecord_roundtrip_without_tensorflow(tmp_path):
     for m in a.inputs:
       np.testing.assert_array_equal(a.inputs[m], b.inputs[m])
   assert "tensorflow" not in sys.modules
-  assert from_tfds.pool.inputs["pix"].shape == (1400, 16, 15, 1)
-  assert (len(from_tfds.pool), len(from_tfds.val), len(from_tfds.test)) == (1400, 200, 400)
+  # 1,400 pool rows less the two copies of validation / test rows (drop_pool_copies)
+  assert from_tfds.pool.inputs["pix"].shape == (1398, 16, 15, 1)
+  assert (len(from_tfds.pool), len(from_tfds.val), len(from_tfds.test)) == (1398, 200, 400)
 
 
 def test_splits_are_disjoint_and_standardised():
@@ -56,7 +57,7 @@ def test_splits_are_disjoint_and_standardised():
   cfg.source = "files"
   data = load_dataset(cfg)
   ids = np.concatenate([data.pool.ids, data.val.ids, data.test.ids])
-  assert len(np.unique(ids)) == 2000
+  assert len(np.unique(ids)) == 1998
   fou = data.pool.inputs["fou"]
   np.testing.assert_allclose(fou.mean(0), 0, atol=1e-4)
   np.testing.assert_allclose(fou.std(0), 1, atol=1e-3)
@@ -103,3 +104,25 @@ def test_unknown_view_and_data_set():
   cfg.name = "imagenet"
   with pytest.raises(ValueError, match="not a known data set"):
     load_dataset(cfg)
+
+
+def test_no_feature_row_is_in_two_splits():
+  """UCI mfeat holds six pairs of identical examples (every view equal); two pairs fall
+  across the splits (pool ids 1521 and 1892 copy validation id 1448 and test id 1999), so
+  the pool leaves those copies out. ``drop_pool_copies=False`` is the earlier data."""
+  from rlmba_jax.data.loading import row_keys
+  cfg = default_config().data
+  cfg.source, cfg.standardize = "files", False
+
+  def shared(data):
+    keys = {name: set(row_keys(part, np.arange(len(part))))
+            for name, part in (("pool", data.pool), ("val", data.val), ("test", data.test))}
+    return (len(keys["pool"] & keys["val"]) + len(keys["pool"] & keys["test"])
+            + len(keys["val"] & keys["test"]))
+
+  data = load_dataset(cfg)
+  assert shared(data) == 0
+  assert not {1521, 1892} & set(data.pool.ids.tolist())
+  cfg.drop_pool_copies = False
+  before = load_dataset(cfg)
+  assert shared(before) == 2 and len(before.pool) == 1400

@@ -120,7 +120,7 @@ def test_refuses_a_workdir_with_another_config_and_changes_nothing(reference, tm
 
 
 def test_budget_larger_than_the_pool_stops_before_any_work(tmp_path):
-  with pytest.raises(ConfigError, match="pool holds 1400"):
+  with pytest.raises(ConfigError, match="pool holds 1398"):
     run(make_tiny_config(**{"al.budget_per_round": 700}), str(tmp_path / "w"))
   assert not (tmp_path / "w").exists()  # a run that never started leaves no workdir
 

@@ -3,8 +3,16 @@
 A small real audio-visual data set that runs on a CPU. Each of FSDD's 3,000 recordings
 (``{digit}_{speaker}_{index}.wav``, 8 kHz mono, 6 speakers x 10 digits x 50; CC BY-SA 4.0,
 Z. Jackson et al.) is paired with a scikit-learn 8x8 handwritten-digit image of the same class
-(1,797 images, from the UCI optical digits data, CC BY 4.0): within each class, recording k
-takes image ``perm[k mod n_c]`` of a permutation seeded by ``PAIRING_SEED``.
+(1,797 images, from the UCI optical digits data, CC BY 4.0).
+
+Version 2.0.0: the pairing is made per split, once the split is known
+(``split_images``): within each class the images are permuted (``PAIRING_SEED``) and dealt
+out in turn to the class's test recordings, then its validation recordings, then its pool
+recordings, each split from its own part of the permutation, so no image is in two splits
+(the pool, with about 250 recordings per class and 130 images left, shows each of its
+images about twice). Version 1.0.0 dealt the images over all 3,000 recordings whatever
+their split: 223 of the 300 test recordings carried an image that a pool or validation
+recording also carried, which the image head could memorise.
 
 Audio features, computed when the data set is built (librosa): the waveform at 8 kHz, padded
 with zeros or centre-cropped to 1.0 s (8,000 samples); mel power spectrogram with n_fft 256
@@ -107,30 +115,67 @@ def read_wave(path: str) -> np.ndarray:
   return wave
 
 
-def paired_images(labels: np.ndarray, seed: int = PAIRING_SEED) -> np.ndarray:
-  """For each label, an 8x8 image of that digit (scikit-learn's digits). ``[N, 8, 8, 1]``."""
+@functools.cache
+def _digits() -> tuple[np.ndarray, np.ndarray]:
   from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
   digits = load_digits()
+  return digits.images.astype(np.float32), digits.target.astype(np.int32)
+
+
+def split_image_indices(labels: np.ndarray, splits: dict[str, np.ndarray],
+                        seed: int = PAIRING_SEED,
+                        order: tuple[str, ...] = ("test", "val", "pool")) -> np.ndarray:
+  """``[N]`` indices into scikit-learn's digit images, one per example, such that no image
+  is given to examples of two splits.
+
+  Within each class c, the images of c are permuted (``seed``); the splits in ``order``
+  take consecutive parts of the permutation, each as many images as it has examples of c,
+  except the last, which takes every image left and deals them out in turn (so it may show
+  an image more than once, never one of another split). ``splits``: split name -> indices
+  into ``labels``, covering each example once.
+  """
+  images, targets = _digits()
+  del images
   rng = np.random.default_rng(seed)
-  by_class = {c: rng.permutation(np.flatnonzero(digits.target == c)) for c in range(10)}
-  seen = {c: 0 for c in range(10)}
-  out = np.empty((len(labels),) + IMAGE_SHAPE, np.float32)
-  for i, c in enumerate(labels):
-    pool = by_class[int(c)]
-    out[i, ..., 0] = digits.images[pool[seen[int(c)] % len(pool)]]
-    seen[int(c)] += 1
+  out = np.full(len(labels), -1, np.int64)
+  names = [n for n in order if n in splits and len(splits[n])]
+  for c in range(NUM_CLASSES):
+    perm = rng.permutation(np.flatnonzero(targets == c))
+    start = 0
+    for k, name in enumerate(names):
+      rows = np.asarray(splits[name])[labels[np.asarray(splits[name])] == c]
+      if not len(rows):
+        continue
+      last = k == len(names) - 1
+      part = perm[start:] if last else perm[start:start + len(rows)]
+      if not last and len(part) < len(rows) or not len(part):
+        raise ValueError(f"av_digits: class {c} has {len(perm)} images, too few to give its "
+                         "test, validation and pool examples images of their own")
+      out[rows] = part[np.arange(len(rows)) % len(part)]
+      start += len(part)
+  if (out < 0).any():
+    raise ValueError("av_digits: the splits do not cover every example")
   return out
 
 
+def split_images(columns: dict[str, np.ndarray], splits: dict[str, np.ndarray]
+                 ) -> dict[str, np.ndarray]:
+  """``columns`` with ``image``: each example's 8x8 digit image, ``[N, 8, 8, 1]``, paired
+  per split (``split_image_indices``)."""
+  images, _ = _digits()
+  index = split_image_indices(np.asarray(columns["label"]), splits)
+  return dict(columns, image=images[index][..., None], image_index=index)
+
+
 def build_columns(manual_dir: str) -> dict[str, np.ndarray]:
-  """Every example as columns: audio, image, label, _id, is_test (official split)."""
+  """Every recording as columns: audio, label, _id, is_test (official split). The images
+  are paired once the split is known (``split_images``)."""
   rows = list_recordings(manual_dir)
   if not rows:
     raise FileNotFoundError(f"av_digits: no recordings in {manual_dir!r}")
   labels = np.asarray([r[1] for r in rows], np.int32)
   audio = np.stack([log_mel(read_wave(r[0])) for r in rows])
-  return {"audio": audio, "image": paired_images(labels), "label": labels,
-          "_id": np.arange(len(rows), dtype=np.int64),
+  return {"audio": audio, "label": labels, "_id": np.arange(len(rows), dtype=np.int64),
           "is_test": np.asarray([r[3] in OFFICIAL_TEST_INDICES for r in rows])}
 
 
@@ -144,8 +189,12 @@ def builder_class():
   class AvDigits(tfds.core.GeneratorBasedBuilder):
     """FSDD log-mel spectrograms paired with 8x8 digit images (one split, ``train``)."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "FSDD log-mel (40x100) + scikit-learn 8x8 digits."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {
+        "2.0.0": "Images no longer stored: they are paired per split when the data set is "
+                 "loaded, so no image is in two splits (1.0.0 shared 223 test images with "
+                 "the pool and validation).",
+        "1.0.0": "FSDD log-mel (40x100) + scikit-learn 8x8 digits."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = (
         "Put the Free Spoken Digit Dataset (https://github.com/Jakobovski/"
         "free-spoken-digit-dataset) in manual_dir: its recordings/ folder of "
@@ -157,7 +206,6 @@ def builder_class():
           description="Spoken digits (FSDD) paired with handwritten digit images.",
           features=tfds.features.FeaturesDict({
               "audio": tfds.features.Tensor(shape=AUDIO_SHAPE, dtype=np.float32),
-              "image": tfds.features.Tensor(shape=IMAGE_SHAPE, dtype=np.float32),
               "label": tfds.features.ClassLabel(num_classes=NUM_CLASSES),
               "_id": tfds.features.Scalar(dtype=np.int64),
               "is_test": tfds.features.Scalar(dtype=np.bool_),
@@ -186,4 +234,4 @@ INFO = DatasetInfo(
     modality_specs=lambda data_cfg, names: modality_specs(names),
     builder_class=builder_class, check_manual_dir=recordings_dir,
     read_files=lambda data_cfg: build_columns(data_cfg.manual_dir),
-    source_dir=recordings_dir)
+    source_dir=recordings_dir, split_columns=split_images)

@@ -151,6 +151,65 @@ def standardize(splits: dict[str, MultimodalArrays], specs: tuple[ModalitySpec, 
           for split, arrays in splits.items()}
 
 
+def row_keys(arrays: MultimodalArrays, rows: np.ndarray) -> list[bytes]:
+  """One key per example of ``rows``: the bytes of every modality's input."""
+  names = sorted(arrays.inputs)
+  flat = [np.ascontiguousarray(arrays.inputs[m][rows]).reshape(len(rows), -1) for m in names]
+  return [b"|".join(x[i].tobytes() for x in flat) for i in range(len(rows))]
+
+
+def _without_copies(everything: MultimodalArrays, pool_idx: np.ndarray,
+                    held_out: np.ndarray, name: str) -> np.ndarray:
+  """The pool rows whose inputs (every modality) equal no validation or test row: a copy
+  of a held-out example in the pool could be labelled and learnt (UCI mfeat holds six
+  pairs of identical rows, two of them across its splits)."""
+  held = set(row_keys(everything, held_out))
+  keep = np.asarray([k not in held for k in row_keys(everything, pool_idx)], bool)
+  if not keep.all():
+    logger.info("%s: %d pool examples (ids %s) are copies of validation or test examples "
+                "and left out of the pool (data.drop_pool_copies)", name,
+                int((~keep).sum()), everything.ids[pool_idx[~keep]].tolist())
+  return pool_idx[keep]
+
+
+def long_tail_fractions(num_classes: int, imbalance: float, seed: int) -> np.ndarray:
+  """``[C]`` share of each class's pool examples kept for a long tail whose largest class
+  is ``imbalance`` times its smallest: ``imbalance ** -(k / (C - 1))`` for the class of rank
+  k in a permutation of the classes seeded by ``seed`` (so no digit is always the head)."""
+  rank = np.empty(num_classes, int)
+  rank[np.random.default_rng([seed, 7919]).permutation(num_classes)] = np.arange(num_classes)
+  return imbalance ** (-rank / max(num_classes - 1, 1))
+
+
+def harder_pool(pool: MultimodalArrays, data_cfg, num_classes: int) -> MultimodalArrays:
+  """The pool of the harder settings: ``data.pool_imbalance`` (a long tail: each class
+  keeps a seeded random ``long_tail_fractions`` share of its examples) and
+  ``data.label_noise`` (that share of the pool's labels replaced, once and for all, by
+  another class drawn at random: what a simulated annotator who is wrong that often
+  answers). Seeded by ``data.split_seed``: every run of a comparison sees the same pool."""
+  imbalance, noise = float(data_cfg.pool_imbalance), float(data_cfg.label_noise)
+  if imbalance > 1.0:
+    keep_share = long_tail_fractions(num_classes, imbalance, data_cfg.split_seed)
+    rng = np.random.default_rng([data_cfg.split_seed, 15485863])
+    keep = []
+    for c in range(num_classes):
+      rows = np.flatnonzero(pool.labels == c)
+      count = max(1, int(round(len(rows) * keep_share[c]))) if len(rows) else 0
+      keep.append(np.sort(rng.permutation(rows)[:count]))
+    pool = pool.take(np.sort(np.concatenate(keep)))
+    logger.info("%s: long-tailed pool (%.0f:1), %d examples; per class %s", data_cfg.name,
+                imbalance, len(pool), np.bincount(pool.labels, minlength=num_classes).tolist())
+  if noise > 0.0:
+    rng = np.random.default_rng([data_cfg.split_seed, 104729])
+    wrong = rng.random(len(pool)) < noise
+    shift = rng.integers(1, num_classes, len(pool))
+    labels = np.where(wrong, (pool.labels + shift) % num_classes, pool.labels).astype(np.int32)
+    pool = MultimodalArrays(pool.inputs, labels, pool.ids)
+    logger.info("%s: %d of %d pool labels wrong (data.label_noise=%.2f)", data_cfg.name,
+                int(wrong.sum()), len(pool), noise)
+  return pool
+
+
 def load_dataset(data_cfg, *, progress: bool = False) -> DatasetSplits:
   """Reads ``config.data`` into pool / val / test; ``progress`` shows TFDS's bars while a
   prepared copy is built.
@@ -173,23 +232,16 @@ def _load_dataset(data_cfg) -> DatasetSplits:
     return record_datasets.load_record_dataset(data_cfg, info, specs)
   names = tuple(s.name for s in specs)
   columns = _read_columns(info, data_cfg)
-  for name in names:
-    if name not in columns:
-      raise ValueError(f"{data_cfg.name}: the prepared data have no modality {name!r} "
-                       f"(have {sorted(k for k in columns if not k.startswith('_'))})")
   order = np.argsort(columns["_id"], kind="stable")
-  labels = columns["label"][order].astype(np.int32)
-  ids = columns["_id"][order].astype(np.int64)
-  inputs = {s.name: columns[s.name][order].astype(np.float32).reshape((-1,) + s.shape)
-            for s in specs}
-  everything = MultimodalArrays(inputs, labels, ids)
-  check_finite(everything, "source")
-  n = len(everything)
+  columns = {k: np.asarray(v)[order] for k, v in columns.items()}
+  labels = columns["label"].astype(np.int32)
+  ids = columns["_id"].astype(np.int64)
+  n = len(labels)
   if data_cfg.test_size + data_cfg.val_size >= n:
     raise ValueError(f"config.data.test_size + val_size = "
                      f"{data_cfg.test_size + data_cfg.val_size} leaves no pool out of {n}")
   if "is_test" in columns:  # an official test split (av_digits: FSDD's index 0-4)
-    is_test = columns["is_test"][order].astype(bool)
+    is_test = columns["is_test"].astype(bool)
     if data_cfg.test_size != int(is_test.sum()):
       raise ValueError(f"{data_cfg.name} has an official test split of {int(is_test.sum())} "
                        f"examples; set config.data.test_size={int(is_test.sum())}")
@@ -200,8 +252,23 @@ def _load_dataset(data_cfg) -> DatasetSplits:
   else:
     test_idx, val_idx, pool_idx = splits_lib.stratified_split(
         labels, (data_cfg.test_size, data_cfg.val_size), data_cfg.split_seed)
+  if info.split_columns is not None:
+    columns = info.split_columns(columns, {"test": test_idx, "val": val_idx,
+                                           "pool": pool_idx})
+  for name in names:
+    if name not in columns:
+      raise ValueError(f"{data_cfg.name}: the prepared data have no modality {name!r} "
+                       f"(have {sorted(k for k in columns if not k.startswith('_'))})")
+  inputs = {s.name: columns[s.name].astype(np.float32).reshape((-1,) + s.shape)
+            for s in specs}
+  everything = MultimodalArrays(inputs, labels, ids)
+  check_finite(everything, "source")
+  if data_cfg.drop_pool_copies:
+    pool_idx = _without_copies(everything, pool_idx, np.concatenate([val_idx, test_idx]),
+                               data_cfg.name)
   parts = {"pool": everything.take(pool_idx), "val": everything.take(val_idx),
            "test": everything.take(test_idx)}
+  parts["pool"] = harder_pool(parts["pool"], data_cfg, int(labels.max()) + 1)
   if data_cfg.standardize:
     parts = standardize(parts, specs)
   logger.info("%s: pool %d, val %d, test %d; modalities %s", data_cfg.name,

@@ -47,6 +47,9 @@ class DatasetInfo(NamedTuple):
       (its fingerprint is recorded with the copy and checked on every read).
     load: ``(config.data, standardize) -> DatasetSplits``: a data set read straight from
       its files, splits and all (``arrays``: your own data), or None (the TFDS path).
+    split_columns: ``(columns, {"test": idx, "val": idx, "pool": idx}) -> columns``:
+      columns that depend on which split each example is in, added once the split is known
+      (av_digits pairs each split's recordings with images of its own), or None.
   """
   name: str
   kind: Literal["arrays", "records"]
@@ -58,6 +61,7 @@ class DatasetInfo(NamedTuple):
   write_fixture: Callable[[str], str] | None = None
   source_dir: Callable[[str], str] = os.path.abspath
   load: Callable[[Any, Any], "DatasetSplits"] | None = None
+  split_columns: Callable[[dict, dict], dict] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

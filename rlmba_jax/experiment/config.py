@@ -39,6 +39,10 @@ from rlmba_jax.train.trainer import OPTIMIZERS
 # Keys that may differ when an existing workdir is continued (they change how far the run
 # goes or where caches live, not what it computes).
 RESUMABLE_KEYS = ("al.rounds", "data.data_dir", "eval.tensorboard", "eval.progress")
+# Keys added with a default that computes something else than runs made before them did:
+# a stored config without the key had this value (so such a run is continued, or loaded,
+# as it was made, and a new default is never applied to it silently).
+LEGACY_DEFAULTS = {"data.drop_pool_copies": False}
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -61,6 +65,16 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.val_size = 200  # fixed, stratified; taken from the 1,600 (pool = 1,400)
   c.data.split_seed = 0  # independent of `seed`: every run sees the same test set
   c.data.standardize = True
+  # Leave out of the pool any example whose inputs (every modality) equal a validation or
+  # test example's: a held-out example must not be labelled and learnt through its copy
+  # (UCI mfeat has two such copies). Runs started before this key existed had it off.
+  c.data.drop_pool_copies = True
+  # Harder settings (in-memory data sets; validation and test stay as they are):
+  # a long-tailed pool, the largest class this many times the smallest (1: as it is) ...
+  c.data.pool_imbalance = 1.0
+  # ... and this share of the pool's labels wrong (a fixed set, another class at random):
+  # the simulated annotator then answers wrongly for them (0: every answer right).
+  c.data.label_noise = 0.0
   # Record data sets (upmc_food101, kinetics_sounds, vggsound): read from disk by grain.
   c.data.on_error = "stop"  # a bad source file at build time: "stop" (name it) | "skip"
   c.data.fixture = False  # True: write a small fixture in the real layout and use it
@@ -154,6 +168,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.deepfool.candidate_classes = 10  # most likely other classes tried per step
   c.al.deepfool.max_iterations = 50
   c.al.deepfool.overshoot = 0.02
+  # Power sampling (Kirsch et al., TMLR 2023): b picks drawn without replacement with
+  # probability proportional to score^beta (entropy, or 1 - margin); beta = 1 as they use.
+  c.al.power_entropy = ml_collections.ConfigDict()
+  c.al.power_entropy.beta = 1.0
+  c.al.power_margin = ml_collections.ConfigDict()
+  c.al.power_margin.beta = 1.0
   c.al.gcnal = ml_collections.ConfigDict()  # Caramalau et al.'s settings
   c.al.gcnal.method = "coregcn"  # "coregcn" | "uncertaingcn"
   c.al.gcnal.epochs = 200
@@ -175,6 +195,9 @@ def default_config() -> ml_collections.ConfigDict:
   # the uncertainty terms are Dirichlet variances of the evidential modality heads and their
   # weighted fusion. False: softmax entropies instead (the EFDA-off ablation).
   c.al.rlmba.efda = True
+  # gamma of a gamma * U~ term added to q, so EFDA's difficulty shapes the candidate set
+  # itself (0: off, the paper's q; U then reaches the policy's input only).
+  c.al.rlmba.difficulty_weight = 0.0
   c.al.rlmba.policy = True  # False: top-b by q (the policy-off ablation)
   c.al.rlmba.greedy = False  # True: the policy's top-b instead of a Plackett-Luce draw
   c.al.rlmba.hidden = (64, 64)
@@ -318,7 +341,9 @@ def config_from_stored(stored: dict[str, Any]) -> ml_collections.ConfigDict:
   """The config a workdir's ``config.json`` holds, over the defaults (keys added since the
   run started keep their defaults)."""
   config = default_config()
-  config.update_from_flattened_dict(_flatten(stored))
+  flat = _flatten(stored)
+  config.update_from_flattened_dict(
+      {**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in flat}, **flat})
   return config
 
 
@@ -400,7 +425,11 @@ def _schema() -> dict[str, Rule]:
       "al.gcnal.margin": in_range(0, 1, closed=True),
       "al.rlmba.kappa": positive(), "al.rlmba.beta": non_negative(),
       "al.rlmba.lloyd_iterations": non_negative(), "al.rlmba.diversity": one_of(DIVERSITIES),
-      "al.rlmba.prior_temperature": positive(), "al.rlmba.learning_rate": positive(),
+      "al.rlmba.prior_temperature": positive(), "al.rlmba.learning_rate": non_negative(),
+      "al.rlmba.difficulty_weight": non_negative(),
+      "al.power_entropy.beta": non_negative(), "al.power_margin.beta": non_negative(),
+      "data.pool_imbalance": Rule(lambda v: v >= 1.0, "must be at least 1 (1: as it is)"),
+      "data.label_noise": in_range(0, 1),
       "al.rlmba.baseline_momentum": in_range(0, 1),
       "al.rlmba.advantage_clip": non_negative(), "al.rlmba.entropy_weight": non_negative(),
       "al.rlmba.reward": one_of(REWARDS), "al.rlmba.balance_weight": non_negative(),
@@ -528,6 +557,7 @@ def config_differences(stored: dict[str, Any], config: ml_collections.ConfigDict
   """
   now = flat_dict(config)
   before = _flatten(stored)
+  before = {**{k: v for k, v in LEGACY_DEFAULTS.items() if k not in before}, **before}
   defaults = flat_dict(default_config())
   diffs = []
   for key in sorted(set(now) | set(before)):
