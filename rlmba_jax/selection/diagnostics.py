@@ -67,7 +67,8 @@ def _top_mask(scores: jnp.ndarray, available: jnp.ndarray, k: int) -> jnp.ndarra
 def selection_diagnostics(key: jax.Array, pool: PoolView, picks: jnp.ndarray,
                           labels: jnp.ndarray, *, num_classes: int, kappa: int = 4,
                           beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5,
-                          diversity: str = "centroid") -> dict[str, jnp.ndarray]:
+                          diversity: str = "centroid", difficulty_weight: float = 0.0
+                          ) -> dict[str, jnp.ndarray]:
   """The diagnosis of one round's ``picks`` (``[b]`` positions) on ``pool`` (labelled =
   the set before the picks). ``labels`` ``[N]``: the pool's true labels. ``key``: the key
   the round's selection used, so the centroids are RL-MBA's own and BADGE's comparison
@@ -77,7 +78,8 @@ def selection_diagnostics(key: jax.Array, pool: PoolView, picks: jnp.ndarray,
   chex.assert_shape(labels, pool.labelled.shape)
   unlabelled = ~pool.labelled
   terms = candidate_terms(key, pool, budget, beta=beta, efda=efda,
-                          lloyd_iterations=lloyd_iterations, diversity=diversity)
+                          lloyd_iterations=lloyd_iterations, diversity=diversity,
+                          difficulty_weight=difficulty_weight)
   features = weighted_fused_features(pool, terms.weights)
   # RL-MBA's own distance already is this one under the labelled-distance diversity.
   to_labelled = (terms.distance if diversity == "labelled"

@@ -139,8 +139,13 @@ DIVERSITIES = ("centroid", "labelled")
 
 def candidate_terms(key: jax.Array, pool: PoolView, budget: int, *, beta: float = 0.5,
                     efda: bool = True, lloyd_iterations: int = 5,
-                    diversity: str = "centroid") -> CandidateTerms:
-  """q(x) and its terms for every pool row (``budget`` centroids for the distance)."""
+                    diversity: str = "centroid", difficulty_weight: float = 0.0
+                    ) -> CandidateTerms:
+  """q(x) and its terms for every pool row (``budget`` centroids for the distance).
+
+  ``difficulty_weight`` gamma > 0 adds gamma U~(x) to q: EFDA's difficulty then reaches the
+  candidate set itself (a variant; the paper feeds U to the policy only, whose learnt part
+  starts at zero)."""
   if diversity not in DIVERSITIES:
     raise ValueError(f"al.rlmba.diversity={diversity!r}; choose from {DIVERSITIES}")
   names = pool.names
@@ -162,15 +167,19 @@ def candidate_terms(key: jax.Array, pool: PoolView, budget: int, *, beta: float 
   else:
     difficulty = predictive_entropy(pool.probs) / jnp.log(pool.probs.shape[-1])
   difficulty = minmax_normalise(difficulty, unlabelled)
+  if difficulty_weight:
+    q = q + difficulty_weight * difficulty
   return CandidateTerms(u_norm, d, d_norm, difficulty, q, weights)
 
 
 def score_candidates(key: jax.Array, pool: PoolView, budget: int, *, kappa: int = 4,
                      beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5,
-                     diversity: str = "centroid") -> RoundCandidates:
+                     diversity: str = "centroid", difficulty_weight: float = 0.0
+                     ) -> RoundCandidates:
   """The round's candidate set: the top ``kappa * budget`` unlabelled examples by q."""
   terms = candidate_terms(key, pool, budget, beta=beta, efda=efda,
-                          lloyd_iterations=lloyd_iterations, diversity=diversity)
+                          lloyd_iterations=lloyd_iterations, diversity=diversity,
+                          difficulty_weight=difficulty_weight)
   unlabelled = ~pool.labelled
   k = min(kappa * budget, pool.labelled.shape[0])
   scores, positions = jax.lax.top_k(jnp.where(unlabelled, terms.q, -jnp.inf), k)
@@ -196,7 +205,8 @@ def score_candidates(key: jax.Array, pool: PoolView, budget: int, *, kappa: int 
           reads=("probs", "modality_probs", "features"))
 def rlmba_heuristic(key: jax.Array, pool: PoolView, budget: int, *, kappa: int = 4,
                     beta: float = 0.5, efda: bool = True, lloyd_iterations: int = 5,
-                    diversity: str = "centroid", **unused_policy_options) -> jnp.ndarray:
+                    diversity: str = "centroid", difficulty_weight: float = 0.0,
+                    **unused_policy_options) -> jnp.ndarray:
   """RL-MBA without the policy: the top ``budget`` candidates by q.
 
   The experiment loop runs the full method (policy draws, REINFORCE) when
@@ -205,5 +215,6 @@ def rlmba_heuristic(key: jax.Array, pool: PoolView, budget: int, *, kappa: int =
   """
   del unused_policy_options
   candidates = score_candidates(key, pool, budget, kappa=kappa, beta=beta, efda=efda,
-                                lloyd_iterations=lloyd_iterations, diversity=diversity)
+                                lloyd_iterations=lloyd_iterations, diversity=diversity,
+                                difficulty_weight=difficulty_weight)
   return candidates.positions[:budget]

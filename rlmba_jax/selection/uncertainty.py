@@ -1,4 +1,5 @@
-"""Uncertainty sampling on the fused prediction: entropy, margin, least confidence, BALD."""
+"""Uncertainty sampling on the fused prediction: entropy, margin, least confidence, BALD,
+and their stochastic (power) versions."""
 
 from __future__ import annotations
 
@@ -75,3 +76,28 @@ def bald_sampling(key: jax.Array, pool: PoolView, budget: int, passes: int = 10
     raise ValueError(f"bald expects {passes} dropout passes, the view holds "
                      f"{pool.mc_probs.shape[0]}")
   return top_scores(bald_mutual_information(pool.mc_probs), ~pool.labelled, budget)
+
+
+def power_sample(key: jax.Array, scores: jnp.ndarray, available: jnp.ndarray, budget: int,
+                 beta: float = 1.0) -> jnp.ndarray:
+  """``budget`` positions drawn without replacement among ``available`` with probability
+  proportional to ``scores ** beta`` (power acquisition, Kirsch et al., "Stochastic Batch
+  Acquisition", TMLR 2023): the top ``budget`` of ``beta log s + Gumbel``. ``[N] -> [b]``."""
+  chex.assert_equal_shape((scores, available))
+  logits = beta * jnp.log(jnp.maximum(scores, jnp.finfo(scores.dtype).tiny))
+  return top_scores(logits + jax.random.gumbel(key, scores.shape), available, budget)
+
+
+@register("power_entropy", reads=("probs",))
+def power_entropy_sampling(key: jax.Array, pool: PoolView, budget: int, *,
+                           beta: float = 1.0) -> jnp.ndarray:
+  """Entropy sampling made stochastic: draws with probability proportional to entropy^beta."""
+  return power_sample(key, predictive_entropy(pool.probs), ~pool.labelled, budget, beta)
+
+
+@register("power_margin", reads=("probs",))
+def power_margin_sampling(key: jax.Array, pool: PoolView, budget: int, *,
+                          beta: float = 1.0) -> jnp.ndarray:
+  """Margin sampling made stochastic: draws with probability proportional to
+  ``(1 - (p_(1) - p_(2)))^beta``."""
+  return power_sample(key, margin_uncertainty(pool.probs), ~pool.labelled, budget, beta)
