@@ -1,0 +1,100 @@
+"""Paired statistics against scipy.stats on fixed inputs, and known answers."""
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from rlmba_jax.experiment import stats
+
+RNG = np.random.default_rng(7)
+SAMPLES = [RNG.normal(0.004, 0.02, 50), RNG.normal(-0.01, 0.03, 12),
+           np.array([0.02, -0.01, 0.03, 0.005, 0.012, -0.004, 0.021])]
+
+
+@pytest.mark.parametrize("d", SAMPLES)
+def test_paired_t_matches_scipy(d):
+  a = d + 0.8
+  b = np.full_like(d, 0.8)
+  mean, low, high, p = stats.paired_t(a - b)
+  ref = scipy_stats.ttest_rel(a, b)
+  assert p == pytest.approx(ref.pvalue, rel=1e-9)
+  ci = ref.confidence_interval(0.95)
+  assert (low, high) == pytest.approx((ci.low, ci.high), rel=1e-9)
+  assert mean == pytest.approx(np.mean(a - b))
+
+
+@pytest.mark.parametrize("d", SAMPLES)
+def test_wilcoxon_matches_scipy(d):
+  statistic, p = stats.wilcoxon(d)
+  ref = scipy_stats.wilcoxon(d)
+  assert statistic == pytest.approx(ref.statistic)
+  assert p == pytest.approx(ref.pvalue, rel=1e-9)
+
+
+def test_wilcoxon_with_ties_and_zeros_matches_scipy():
+  d = np.array([0.01, 0.01, -0.02, 0.0, 0.03, 0.01, -0.01, 0.02, 0.02, 0.04, 0.0, 0.05])
+  statistic, p = stats.wilcoxon(d)
+  ref = scipy_stats.wilcoxon(d)  # zeros dropped; exact over the tied ranks
+  assert statistic == pytest.approx(ref.statistic)
+  assert p == pytest.approx(ref.pvalue, rel=1e-9)
+  big = np.round(np.random.default_rng(1).normal(0.01, 0.02, 80), 2)  # n > 50 with ties
+  assert stats.wilcoxon(big)[1] == pytest.approx(scipy_stats.wilcoxon(big).pvalue, rel=1e-9)
+
+
+@pytest.mark.parametrize("d", SAMPLES)
+def test_tost_is_the_larger_of_two_one_sided_scipy_tests(d):
+  margin = 0.01
+  low = scipy_stats.ttest_1samp(d + margin, 0.0, alternative="greater").pvalue
+  high = scipy_stats.ttest_1samp(d - margin, 0.0, alternative="less").pvalue
+  assert stats.tost(d, margin) == pytest.approx(max(low, high), rel=1e-9)
+
+
+def test_tost_says_tied_only_when_the_90_percent_interval_is_inside_the_margin():
+  d = np.random.default_rng(0).normal(0.0, 0.01, 60)
+  _, low, high, _ = stats.paired_t(d, confidence=0.90)
+  inside = -0.01 < low and high < 0.01
+  assert (stats.tost(d, 0.01) < 0.05) == inside
+  assert stats.tost(d + 0.05, 0.01) > 0.5  # clearly different: not tied
+
+
+def test_bootstrap_interval_is_close_to_scipys_percentile_bootstrap():
+  d = SAMPLES[0]
+  low, high = stats.bootstrap_ci(d, resamples=20000)
+  ref = scipy_stats.bootstrap((d,), np.mean, method="percentile", n_resamples=20000,
+                              random_state=1).confidence_interval
+  width = ref.high - ref.low
+  assert abs(low - ref.low) < 0.05 * width and abs(high - ref.high) < 0.05 * width
+
+
+def test_holm_known_answer():
+  # p sorted: 0.01 (x4) -> 0.04, 0.02 (x3) -> 0.06, 0.03 (x2) -> 0.06 (monotone), 0.5 -> 0.5
+  np.testing.assert_allclose(stats.holm([0.03, 0.01, 0.5, 0.02]), [0.06, 0.04, 0.5, 0.06])
+  np.testing.assert_allclose(stats.holm([0.9, 0.8]), [1.0, 1.0])
+  out = stats.holm([0.01, float("nan")])
+  assert out[0] == pytest.approx(0.01) and np.isnan(out[1])
+
+
+def test_compare_and_verdict():
+  seeds = range(40)
+  rng = np.random.default_rng(3)
+  base = {s: 0.8 + rng.normal(0, 0.03) for s in seeds}
+  better = {s: v + 0.02 + rng.normal(0, 0.005) for s, v in base.items()}
+  same = {s: v + rng.normal(0, 0.002) for s, v in base.items()}
+  c = stats.compare(better, base)
+  assert c.n == 40 and c.t_low > 0 and c.wins > 35
+  assert stats.verdict(c, stats.holm([c.t_p])[0]) == "better"
+  t = stats.compare(same, base)
+  assert stats.verdict(t, stats.holm([t.t_p])[0]) in ("tied",)
+  short = {s: base[s] + 0.003 + rng.normal(0, 0.01) for s in range(3)}
+  assert stats.verdict(stats.compare(short, base), 0.5) == "inconclusive"
+
+
+def test_penalty_matrix_counts_wins_per_label_count():
+  rng = np.random.default_rng(0)
+  seeds = range(20)
+  flat = {s: [0.5, 0.6 + rng.normal(0, 0.01), 0.7 + rng.normal(0, 0.01)] for s in seeds}
+  strong = {s: [0.5, flat[s][1] + 0.05, flat[s][2] + 0.05] for s in seeds}
+  labels, p = stats.penalty_matrix({"flat": flat, "strong": strong})
+  assert labels == ["flat", "strong"]
+  # Round 0 (the same initial set) is left out; strong wins both other counts.
+  np.testing.assert_allclose(p, [[0.0, 0.0], [1.0, 0.0]])
