@@ -12,6 +12,8 @@ r"""Times the pieces of one active-learning round on the current device.
   python launch/benchmark.py --which=scaling --strategies=entropy,badge,rlmba \
       --pool_sizes=10000,30000,100000,300000,1000000
   python launch/benchmark.py --which=episodes --episode_batches=1,16,64
+  python launch/benchmark.py --which=seeds --seeds_config=mfeat:paper --strategy=margin \
+      --seed_counts=1,4,16,64
 
 ``badge`` takes the same flags as ``../shared/bench/torch_reference.py --which badge`` and
 prints the same fields (``select_s``), so the two can be run side by side on one card.
@@ -37,7 +39,9 @@ episodes, for each of ``--episode_batches``: episodes per second and XLA's worki
 per episode. ``pipeline`` measures the input pipelines of the paper's data sets at the
 paper's sizes (Food-101 photos of 384-512 px to 224 crops + 100 tokens; 10 frames of 256 x 340
 to 5 x 112 x 112 + 10 s of audio to a 257 x 504 log-STFT) on a fixture written in the real
-layout: decoded and augmented records per second for each grain worker count.
+layout: decoded and augmented records per second for each grain worker count. ``seeds``
+runs S seeds of ``--seeds_config`` as one seed-batched run and as single runs one after
+another in this process, for each S of ``--seed_counts`` (``launch/bench_seeds.py``).
 
 Prints one JSON line per measurement: compile time (first call) separately from the
 steady-state time (median of --repeats calls), so figures are comparable across machines.
@@ -63,7 +67,7 @@ from rlmba_jax.train import Trainer, make_optimizer
 _WHICH = flags.DEFINE_enum(
     "which", "mfeat_round",
     ["mfeat_round", "badge", "bmmal", "rlmba_select", "select", "scaling", "round",
-     "strategies", "pipeline", "av_train", "av_infer", "it_train", "episodes"],
+     "strategies", "pipeline", "av_train", "av_infer", "it_train", "episodes", "seeds"],
     "Workload.")
 _BATCH = flags.DEFINE_integer("batch", 32, "av_train / it_train: batch size.")
 _INFER_BATCH = flags.DEFINE_integer("infer_batch", 256, "av_infer: batch size.")
@@ -99,6 +103,17 @@ _PICKS = flags.DEFINE_integer("picks", 1000, "strategies: picks b.")
 _LABELLED = flags.DEFINE_integer("labelled", 1000, "strategies: labelled examples.")
 _EPISODE_BATCHES = flags.DEFINE_list("episode_batches", ["1", "16"],
                                      "episodes: episodes per update (vmapped) to time.")
+_SEED_COUNTS = flags.DEFINE_list("seed_counts", ["1", "4", "16", "64"],
+                                  "seeds: seeds per batched run S.")
+_SEEDS_CONFIG = flags.DEFINE_string("seeds_config", "mfeat:paper",
+                                    "seeds: the config (a packaged name or a file).")
+_VMAP_WIDTH = flags.DEFINE_integer("vmap_width", None, "seeds: seeds vectorised together "
+                                   "(default: 1 on a CPU, all on a GPU or TPU).")
+_SINGLE_RUNS = flags.DEFINE_integer("single_runs", 8, "seeds: single runs timed (their mean "
+                                    "times S is the singles' time; 0: all S).")
+_SEEDS_OVERRIDES = flags.DEFINE_list("seeds_overrides", [],
+                                     "seeds: config overrides key=value (e.g. "
+                                     "data.manual_dir=../shared/data/fsdd).")
 _STRATEGIES = flags.DEFINE_list(
     "strategies", ["random", "entropy", "margin", "least_confidence", "bald", "coreset",
                    "kmeans", "badge", "bmmal", "deepfool", "gcnal", "rlmba"],
@@ -471,7 +486,7 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
 
   def one_round(state):
     times = {}
-    picked = rounds.select_round(env, state, 1, history, None)
+    picked = rounds.select_round(env, state, 1, [history], None)
     times["select_s"] = picked.seconds
     trained, log, times["train_s"] = rounds.train_round(env, state, 1, picked.positions)
     evaluation = rounds.evaluate_round(env, trained, 1)
@@ -569,6 +584,12 @@ def main(argv):
             for n in _POOL_SIZES.value]
   elif _WHICH.value == "episodes":
     rows = episodes([int(b) for b in _EPISODE_BATCHES.value], _REPEATS.value)
+  elif _WHICH.value == "seeds":
+    import bench_seeds  # pylint: disable=g-import-not-at-top  (launch/, beside this file)
+    rows = bench_seeds.seeds_workload(
+        _SEEDS_CONFIG.value, _STRATEGY.value, [int(s) for s in _SEED_COUNTS.value],
+        _VMAP_WIDTH.value, _SINGLE_RUNS.value,
+        dict(kv.split("=", 1) for kv in _SEEDS_OVERRIDES.value))
   else:
     rows = strategies(_STRATEGIES.value, [int(n) for n in _POOL_SIZES.value],
                       [int(c) for c in _CLASSES.value], _FEATURES.value, _PICKS.value,
