@@ -89,7 +89,8 @@ def main(argv):
   runs_dir = os.path.abspath(os.path.join(_WORKDIR.value, "runs"))
   for label, strategy, overrides in entries:
     if strategy == "rlmba" and "al.rlmba.reference_runs" not in overrides:
-      missing = [r for r in _REFERENCES.value if r not in labels]
+      missing = [r for r in _REFERENCES.value  # in this call, or run by an earlier one
+                 if r not in labels and not os.path.isdir(os.path.join(runs_dir, r))]
       if missing and overrides.get("al.rlmba.policy", "true").lower() != "false":
         raise app.UsageError(f"RL-MBA's reference strategies {missing} are not in "
                              "--strategies; add them or set --references")
@@ -140,6 +141,7 @@ def main(argv):
   if _READING.value and os.path.exists(_READING.value):
     with open(_READING.value) as f:
       text += "\n" + f.read()
+  os.makedirs(_WORKDIR.value, exist_ok=True)
   with open(os.path.join(_WORKDIR.value, "report.md"), "w") as f:
     f.write(text)
   print(text)

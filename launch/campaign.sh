@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The paired comparison of results/{mfeat,av_digits}_paired/plan.md: every stage of the
+# plans, in the plans' order, resumable (run it again to finish what is missing). Seeds go
+# in blocks of 10 over every row of a stage, so at any moment all rows of a stage have the
+# same finished seeds (paired), and each finished block is complete on disk.
+#
+#   bash launch/campaign.sh                 # everything, in order (days on 2 CPU cores)
+#   STAGES="M1 AS A1" bash launch/campaign.sh
+#   REPORT_ONLY=1 bash launch/campaign.sh   # only the reports from what has finished
+#
+# Env: OUT (runs/campaign), FSDD (../shared/data/fsdd), STAGES (all, in order), BLOCKS
+# (seed blocks per stage and call: all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-runs/campaign}
+fsdd=$(realpath "${FSDD:-../shared/data/fsdd}")
+stages=${STAGES:-M1 AS A1 M2 MH AH A2}
+mkdir -p "$out"
+echo "campaign at commit $(git rev-parse HEAD) $(date -u +%FT%TZ): $stages" >> "$out/commits.txt"
+
+MFEAT_TUNED=results/mfeat_paper/tuning.json
+AV_TUNED=$out/av_digits/tune/tuning.json
+# The rows (launch/sweep.py entries) of the plans; {tuned} is the data set's search.
+BASE="random,margin,badge,bmmal,gcnal,deepfool"
+CORE="rlmba,rlmba_tuned=rlmba{tuned},rlmba_prior=rlmba{tuned}/al.rlmba.learning_rate=0/al.rlmba.entropy_weight=0,rlmba_topq=rlmba{tuned}/al.rlmba.policy=false"
+MECH="power_margin,power_entropy,rlmba_uniform=rlmba{tuned}/al.rlmba.prior_temperature=1000000.0/al.rlmba.learning_rate=0/al.rlmba.entropy_weight=0,rlmba_u_in_q=rlmba{tuned}/al.rlmba.difficulty_weight=1.0,rlmba_weaker=rlmba{tuned}/modality.favour=weaker"
+REST="entropy,least_confidence,bald,coreset,kmeans,rlmba_absolute=rlmba{tuned}/al.rlmba.reward=absolute,rlmba_incremental=rlmba{tuned}/al.rlmba.reward=incremental"
+HARD="random,margin,badge,bmmal,rlmba_tuned=rlmba{tuned},rlmba_prior=rlmba{tuned}/al.rlmba.learning_rate=0/al.rlmba.entropy_weight=0"
+
+sweep() {  # sweep DIR CONFIG TUNED ENTRIES SEEDS REFERENCES [config flags...]
+  local dir=$1 cfg=$2 tuned=$3 entries=$4 seeds=$5 refs=$6; shift 6
+  local only=(); [ -n "${REPORT_ONLY:-}" ] && only=(--report_only)
+  python launch/sweep.py --config="$cfg" --workdir="$dir" --tuned="$tuned" \
+    --strategies="$entries" --seed_list="$seeds" --references="$refs" --workers=1 \
+    --seeds_per_program=10 --progress=off "${only[@]}" "$@" >> "$dir.log" 2>&1
+}
+
+blocks() {  # blocks FIRST COUNT -> "1000-1009 1010-1019 ..."
+  local first=$1 count=$2 b
+  for ((b = first; b < first + count; b += 10)); do echo "$b-$((b + 9))"; done
+}
+
+with_toggles() {  # the tuned config with AMCB and EFDA each set against the search's choice
+  local tuned=$1
+  python - "$tuned" <<'EOF'
+import json, sys
+chosen = json.load(open(sys.argv[1]))["chosen"]["overrides"]
+amcb = str(chosen.get("modality.amcb", "true")).lower() == "true"
+efda = str(chosen.get("al.rlmba.efda", "true")).lower() == "true"
+print(f"rlmba_amcb_{'off' if amcb else 'on'}=rlmba{{tuned}}/modality.amcb={str(not amcb).lower()},"
+      f"rlmba_efda_{'off' if efda else 'on'}=rlmba{{tuned}}/al.rlmba.efda={str(not efda).lower()}")
+EOF
+}
+
+run_stage() {
+  local stage=$1 seed_block
+  case "$stage" in
+    M1)  # mfeat: baselines, RL-MBA, mechanism rows; 50 report seeds
+      for seed_block in $(blocks 1000 50); do
+        sweep "$out/mfeat" configs/mfeat.py:paper "$MFEAT_TUNED" \
+          "$BASE,$CORE,$MECH,$(with_toggles $MFEAT_TUNED)" "$seed_block" gcnal,badge,bmmal
+      done ;;
+    M2)  # mfeat: the other baselines and rewards; 20 report seeds
+      for seed_block in $(blocks 1000 20); do
+        sweep "$out/mfeat" configs/mfeat.py:paper "$MFEAT_TUNED" "$REST" "$seed_block" gcnal,badge,bmmal
+      done ;;
+    MH)  # mfeat's harder settings; 50 report seeds
+      for seed_block in $(blocks 1000 50); do
+        sweep "$out/mfeat_longtail" configs/mfeat.py:paper "$MFEAT_TUNED" "$HARD" "$seed_block" \
+          badge,bmmal --config.data.pool_imbalance=10.0
+        sweep "$out/mfeat_noisy" configs/mfeat.py:paper "$MFEAT_TUNED" "$HARD" "$seed_block" \
+          badge,bmmal --config.data.label_noise=0.1
+      done ;;
+    AS)  # av_digits: the search on validation, tuning seeds 100-102 (space fixed in the plan)
+      if [ -z "${REPORT_ONLY:-}" ]; then
+        python launch/tune.py --config=configs/av_digits.py:paper --workdir="$out/av_digits/tune" \
+          --trials=8 --seeds=100,101,102 --include=results/mfeat_paper/tuning.json \
+          --refine_top=1 --refine_space='al.rlmba.diversity=labelled;modality.amcb=true|false;al.rlmba.efda=true|false' \
+          --workers=1 --progress=off --config.data.manual_dir="$fsdd" >> "$out/av_digits_tune.log" 2>&1
+      fi ;;
+    A1)  # av_digits: baselines, RL-MBA; 50 report seeds
+      for seed_block in $(blocks 1000 50); do
+        sweep "$out/av_digits" configs/av_digits.py:paper "$AV_TUNED" "$BASE,$CORE" "$seed_block" \
+          gcnal,badge,bmmal --config.data.manual_dir="$fsdd"
+      done ;;
+    AH)  # av_digits' harder settings; 50 report seeds
+      for seed_block in $(blocks 1000 50); do
+        sweep "$out/av_digits_longtail" configs/av_digits.py:paper "$AV_TUNED" "$HARD" "$seed_block" \
+          badge,bmmal --config.data.manual_dir="$fsdd" --config.data.pool_imbalance=10.0
+        sweep "$out/av_digits_noisy" configs/av_digits.py:paper "$AV_TUNED" "$HARD" "$seed_block" \
+          badge,bmmal --config.data.manual_dir="$fsdd" --config.data.label_noise=0.1
+      done ;;
+    A2)  # av_digits: mechanism rows (50 seeds) and the other baselines (20 seeds)
+      for seed_block in $(blocks 1000 50); do
+        sweep "$out/av_digits" configs/av_digits.py:paper "$AV_TUNED" "$MECH,$(with_toggles $AV_TUNED)" \
+          "$seed_block" gcnal,badge,bmmal --config.data.manual_dir="$fsdd"
+      done
+      for seed_block in $(blocks 1000 20); do
+        sweep "$out/av_digits" configs/av_digits.py:paper "$AV_TUNED" "$REST" "$seed_block" \
+          gcnal,badge,bmmal --config.data.manual_dir="$fsdd"
+      done ;;
+    *) echo "unknown stage $stage" >&2; exit 2 ;;
+  esac
+  echo "stage $stage done $(date -u +%FT%TZ)" >> "$out/commits.txt"
+}
+
+for stage in $stages; do
+  run_stage "$stage"
+done
