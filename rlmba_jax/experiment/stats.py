@@ -186,12 +186,17 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 
 
 def verdict(c: PairedComparison, adjusted_p: float, alpha: float = 0.05) -> str:
-  """One word for a comparison of a against b: ``better``, ``worse`` (the Holm-adjusted
-  paired t test), ``tied`` (TOST within the margin), or ``inconclusive``."""
-  if adjusted_p < alpha:
-    return "better" if c.mean > 0 else "worse"
+  """The words for a comparison of a against b: ``tied`` when TOST shows equivalence within
+  the margin (``tied, a smaller difference`` when the Holm-adjusted t test also finds one),
+  else ``better`` / ``worse`` when the Holm-adjusted paired t test does, else
+  ``inconclusive``."""
+  significant = adjusted_p < alpha
   if c.tost_p < alpha:
+    if significant:
+      return f"tied (a {'higher' if c.mean > 0 else 'lower'} mean by under the margin)"
     return "tied"
+  if significant:
+    return "better" if c.mean > 0 else "worse"
   return "inconclusive"
 
 
