@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue-7 benchmark table on one accelerator, the PyTorch reference in the same call (run from
+# Issue-7 benchmark table (and issue 27's seed-batched rows) on one accelerator, the PyTorch reference in the same call (run from
 # the repository root; JSON lines appended to ${1:-gpu_bench.jsonl}; about 9 minutes on an
 # H100/H200, each command under its own time limit so one slow step cannot sink the rest).
 # The device image lacks ml_collections: carry its wheel in .whl/ (see the README).
@@ -31,3 +31,6 @@ T=240 ours --which=scaling --strategies=badge,rlmba \
     --pool_sizes=10000,30000,100000,300000,1000000 --repeats=2
 # policy pretraining: simulated episodes per second, one at a time and vmapped (issue 18)
 ours --which=episodes --episode_batches=1,16,64,256 --repeats=3
+# seed-batched runs (issue 27): seed-rounds per second against single runs, all seeds vmapped
+T=420 ours --which=seeds --seeds_config=mfeat:paper --strategy=margin \
+    --seed_counts=1,16,64,256,1024 --single_runs=4
