@@ -10,6 +10,14 @@ arrows move. Every answer is saved at once to ``WORKDIR/labels/round_NNN.csv`` (
 atomically, so a closed browser or a killed server loses nothing); "End round" writes
 ``labels/round_NNN.closed``. Then run the experiment's command again: it ingests the answers
 (``experiment.oracle``) and trains.
+
+The server is closed to everything but the page it serves: it shows only the cells of the
+waiting round's queries, read from the run's own data folder (``data.manual_dir`` as the
+run recorded it; never the folder the server was started from); it answers only requests
+whose ``Host`` is the address it listens on (or localhost), takes answers only from its own
+page (same ``Origin`` and the session token the page carries), reads at most
+``MAX_BODY`` bytes of a request, and answers every malformed request with a 4xx and a
+JSON reason.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import json
 import mimetypes
 import os
 import re
+import secrets
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +38,7 @@ import numpy as np
 
 from rlmba_jax.experiment import oracle
 
+MAX_BODY = 64 * 1024  # bytes of a POST body; an answer is a few dozen
 _ARRAY_CELL = re.compile(r"^(?P<file>[^\[\]:]+?)(?::(?P<key>[^\[\]]+))?\[(?P<row>\d+)\]$")
 
 
@@ -44,7 +54,11 @@ class LabellingSession:
           "config.al.oracle='person' first; it writes the queries and stops (exit code 3)")
     with open(os.path.join(self.workdir, "config.json"), encoding="utf-8") as f:
       self.config = json.load(f)
-    self.manual_dir = os.path.abspath(self.config["data"].get("manual_dir") or ".")
+    manual_dir = self.config["data"].get("manual_dir") or ""
+    # The run's data folder as it recorded it (a relative one from where the server
+    # starts, as the run read it), or none: then no file is served at all.
+    self.manual_dir = os.path.realpath(manual_dir) if manual_dir else None
+    self.token = secrets.token_urlsafe(24)  # the page's proof that a POST came from it
     self.lock = threading.Lock()
     self._arrays: dict[tuple[str, str | None], Any] = {}
 
@@ -109,9 +123,18 @@ class LabellingSession:
       return {"closed": True, "round": r}
 
   # -- what an item shows --------------------------------------------------------------------
+  def query_cells(self) -> set[str]:
+    """Every value the waiting round's queries show (the only cells ever served)."""
+    ids, rows = oracle.read_queries(oracle.queries_path(self.workdir, self.round_index()))
+    del ids
+    return {str(v) for row in rows for v in row.values() if v not in (None, "")}
+
   def content(self, cell: str) -> tuple[str, bytes]:
-    """(content type, body) of one query cell: a raw file under manual_dir, or one row of
-    an array drawn as an SVG plot (vectors) or a PNG (images)."""
+    """(content type, body) of one query cell: a raw file under the run's data folder, or
+    one row of an array drawn as an SVG plot (vectors) or a PNG (images). Anything that is
+    not a cell of the waiting round, or not under the data folder, is not found."""
+    if self.manual_dir is None or cell not in self.query_cells():
+      raise FileNotFoundError(cell)
     m = _ARRAY_CELL.match(cell)
     if m:
       x = self._row(m.group("file"), m.group("key"), int(m.group("row")))
@@ -130,9 +153,15 @@ class LabellingSession:
     if not path.startswith(os.path.realpath(self.manual_dir) + os.sep):
       raise FileNotFoundError(name)
     if (path, key) not in self._arrays:
-      self._arrays[(path, key)] = (np.load(path, mmap_mode="r") if key is None
-                                   else np.load(path)[key])
-    return np.asarray(self._arrays[(path, key)][row], np.float32)
+      try:
+        self._arrays[(path, key)] = (np.load(path, mmap_mode="r") if key is None
+                                     else np.load(path)[key])
+      except (OSError, ValueError, KeyError) as e:
+        raise FileNotFoundError(f"{name}: {e}") from None
+    array = self._arrays[(path, key)]
+    if not 0 <= row < len(array):
+      raise FileNotFoundError(f"{name} has no row {row}")
+    return np.asarray(array[row], np.float32)
 
 
 def _plot(x: np.ndarray, width: int = 320, height: int = 90) -> str:
@@ -167,8 +196,25 @@ def _png(x: np.ndarray) -> bytes:
   return out.getvalue()
 
 
-def make_handler(session: LabellingSession):
-  """The request handler class serving ``session``."""
+class RequestRefused(Exception):
+  """A request the server will not serve: ``status`` and the reason, sent as JSON."""
+
+  def __init__(self, status: int, reason: str):
+    super().__init__(reason)
+    self.status = status
+
+
+def _host_names(host: str) -> set[str]:
+  names = {"127.0.0.1", "localhost", "[::1]"}
+  if host not in ("", "0.0.0.0", "::"):
+    names.add(f"[{host}]" if ":" in host else host)
+  return {n.lower() for n in names}
+
+
+def make_handler(session: LabellingSession, host: str = "127.0.0.1", port: int = 0):
+  """The request handler class serving ``session`` on ``host:port`` (the port the server
+  actually bound; 0 accepts any, for tests that bind their own handler)."""
+  names = _host_names(host)
 
   class Handler(BaseHTTPRequestHandler):
 
@@ -186,44 +232,109 @@ def make_handler(session: LabellingSession):
     def _json(self, obj: Any, status: int = 200) -> None:
       self._send(status, json.dumps(obj).encode(), "application/json")
 
-    def do_GET(self):  # pylint: disable=invalid-name
-      url = urlparse(self.path)
+    def _check_host(self) -> str:
+      """The request's Host, if it names this server; else refused (DNS rebinding)."""
+      given = (self.headers.get("Host") or "").strip().lower()
+      name, _, given_port = given.rpartition(":") if not given.endswith("]") else (given, "", "")
+      if not name:
+        name, given_port = given, ""
+      if name not in names or (port and given_port and given_port != str(port)):
+        raise RequestRefused(HTTPStatus.FORBIDDEN, f"Host {given!r} is not this server; open "
+                             "the page at the address the server printed")
+      return given
+
+    def _guarded(self, handle) -> None:
       try:
-        if url.path == "/":
-          self._send(200, PAGE.encode(), "text/html; charset=utf-8")
-        elif url.path == "/api/round":
-          self._json(session.state())
-        elif url.path == "/api/content":
-          content_type, body = session.content(parse_qs(url.query).get("cell", [""])[0])
-          self._send(200, body, content_type)
-        else:
-          self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
+        self._check_host()
+        handle()
+      except RequestRefused as e:
+        self._json({"error": str(e)}, e.status)
       except FileNotFoundError as e:
         self._json({"error": f"not found: {e}"}, HTTPStatus.NOT_FOUND)
+      except Exception as e:  # pylint: disable=broad-except  (a reason, never a dropped line)
+        self._json({"error": f"{type(e).__name__}: {e}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def do_GET(self):  # pylint: disable=invalid-name
+      self._guarded(self._get)
+
+    def _get(self):
+      url = urlparse(self.path)
+      if url.path == "/":
+        page = PAGE.replace("@TOKEN@", session.token)
+        self._send(200, page.encode(), "text/html; charset=utf-8")
+      elif url.path == "/api/round":
+        self._json(session.state())
+      elif url.path == "/api/content":
+        content_type, body = session.content(parse_qs(url.query).get("cell", [""])[0])
+        self._send(200, body, content_type)
+      else:
+        self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
 
     def do_POST(self):  # pylint: disable=invalid-name
-      length = int(self.headers.get("Content-Length", 0))
+      self._guarded(self._post)
+
+    def _body(self) -> dict[str, Any]:
+      """The request's JSON object, after the checks a write needs (origin, token, size)."""
+      host = self._check_host()
+      origin = self.headers.get("Origin")
+      if origin is not None and origin.lower() != f"http://{host}":
+        raise RequestRefused(HTTPStatus.FORBIDDEN, f"Origin {origin!r} is not this page")
+      if not secrets.compare_digest(self.headers.get("X-Labelling-Token", ""),
+                                    session.token):
+        raise RequestRefused(HTTPStatus.FORBIDDEN, "answers are taken from the labelling "
+                             "page only (missing or wrong session token); reload the page")
+      length = self.headers.get("Content-Length", "0").strip()
+      if not length.isdigit():
+        raise RequestRefused(HTTPStatus.BAD_REQUEST, f"Content-Length {length!r} is not a "
+                             "number of bytes")
+      if int(length) > MAX_BODY:
+        self.close_connection = True
+        raise RequestRefused(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                             f"a body of {length} bytes; at most {MAX_BODY}")
+      raw = self.rfile.read(int(length))
       try:
-        body = json.loads(self.rfile.read(length) or b"{}")
+        body = json.loads(raw.decode("utf-8") or "{}")
+      except (UnicodeDecodeError, ValueError) as e:
+        raise RequestRefused(HTTPStatus.BAD_REQUEST, f"the body is not JSON ({e})") from None
+      if not isinstance(body, dict):
+        raise RequestRefused(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
+      return body
+
+    def _post(self):
+      body = self._body()
+      try:
         if self.path == "/api/answer":
-          self._json(session.answer(int(body["id"]), str(body.get("label", ""))))
+          example_id = body.get("id")
+          if isinstance(example_id, bool) or not isinstance(example_id, (int, float, str)):
+            raise ValueError(f"id {example_id!r} is not an example id")
+          if isinstance(example_id, float) and not example_id.is_integer():
+            raise ValueError(f"id {example_id!r} is not an example id")
+          label = body.get("label", "")
+          if not isinstance(label, str):
+            raise ValueError(f"label {label!r} is not a class name")
+          self._json(session.answer(int(example_id), label))
         elif self.path == "/api/close":
           self._json(session.close())
         else:
           self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
-      except (ValueError, KeyError) as e:
-        self._json({"error": str(e)}, HTTPStatus.BAD_REQUEST)
+      except (ValueError, KeyError, TypeError, OverflowError) as e:
+        raise RequestRefused(HTTPStatus.BAD_REQUEST, str(e)) from None
 
   return Handler
 
 
 def serve(workdir: str, host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
   """A server for ``workdir``'s waiting round (call ``serve_forever``; port 0: any free)."""
-  return ThreadingHTTPServer((host, port), make_handler(LabellingSession(workdir)))
+  session = LabellingSession(workdir)
+  server = ThreadingHTTPServer((host, port), make_handler(session, host, port))
+  # The port actually bound (port 0 picks one): the Host header must name it.
+  server.RequestHandlerClass = make_handler(session, host, server.server_address[1])
+  return server
 
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>rlmba_jax: label</title>
+<meta name="token" content="@TOKEN@">
 <style>
  body{font-family:system-ui,sans-serif;margin:0;background:#f4f4f4;color:#222}
  header{background:#263238;color:#fff;padding:10px 16px;display:flex;gap:16px;align-items:center}
@@ -252,6 +363,7 @@ PAGE = """<!doctype html>
 </main>
 <script>
 let S=null, k=0, sel=null;
+const H={'X-Labelling-Token':document.querySelector('meta[name=token]').content};
 const RAW={image:1,images:1,audio:1,text:1};
 async function load(){S=await (await fetch('/api/round')).json();
  document.getElementById('title').textContent='round '+S.round+' ('+S.total+' queries)';
@@ -283,7 +395,7 @@ function show(){const it=S.items[k]; const f=it.fields; status();
   if(name==sel)b.classList.add('selected'); if(name==it.answer)b.classList.add('answered');
   b.onclick=()=>answer(name); c.appendChild(b);});}
 async function answer(label){const it=S.items[k];
- const r=await fetch('/api/answer',{method:'POST',body:JSON.stringify({id:it.id,label:label})});
+ const r=await fetch('/api/answer',{method:'POST',headers:H,body:JSON.stringify({id:it.id,label:label})});
  const j=await r.json(); if(!r.ok){alert(j.error);return;}
  it.answer=label; S.answered=j.answered;
  if(k<S.total-1)k++; show();}
@@ -292,7 +404,7 @@ document.getElementById('prev').onclick=()=>{if(k>0)k--;show();};
 document.getElementById('next').onclick=()=>{if(k<S.total-1)k++;show();};
 document.getElementById('close').onclick=async()=>{
  if(!confirm('End round '+S.round+' with '+S.answered+' of '+S.total+' answers?'))return;
- await fetch('/api/close',{method:'POST',body:'{}'}); S.closed=true; status();};
+ await fetch('/api/close',{method:'POST',headers:H,body:'{}'}); S.closed=true; status();};
 document.addEventListener('keydown',e=>{if(!S)return;
  if(e.key>='0'&&e.key<='9'){const j=(parseInt(e.key)+9)%10; if(j<S.classes.length)answer(S.classes[j]);}
  else if(e.key=='Enter'&&sel)answer(sel); else if(e.key=='s')answer('skip');
