@@ -14,6 +14,7 @@ A run that stops prints one line saying why and what to do, and exits with the c
 """
 
 import os
+import signal
 import sys
 
 from absl import app
@@ -33,6 +34,11 @@ def _default_config_path() -> str:
 
 
 _BAD_CONFIG = 2  # errors.ConfigError.exit_code (errors is imported after flag parsing)
+
+
+def _terminated(signum, frame) -> None:
+  del signum, frame
+  raise KeyboardInterrupt
 
 
 def _stop(code: int, message: str) -> None:
@@ -87,6 +93,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _COMPILATION_CACHE.value:
     os.environ["RLMBA_COMPILATION_CACHE"] = "0"
+  signal.signal(signal.SIGTERM, _terminated)  # a stopped job ends like Ctrl-C (exit 130)
   parallel.initialize_distributed()
   from rlmba_jax.experiment import errors, run  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top

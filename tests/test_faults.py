@@ -129,9 +129,11 @@ def test_a_ledger_that_does_not_match_the_checkpoint_is_refused(reference, tmp_p
   shutil.copytree(reference, workdir)
   path = os.path.join(workdir, "ledger.jsonl")
   entries = [json.loads(line) for line in open(path)]
-  entries[2]["ids"] = entries[1]["ids"]  # a round's ids duplicated, digests dropped
-  open(path, "w").write("".join(json.dumps({"round": e["round"], "ids": e["ids"]}) + "\n"
-                                for e in entries))
+  entries[2]["ids"] = entries[1]["ids"]  # a round's ids duplicated, a valid digest chain
+  os.remove(path)
+  from rlmba_jax.experiment.ledger import Ledger
+  for e in entries:
+    Ledger(path).append(e["round"], e["ids"])
   with pytest.raises(WorkdirError, match="labelled set of checkpoint 2"):
     run(make_tiny_config(**ENTROPY), workdir)
 
@@ -292,3 +294,91 @@ def test_the_readme_lists_every_exit_code():
   table = text[text.index("| code | meaning |"):]
   table = table[:table.index("\n\n")]
   assert {int(c) for c in re.findall(r"^\| (\d+) \|", table, re.M)} == set(EXIT_CODES)
+
+
+# Issue 29: everything the resume trusts is checked.
+def test_an_edited_history_in_a_checkpoint_is_refused(reference, tmp_path):
+  workdir = str(tmp_path / "edited")
+  shutil.copytree(reference, workdir)
+  meta = os.path.join(workdir, "checkpoints", "2", "meta", "metadata")
+  text = open(meta).read()
+  value = json.loads(text)["history"][1]["test_top1"]
+  edited = text.replace(repr(value), repr(round(value + 0.01, 6)), 1)
+  assert edited != text
+  open(meta, "w").write(edited)
+  with pytest.raises(CheckpointError, match="checkpoint 2 .*its history .*changed"):
+    run(make_tiny_config(**ENTROPY), workdir)
+  shutil.move(os.path.join(workdir, "checkpoints", "2"), str(tmp_path / "away"))
+  run(make_tiny_config(**ENTROPY), workdir)
+  _same_as(workdir, reference)
+
+
+def test_a_ledger_without_digests_or_with_extra_rounds_is_refused(reference, tmp_path):
+  workdir = str(tmp_path / "nodigest")
+  shutil.copytree(reference, workdir)
+  path = os.path.join(workdir, "ledger.jsonl")
+  lines = [json.loads(l) for l in open(path)]
+  with open(path, "w") as f:
+    for line in lines:
+      line.pop("digest")
+      f.write(json.dumps(line) + "\n")
+  with pytest.raises(WorkdirError, match="line 1 has no digest"):
+    run(make_tiny_config(**ENTROPY), workdir)
+  extra = str(tmp_path / "extra")
+  shutil.copytree(reference, extra)
+  from rlmba_jax.experiment.ledger import Ledger
+  Ledger(os.path.join(extra, "ledger.jsonl")).append(3, [7])
+  with pytest.raises(WorkdirError, match="records 4 rounds .*al.rounds=2"):
+    run(make_tiny_config(**ENTROPY), extra)
+
+
+def test_two_processes_claiming_one_workdir_together_leave_the_winners_lock(tmp_path):
+  """The refused process removes nothing, even when it raced the winner to the folder."""
+  import multiprocessing
+  ctx = multiprocessing.get_context("fork")
+  for trial in range(20):
+    workdir = str(tmp_path / f"w{trial}")
+    barrier, results = ctx.Barrier(2), ctx.Queue()
+    procs = [ctx.Process(target=_claim_and_hold, args=(workdir, barrier, results))
+             for _ in range(2)]
+    for p in procs:
+      p.start()
+    for p in procs:
+      p.join(30)
+    outcomes = sorted(results.get(timeout=5) for _ in procs)
+    assert outcomes == ["held, lock present", "refused"], (trial, outcomes)
+
+
+def _claim_and_hold(workdir, barrier, results):
+  import time as time_lib
+  from rlmba_jax.experiment.errors import WorkdirLockedError
+  from rlmba_jax.experiment.workdir import claim
+  barrier.wait()
+  try:
+    with claim(workdir):
+      time_lib.sleep(0.3)  # the other process is refused meanwhile
+      present = os.path.exists(os.path.join(workdir, ".lock"))
+      open(os.path.join(workdir, "config.json"), "w").write("{}")
+      results.put("held, lock present" if present else "held, lock GONE")
+  except WorkdirLockedError:
+    results.put("refused")
+
+
+def test_sigterm_exits_130_with_one_line(tmp_path):
+  code = (f"import sys; sys.argv = ['rlmba-jax', '--config=configs/mfeat.py:runlocal', "
+          f"'--workdir={tmp_path / 'w'}']\n"
+          "import os, signal\n"
+          "import rlmba_jax.experiment as experiment\n"
+          "def stopped(*a, **k): os.kill(os.getpid(), signal.SIGTERM)\n"
+          "experiment.run = stopped\n"
+          "from rlmba_jax import main; main.entry_point()\n")
+  result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env=dict(os.environ, PYTHONPATH=REPO))
+  assert result.returncode == 130, result.stderr[-2000:]
+  assert "interrupted" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_number_finite_in_python_but_not_in_float32_is_refused_before_any_work(tmp_path):
+  with pytest.raises(ConfigError, match="learning_rate=1e.300 is not a finite number .*float32"):
+    run(make_tiny_config(**{"train.learning_rate": 1e300}), str(tmp_path / "w"))
+  assert not (tmp_path / "w").exists()

@@ -4,13 +4,16 @@ A checkpoint ``r`` holds the array state after round ``r`` (parameters, optimise
 labelled mask, and later the policy and modality-weight states) plus a JSON part (the
 metric history). Orbax writes into a temporary folder and renames it when complete, so a
 process killed mid-save leaves the previous checkpoint as the latest. The JSON part also
-holds a sha256 of every array (``state_digest``), checked on restore: a checkpoint whose
-bytes changed after it was written (bit rot, an edit) is refused, naming the round.
+holds a sha256 of every array (``state_digest``) and of the JSON part itself
+(``meta_digest``: the history the resume rewrites rounds.jsonl and the summary from), both
+checked on restore: a checkpoint whose bytes changed after it was written (bit rot, an
+edit) is refused, naming the round; one without both digests is refused too.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from typing import Any
 
@@ -34,6 +37,13 @@ def state_digest(state: Any) -> str:
   return digest.hexdigest()
 
 
+def meta_digest(meta: dict) -> str:
+  """sha256 of a checkpoint's JSON part (its digests left out), keys sorted."""
+  body = {k: v for k, v in meta.items() if k not in ("state_digest", "meta_digest")}
+  return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                   allow_nan=True).encode()).hexdigest()
+
+
 class RoundCheckpointer:
   """Saves and restores the round state under ``directory``."""
 
@@ -55,6 +65,7 @@ class RoundCheckpointer:
 
   def save(self, round_index: int, state: Any, meta: dict) -> None:
     meta = dict(meta, state_digest=state_digest(state))
+    meta["meta_digest"] = meta_digest(meta)
     self._manager.save(round_index, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
     self._manager.wait_until_finished()
@@ -69,18 +80,29 @@ class RoundCheckpointer:
           f"checkpoint {round_index} in {self.directory} cannot be read ({type(e).__name__}: "
           f"{e}). {self._recovery(round_index)}") from e
     meta = dict(restored.meta)
-    stored = meta.pop("state_digest", None)  # None: written before checksums existed
-    if stored is not None and stored != state_digest(restored.state):
+    stored, stored_meta = meta.get("state_digest"), meta.get("meta_digest")
+    if stored is None or stored_meta is None:
+      raise CheckpointError(
+          f"checkpoint {round_index} in {self.directory} has no checksum of its "
+          f"{'arrays' if stored is None else 'history'} (written by an earlier version, or "
+          f"edited), so it cannot be trusted. {self._recovery(round_index)}")
+    if stored_meta != meta_digest(meta):
+      raise CheckpointError(
+          f"checkpoint {round_index} in {self.directory} fails its checksum: its history "
+          f"(metadata) changed after it was written. {self._recovery(round_index)}")
+    if stored != state_digest(restored.state):
       raise CheckpointError(
           f"checkpoint {round_index} in {self.directory} fails its checksum: its arrays "
           f"changed after they were written. {self._recovery(round_index)}")
+    meta.pop("state_digest")
+    meta.pop("meta_digest")
     return restored.state, meta
 
   def _recovery(self, round_index: int) -> str:
     folder = os.path.join(self.directory, str(round_index))
     return (f"Move {folder} out of checkpoints/ and run the same command: the run resumes "
-            "from the previous checkpoint and replays the ledger's later lines (with "
-            "checkpoint.max_to_keep=1 there is none; start a new workdir).")
+            "from the previous checkpoint (or from the start) and replays the ledger's "
+            "later lines, recomputing those rounds.")
 
   def close(self) -> None:
     self._manager.close()

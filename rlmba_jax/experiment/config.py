@@ -440,9 +440,14 @@ def _schema() -> dict[str, Rule]:
   }
 
 
+_FLOAT32_MAX = 3.4028234663852886e38  # numbers reach the device as float32
+
+
 def _finite(value: Any) -> bool:
+  """Finite, also once it is a float32 (1e300 is finite in Python, inf on the device)."""
   values = value if isinstance(value, (tuple, list)) else (value,)
-  return all(not isinstance(v, float) or math.isfinite(v) for v in values)
+  return all(not isinstance(v, float) or (math.isfinite(v) and abs(v) <= _FLOAT32_MAX)
+             for v in values)
 
 
 def _check_keys(given: dict[str, Any], defaults: dict[str, Any]) -> None:
@@ -468,7 +473,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   _check_keys(given, flat_dict(default_config()))
   for key, value in given.items():
     if not _finite(value):
-      raise ConfigError(f"config.{key}={value!r} is not a finite number")
+      raise ConfigError(f"config.{key}={value!r} is not a finite number (in float32, as "
+                        "the device computes: at most 3.4e38)")
   for key, rule in _schema().items():
     value = given[key]
     if not rule.holds(value):

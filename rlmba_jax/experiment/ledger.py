@@ -7,7 +7,7 @@ line number. Each line is written with a single ``write`` and ``fsync``. A last 
 short by a crash is either complete but for its newline (then it is completed: it was
 fully written) or not valid JSON (then it was never committed and is moved aside to
 ``ledger.jsonl.torn-<time>``); either way the ledger never holds a half-written round.
-Lines written before digests existed (no ``digest`` key) are accepted as a prefix.
+Every line must carry its digest: a line without one is refused like an edited one.
 
 With a person as the oracle (``experiment.oracle``) a line also holds what the person said:
 ``"labels"`` (a class name per id, null for an id skipped or left unanswered), ``"skipped"``
@@ -93,10 +93,9 @@ class Ledger:
       raise LedgerError(f"{self.path}: line {number} should be round {expected_round} with a "
                         f"list of ids, found {str(entry)[:80]!r}; nothing was changed.")
     if "digest" not in entry:
-      if previous:
-        raise LedgerError(f"{self.path}: line {number} has no digest but the lines before it "
-                          "have: it was written or edited by hand. Nothing was changed.")
-      return ""
+      raise LedgerError(f"{self.path}: line {number} has no digest: it was written or edited "
+                        "by hand (or by a version before digests). Restore the ledger or "
+                        "start a new workdir; nothing was changed.")
     want = line_digest(previous, entry["round"], entry["ids"], entry)
     if entry["digest"] != want:
       raise LedgerError(

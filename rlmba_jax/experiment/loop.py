@@ -464,7 +464,8 @@ def _replay_ledger(env: RoundEnv, ledger: Ledger, asker: PersonOracle | None, st
       entries = ledger.read()
       if asker is not None:
         env = asker.replay(env, entries, start)
-      pending = _pending_positions(ledger, start, data.pool.ids, labelled, entries)
+      pending = _pending_positions(ledger, start, data.pool.ids, labelled, entries,
+                                   env.config.al.rounds)
     except WorkdirError as e:
       refused = e
   pending = _share_from_process_zero(pending, refused is not None)
@@ -621,7 +622,7 @@ def _initial_policy(env: RoundEnv, target: RoundState, mesh):
 
 
 def _pending_positions(ledger: Ledger, start: int, pool_ids: np.ndarray, labelled,
-                       entries: list[dict[str, Any]]) -> list[np.ndarray]:
+                       entries: list[dict[str, Any]], rounds: int) -> list[np.ndarray]:
   """The pool positions of the ledger's lines from round ``start`` on (labelled after the
   latest checkpoint), after checking that its earlier lines name exactly the labelled set
   the checkpoint holds (a person's skipped or unanswered items are not labelled)."""
@@ -632,6 +633,11 @@ def _pending_positions(ledger: Ledger, start: int, pool_ids: np.ndarray, labelle
         f"{ledger.path} records {len(entries)} rounds but the latest checkpoint is round "
         f"{start - 1}: the ledger lost lines{moved}. Restore the ledger or start a new "
         "workdir.")
+  if len(entries) > rounds + 1:
+    raise WorkdirError(
+        f"{ledger.path} records {len(entries)} rounds (0-{len(entries) - 1}) but "
+        f"al.rounds={rounds} runs rounds 0-{rounds}: raise al.rounds to {len(entries) - 1} to "
+        f"continue it, or restore the ledger{moved}.")
   position_of = {int(i): p for p, i in enumerate(pool_ids)}
   positions = []
   for r, entry in enumerate(entries):

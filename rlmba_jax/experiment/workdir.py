@@ -5,8 +5,9 @@
 the lock when its process dies, so a killed run's lock is taken over by the next one; a
 second live process is refused with one line and touches nothing. If the run fails before
 it has committed anything (no ``config.json`` yet) and the folder was created for it, the
-folder is removed. ``flock`` works on local filesystems; on NFS it may not, so there run one
-process per workdir by hand.
+folder is removed, by the process that created it (``os.mkdir`` decides which one did) and
+that holds its lock; a refused process never removes anything. ``flock`` works on local
+filesystems; on NFS it may not, so there run one process per workdir by hand.
 """
 
 from __future__ import annotations
@@ -53,19 +54,26 @@ def claim(workdir: str, *, lock: bool = True) -> Iterator[None]:
   removes a folder it created if the block fails before ``config.json`` exists."""
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise WorkdirError(f"the workdir {workdir!r} is a file, not a folder; choose another path")
-  created = not os.path.exists(workdir)
   try:
-    os.makedirs(workdir, exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(workdir)), exist_ok=True)
+    os.mkdir(workdir)  # atomic: of two processes starting together, one creates it
+    created = True
+  except FileExistsError:
+    created = False
   except OSError as e:
     raise WorkdirError(f"cannot create the workdir {workdir!r} ({e.strerror}); choose a "
                        "writable location") from None
-  handle = None
+  if created and not lock:
+    created = False  # the process that locks (process 0) owns the folder's fate
+  # Refused here, a process leaves everything as it is: the lock's holder may have just
+  # made the folder (``created`` is then False for this one anyway).
+  handle = _acquire(workdir) if lock else None
   try:
-    if lock:
-      handle = _acquire(workdir)
     yield
   except BaseException:
     if created and not os.path.exists(os.path.join(workdir, "config.json")):
+      handle.close()
+      handle = None
       shutil.rmtree(workdir, ignore_errors=True)
     raise
   finally:
