@@ -13,6 +13,7 @@ A run that stops prints one line saying why and what to do, and exits with the c
 ``RLMBA_TRACEBACK=1`` shows the traceback too.
 """
 
+import errno
 import os
 import signal
 import sys
@@ -108,6 +109,11 @@ def main(argv):
     if _show_traceback():
       raise
     _stop(e.exit_code, f"{type(e).__name__}: {e}")
+  except OSError as e:
+    if e.errno not in (errno.ENOSPC, errno.EDQUOT) or _show_traceback():
+      raise
+    _stop(9, f"the disk is full ({e.strerror}: {e.filename or 'a file of the run'}); what "
+          "was committed is kept: free space and run the same command")
   except KeyboardInterrupt:
     if _show_traceback():
       raise

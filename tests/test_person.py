@@ -355,3 +355,112 @@ def test_your_own_photos_sounds_and_texts_built_into_array_record_and_labelled(t
   assert [len(e["ids"]) for e in ledger] == [8, 4]
   assert all(l == truth[i] for e in ledger for i, l in zip(e["ids"], e["labels"]))
   assert summary["final"]["num_labeled"] == 12
+
+
+# Issue 29, 6 and 7: a file that cannot be read is named in one line, never a traceback.
+@pytest.mark.parametrize("content,words", [
+    ("\ufeffid,split,label\n0,pool,\n1,val,a\n2,test,b\n3,val,b\n4,test,a\n", None),  # BOM
+    (b"id,split,label\n0,pool,\xff\n", "not UTF-8"),
+    ("id,split,label\n" + "9" * 30 + ",pool,\n", "below 2\\^63"),
+    ("id,split,label\n0,pool," + "x" * 140000 + "\n", "field"),
+    (None, "is a folder"),
+])
+def test_examples_csv_faults_are_one_line(tmp_path, content, words):
+  from rlmba_jax.data.arrays import ArraysError, read_examples
+  path = tmp_path / "examples.csv"
+  if content is None:
+    path.mkdir()
+  elif isinstance(content, bytes):
+    path.write_bytes(content)
+  else:
+    path.write_text(content, encoding="utf-8")
+  if words is None:
+    ids, splits, labels = read_examples(str(path))
+    assert ids.tolist() == [0, 1, 2, 3, 4] and splits[0] == "pool"
+    return
+  with pytest.raises(ArraysError, match=words):
+    read_examples(str(path))
+
+
+def test_a_modality_with_no_values_per_example_is_refused(tmp_path):
+  import numpy as np
+  from rlmba_jax.data.arrays import ArraysError, _spec
+  with pytest.raises(ArraysError, match="at least one value"):
+    _spec("x", "x.npy", np.zeros((5, 0), np.float32))
+
+
+def test_answers_file_faults_are_one_line(tmp_path):
+  from rlmba_jax.experiment.errors import LabelsError
+  path = tmp_path / "round_001.csv"
+  path.write_bytes(b"id,label\n3,\xfe\n")
+  with pytest.raises(LabelsError, match="not UTF-8"):
+    oracle.read_answers(str(path), [3], ["a", "b"], {}, 1)
+  path.write_text("id,label\n3," + "a" * 140000 + "\n")
+  with pytest.raises(LabelsError, match="field"):
+    oracle.read_answers(str(path), [3], ["a", "b"], {}, 1)
+  path.unlink()
+  path.mkdir()
+  with pytest.raises(LabelsError, match="is a folder"):
+    oracle.read_answers(str(path), [3], ["a", "b"], {}, 1)
+
+
+@pytest.mark.slow
+def test_examples_csv_reader_fuzz(tmp_path):
+  """Any bytes: rows, or one ArraysError line; never another exception."""
+  from hypothesis import given, settings, strategies as st
+  from rlmba_jax.data.arrays import ArraysError, read_examples
+  path = tmp_path / "examples.csv"
+
+  @settings(max_examples=300, deadline=None)
+  @given(st.one_of(st.binary(max_size=400),
+                   st.text(alphabet="id,splabeltv\n\"\r 0123456789-x\ufeff", max_size=300)))
+  def check(data):
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    try:
+      read_examples(str(path))
+    except ArraysError as e:
+      assert "\n" not in str(e).strip()
+
+  check()
+
+
+# Issue 29, 4: own data and the queries a person answered are what the run started from.
+@pytest.mark.slow
+def test_own_data_changed_between_invocations_is_refused(tmp_path):
+  from rlmba_jax.experiment import DataError
+  folder = write_demo_folder(str(tmp_path / "data"), pool_size=80, val_size=40,
+                             test_size=40, labelled_pool=True)
+  config = own_config(folder, **{"al.oracle": "dataset", "al.rounds": 1})
+  workdir = str(tmp_path / "run")
+  run(config, workdir)
+  path = os.path.join(folder, "examples.csv")
+  text = open(path).read().splitlines()
+  header = text[0].split(",")
+  val = next(i for i, l in enumerate(text) if l.split(",")[header.index("split")] == "val")
+  row = text[val].split(",")
+  labels = sorted({l.split(",")[header.index("label")] for l in text[1:]} - {""})
+  row[header.index("label")] = next(l for l in labels if l != row[header.index("label")])
+  text[val] = ",".join(row)
+  open(path, "w").write("\n".join(text) + "\n")
+  with pytest.raises(DataError, match=r"data files \['examples.csv'\] changed"):
+    run(own_config(folder, **{"al.oracle": "dataset", "al.rounds": 2}), workdir)
+  assert len(read_rounds(workdir)) == 2  # nothing was changed
+
+
+@pytest.mark.slow
+def test_an_edited_queries_file_is_not_trained_on(tmp_path):
+  from rlmba_jax.experiment import LabelsNeeded, WorkdirError
+  folder = write_demo_folder(str(tmp_path / "data"), pool_size=80, val_size=40, test_size=40)
+  workdir = str(tmp_path / "run")
+  config = own_config(folder, **{"al.rounds": 1})
+  with pytest.raises(LabelsNeeded):
+    run(config, workdir)
+  path = oracle.queries_path(workdir, 0)
+  asked, _ = oracle.read_queries(path)
+  with open(os.path.join(folder, "examples.csv")) as f:
+    pool = [int(r["id"]) for r in csv.DictReader(f) if r["split"] == "pool"]
+  other = next(i for i in pool if i not in asked)
+  text = open(path).read()
+  open(path, "w").write(text.replace(f"\n{asked[0]},", f"\n{other},", 1))
+  with pytest.raises(WorkdirError, match="was edited after the run wrote it"):
+    run(config, workdir)

@@ -34,6 +34,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from rlmba_jax import csv_files
 from rlmba_jax.data.specs import (DatasetInfo, DatasetSplits, ModalitySpec, MultimodalArrays,
                                   parse_modalities)
 
@@ -64,8 +65,7 @@ def check_folder(manual_dir: str) -> str:
 
 def read_examples(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
   """``examples.csv`` -> (ids ``[N]`` int64, splits ``[N]`` str, labels as written)."""
-  with open(path, newline="", encoding="utf-8") as f:
-    rows = list(csv.reader(f))
+  rows = csv_files.read_rows(path, ArraysError)
   if not rows:
     raise ArraysError(f"{path} is empty; it needs the header id,split,label")
   header = [h.strip() for h in rows[0]]
@@ -84,11 +84,11 @@ def read_examples(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     raw_id, split, label = (row[col[c]].strip() for c in ("id", "split", "label"))
     try:
       example_id = int(raw_id)
-      if example_id < 0:
+      if not 0 <= example_id < 2 ** 63:
         raise ValueError
     except ValueError:
-      raise ArraysError(f"{path}, line {line}: id {raw_id!r} is not a non-negative "
-                        "integer") from None
+      raise ArraysError(f"{path}, line {line}: id {raw_id[:40]!r} is not a non-negative "
+                        "integer below 2^63") from None
     if example_id in seen:
       raise ArraysError(f"{path}, line {line}: id {example_id} repeats line "
                         f"{seen[example_id]}; ids must be unique")
@@ -106,6 +106,16 @@ def read_examples(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
   if not ids:
     raise ArraysError(f"{path} has a header but no rows")
   return np.asarray(ids, np.int64), np.asarray(splits), labels
+
+
+def file_fingerprint(folder: str, paths) -> dict[str, str]:
+  """``{path relative to folder: sha256 of its bytes}``."""
+  import hashlib  # pylint: disable=g-import-not-at-top
+  out = {}
+  for path in paths:
+    with open(path, "rb") as f:
+      out[os.path.relpath(path, folder)] = hashlib.file_digest(f, "sha256").hexdigest()
+  return out
 
 
 def _sort_key(name: str):
@@ -175,6 +185,10 @@ def _spec(name: str, where: str, x: np.ndarray) -> ModalitySpec:
   if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
     raise ArraysError(f"{where} holds {x.dtype} values; modality arrays must be numbers")
   shape = tuple(int(s) for s in x.shape[1:])
+  if 0 in shape or x.ndim < 2:
+    raise ArraysError(f"{where} has shape {x.shape}: every example needs at least one "
+                      "value; a modality is [N, D] (features), [N, H, W] or [N, H, W, C] "
+                      "(images) or [N, T, H, W, C] (clips)")
   if x.ndim == 2:
     return ModalitySpec(name, shape, "vector")
   if x.ndim == 3:
@@ -255,7 +269,9 @@ def load_arrays(data_cfg, standardize: Callable | None = None) -> DatasetSplits:
   if standardize is not None and data_cfg.standardize:
     parts = standardize(parts, specs)
   items = raw_items(folder, ids)
-  return DatasetSplits(name="arrays", modalities=specs, num_classes=len(class_names),
+  used = [examples] + [p for p in (os.path.join(folder, CLASSES_FILE),) if os.path.exists(p)]
+  used += sorted({files[n][0] for n in names})
+  return DatasetSplits(fingerprint=file_fingerprint(folder, used), name="arrays", modalities=specs, num_classes=len(class_names),
                        pool=parts["pool"], val=parts["val"], test=parts["test"],
                        class_names=class_names,
                        describe=_describer(folder, files, names, ids, items))

@@ -117,6 +117,9 @@ class DatasetSplits:
   # ``ids -> {column: [what to show a person, per id]}`` (query files, labelling page);
   # None: the record ids alone.
   describe: Any = None
+  # file -> sha256 of the user's files the splits were read from (own data), recorded by
+  # the first run and checked by every later one; None: the data set checks its own.
+  fingerprint: Mapping[str, str] | None = None
 
   @property
   def streamed(self) -> bool:

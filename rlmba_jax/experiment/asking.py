@@ -94,6 +94,7 @@ class PersonOracle:
     path = oracle.queries_path(self.workdir, r)
     shown = os.path.exists(path)  # a person may have seen these queries
     if shown:
+      oracle.check_queries_unedited(path)
       asked, _ = oracle.read_queries(path)
       if asked != ids:  # written by a run on other hardware: the file is what was asked
         unknown = [i for i in asked if i not in self.position_of]

@@ -23,6 +23,7 @@ EXIT_CODES = {
        "one the prepared copy was built from",
     7: "a checkpoint that cannot be read or fails its checksum",
     8: "a NaN or infinity in training or in the model's outputs",
+    9: "the disk is full (or over quota): free space and run the same command",
     130: "interrupted (Ctrl-C or SIGTERM): run the same command to continue",
 }
 

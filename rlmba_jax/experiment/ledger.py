@@ -32,7 +32,7 @@ class LedgerError(WorkdirError):
 
 
 # Fields of a line besides round, ids and digest (a person's answers), in digest order.
-ANSWER_FIELDS = ("labels", "skipped", "annotators")
+ANSWER_FIELDS = ("labels", "skipped", "annotators", "queries")
 
 
 def line_digest(previous: str, round_index: int, ids: Sequence[int],
@@ -61,8 +61,12 @@ class Ledger:
     self.moved_aside = None
     if not os.path.exists(self.path):
       return []
-    with open(self.path, "rb") as f:
-      data = f.read()
+    try:
+      with open(self.path, "rb") as f:
+        data = f.read()
+    except OSError as e:
+      raise LedgerError(f"{self.path} cannot be read ({e.strerror}); it must be the run's "
+                        "ledger file. Restore it; nothing was changed.") from None
     *lines, tail = data.split(b"\n")
     if not tail and lines and not lines[-1].strip():
       lines = lines[:-1]  # a trailing blank line

@@ -271,7 +271,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     _check_eval_splits(config, data)
     check_oracle(config, data)
     if writer and not os.path.exists(os.path.join(workdir, "config.json")):
+      _record_fingerprint(workdir, data)
       io.write_atomic(os.path.join(workdir, "config.json"), config.to_json(indent=2) + "\n")
+    _check_fingerprint(workdir, data)
     asker = (PersonOracle(workdir, data, person, close_round)
              if config.al.oracle == "person" else None)
     return _run_rounds(config, workdir, data, mesh, phase_callback or (lambda r, p: None),
@@ -307,9 +309,11 @@ def _run_seeds(config, workdir: str, seeds, vmap_width: int | None, phase_callba
     _check_eval_splits(config, data)
     check_oracle(config, data)
     if writer and not os.path.exists(os.path.join(workdir, "config.json")):
+      _record_fingerprint(workdir, data)
       io.write_json(os.path.join(workdir, SEEDS_FILE),
                     {"seeds": list(seeds), "vmap_width": vmap_width})
       io.write_atomic(os.path.join(workdir, "config.json"), config.to_json(indent=2) + "\n")
+    _check_fingerprint(workdir, data)
     batch = SeedBatch(seeds, mesh=mesh, vmap_width=vmap_width)
     return _run_rounds(config, workdir, data, mesh, phase_callback or (lambda r, p: None),
                        t_start, seeds=batch)
@@ -332,6 +336,29 @@ def _check_seeds_file(workdir: str, seeds: tuple[int, ...], vmap_width: int | No
                        f"together), not {vmap_width}; continue it with {width} so its "
                        "numbers stay the same, or choose another --workdir.")
   return width
+
+
+FINGERPRINT_FILE = "data_fingerprint.json"  # own data's files, as the run first read them
+
+
+def _record_fingerprint(workdir: str, data) -> None:
+  if data.fingerprint is not None:
+    io.write_json(os.path.join(workdir, FINGERPRINT_FILE), dict(data.fingerprint))
+
+
+def _check_fingerprint(workdir: str, data) -> None:
+  """Own data must be the files the run started from: a relabelled validation row or a
+  replaced array would change what later rounds measure without a word."""
+  path = os.path.join(workdir, FINGERPRINT_FILE)
+  if data.fingerprint is None or not os.path.exists(path):
+    return
+  before, now = read_stored_json(path), dict(data.fingerprint)
+  changed = sorted(f for f in set(before) | set(now) if before.get(f) != now.get(f))
+  if changed:
+    raise DataError(
+        f"the data files {changed} changed since this run started (their sha256 is in "
+        f"{path}); the run's earlier rounds were measured on the files as they were. "
+        "Restore them, or start a new workdir for the new data. Nothing was changed.")
 
 
 def _seed_text(seeds) -> str:
@@ -382,8 +409,11 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
   env = _make_run_env(config, data, mesh, bars.epoch_callback if bars.enabled else None,
                       seeds)
   outs = _seed_outputs(config, workdir, seeds)
-  checkpointer = RoundCheckpointer(os.path.join(workdir, "checkpoints"),
-                                   config.checkpoint.max_to_keep)
+  folder = os.path.join(workdir, "checkpoints")
+  if os.path.exists(folder) and not os.path.isdir(folder):
+    raise WorkdirError(f"{folder} is a file, not the run's checkpoints folder; move it away "
+                       "and run again (the run then replays its ledger). Nothing was changed.")
+  checkpointer = RoundCheckpointer(folder, config.checkpoint.max_to_keep)
   state, histories, start = _resume(env, mesh, checkpointer)
   env, pending = _replay_ledgers(env, outs, asker, start, data, state)
   for out, history in zip(outs, histories):
@@ -494,7 +524,9 @@ def _one_round(env: RoundEnv, data, state: RoundState, r: int, histories, pool_o
     elif asker.asks(r):
       bars.phase(r, "waiting for answers")
       picked = asker.ask(env, chooser, r, histories[0], picked, phase)
-      ledger.append(r, asker.answers.ids, asker.answers.ledger_fields(data.class_names))
+      ledger.append(r, asker.answers.ids, asker.answers.ledger_fields(
+          data.class_names, oracle_lib.queries_digest(oracle_lib.queries_path(workdir_of(
+              ledger), r))))
     elif jax.process_index() == 0:
       ledger.append(r, [int(i) for i in data.pool.ids[picked.positions]])
     entry = ledger.read()[r]
@@ -525,6 +557,11 @@ def _one_round(env: RoundEnv, data, state: RoundState, r: int, histories, pool_o
       record["policy"] = log
   state = trained._replace(modality_weights=weights, policy=policy)
   return env, state, records, evaluation.pool_outputs
+
+
+def workdir_of(ledger: Ledger) -> str:
+  """The workdir a (single run's) ledger lives in."""
+  return os.path.dirname(ledger.path)
 
 
 def _check_eval_splits(config: ml_collections.ConfigDict, data) -> None:

@@ -27,8 +27,9 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from rlmba_jax import csv_files
 from rlmba_jax.experiment import io
-from rlmba_jax.experiment.errors import LabelsError, LabelsNeeded
+from rlmba_jax.experiment.errors import LabelsError, LabelsNeeded, WorkdirError
 
 ORACLES = ("dataset", "person")
 SKIP = "skip"
@@ -68,13 +69,17 @@ class Answers(NamedTuple):
   skipped: list[int]
   annotators: dict[int, str]
 
-  def ledger_fields(self, class_names: Sequence[str]) -> dict[str, Any]:
-    """The fields a ledger line stores besides round and ids."""
+  def ledger_fields(self, class_names: Sequence[str], queries: str | None = None
+                    ) -> dict[str, Any]:
+    """The fields a ledger line stores besides round and ids (``queries``: the sha256 of
+    the queries file the answers were given to)."""
     fields: dict[str, Any] = {
         "labels": [None if l is None else class_names[l] for l in self.labels],
         "skipped": list(self.skipped)}
     if self.annotators:
       fields["annotators"] = {str(k): v for k, v in sorted(self.annotators.items())}
+    if queries:
+      fields["queries"] = queries
     return fields
 
 
@@ -93,8 +98,37 @@ def write_queries(workdir: str, r: int, ids: Sequence[int], columns: Mapping[str
   os.makedirs(os.path.dirname(path), exist_ok=True)
   os.makedirs(os.path.dirname(labels_path(workdir, r)), exist_ok=True)
   io.write_atomic(classes_path(workdir), "".join(f"{c}\n" for c in class_names))
+  io.write_atomic(path + ".sha256", _sha256(buffer.getvalue().encode()) + "\n")
   io.write_atomic(path, buffer.getvalue())
   return path
+
+
+def _sha256(data: bytes) -> str:
+  import hashlib  # pylint: disable=g-import-not-at-top
+  return hashlib.sha256(data).hexdigest()
+
+
+def queries_digest(path: str) -> str:
+  """sha256 of a queries file's bytes (what the ledger line of its round records)."""
+  with open(path, "rb") as f:
+    return _sha256(f.read())
+
+
+def check_queries_unedited(path: str) -> None:
+  """The queries file is the one the run wrote (its ``.sha256`` beside it), else a
+  ``WorkdirError``: an edited id would be trained on as if the strategy had picked it."""
+  sidecar = path + ".sha256"
+  if not os.path.exists(sidecar):
+    raise WorkdirError(f"{sidecar} is missing: the run cannot tell whether {path} is the "
+                       "file it wrote. Remove the queries file to have the round asked "
+                       "again. Nothing was changed.")
+  with open(sidecar, encoding="utf-8") as f:
+    want = f.read().strip()
+  if queries_digest(path) != want:
+    raise WorkdirError(f"{path} was edited after the run wrote it (its sha256 is not the one "
+                       f"in {os.path.basename(sidecar)}): answer the queries as asked in "
+                       "labels/, never edit the queries; restore the file, or remove it to "
+                       "have the round asked again. Nothing was changed.")
 
 
 def _cell(value: Any) -> str:
@@ -105,9 +139,12 @@ def _cell(value: Any) -> str:
 
 def read_queries(path: str) -> tuple[list[int], list[dict[str, str]]]:
   """(ids in query order, the rows as dicts) of a queries file."""
-  with open(path, newline="", encoding="utf-8") as f:
-    rows = list(csv.DictReader(f))
-  return [int(row["id"]) for row in rows], rows
+  rows = csv_files.as_dicts(csv_files.read_rows(path, WorkdirError))
+  try:
+    return [int(row["id"]) for row in rows], rows
+  except (KeyError, ValueError) as e:
+    raise WorkdirError(f"{path} is not a queries file of this run ({e}); it was edited. "
+                       "Restore it, or remove it to have the round asked again.") from None
 
 
 class SavedAnswer(NamedTuple):
@@ -122,8 +159,7 @@ def saved_answers(path: str) -> dict[int, SavedAnswer]:
   the file does not exist."""
   if not os.path.exists(path):
     return {}
-  with open(path, newline="", encoding="utf-8") as f:
-    rows = list(csv.reader(f))
+  rows = csv_files.read_rows(path, LabelsError)
   out = {}
   for line, row in enumerate(rows[1:], start=2):
     if len(row) < 2:
@@ -157,11 +193,7 @@ def read_answers(path: str, queried: Sequence[int], class_names: Sequence[str],
   """
   classes = set(class_names)
   queried_set = {int(i) for i in queried}
-  try:
-    with open(path, newline="", encoding="utf-8") as f:
-      rows = list(csv.reader(f))
-  except (OSError, UnicodeDecodeError) as e:
-    raise LabelsError(f"{path} cannot be read ({e}); nothing was changed") from e
+  rows = csv_files.read_rows(path, LabelsError)
   if not rows:
     return {}
   header = [h.strip().lower() for h in rows[0]]
@@ -182,7 +214,7 @@ def read_answers(path: str, queried: Sequence[int], class_names: Sequence[str],
     try:
       example_id = int(raw_id)
     except ValueError:
-      raise LabelsError(f"{where}: id {raw_id!r} is not an integer. Nothing was "
+      raise LabelsError(f"{where}: id {raw_id[:40]!r} is not an integer. Nothing was "
                         "changed.") from None
     if example_id not in queried_set:
       if example_id in ledger_labels:
@@ -262,6 +294,11 @@ def check_answer_files(workdir: str, entries: Sequence[Mapping[str, Any]]) -> No
   for entry in entries:
     if "labels" not in entry:
       continue
+    asked = queries_path(workdir, entry["round"])
+    if "queries" in entry and os.path.exists(asked) and queries_digest(asked) != entry["queries"]:
+      raise WorkdirError(f"{asked} changed after round {entry['round']} was ingested (the "
+                         "ledger records the sha256 of the queries that were answered). "
+                         "Restore it. Nothing was changed.")
     path = labels_path(workdir, entry["round"])
     committed = {int(i): (SKIP if int(i) in set(entry.get("skipped", ())) else l)
                  for i, l in zip(entry["ids"], entry["labels"])}
