@@ -5,8 +5,10 @@ r"""A labelling page for a run that waits for a person (``config.al.oracle="pers
 Serves the waiting round's queries (``WORKDIR/queries/round_NNN.csv``) on localhost, one
 item at a time with its modalities: images, an audio player, text, and a small plot for a
 feature vector (an image array is drawn as an image). The model's guess is preselected;
-keys: 1-9 and 0 pick the first ten classes, Enter takes the selected class, s skips, the
-arrows move. Every answer is saved at once to ``WORKDIR/labels/round_NNN.csv`` (written
+keys: a class whose name is one character (digits, letters) is its own key (pressing 4
+saves "4"); otherwise 1-9 and 0 pick the first ten classes as the buttons show in brackets;
+Enter takes the selected class, s skips (- when a class is named s), Backspace undoes the
+last answer (each answer is echoed: "saved: 4"), the arrows move. Every answer is saved at once to ``WORKDIR/labels/round_NNN.csv`` (written
 atomically, so a closed browser or a killed server loses nothing); "End round" writes
 ``labels/round_NNN.closed``. Then run the experiment's command again: it ingests the answers
 (``experiment.oracle``) and trains.
@@ -347,6 +349,8 @@ PAGE = """<!doctype html>
  .mod img{image-rendering:pixelated;min-height:96px;max-height:220px}
  #status{font-size:14px} .guess{color:#555;font-size:14px} kbd{background:#eee;padding:0 4px}
  #done{display:none;background:#e8f5e9;padding:12px;border-radius:4px}
+ .skipped{background:#fff3e0;color:#e65100;font-size:13px;padding:1px 6px;border-radius:3px}
+ #saved{color:#2e7d32}
 </style></head><body>
 <header><b>rlmba_jax</b><span id="title"></span><span class="grow"></span>
 <span id="status"></span><button id="close">End round</button></header>
@@ -356,16 +360,29 @@ PAGE = """<!doctype html>
  <div class="guess" id="guess"></div>
  <div class="classes" id="classes"></div>
  <div><button id="prev">&larr; previous</button><button id="skip">skip (s)</button>
- <button id="next">next &rarr;</button></div>
- <p class="guess">Keys: <kbd>1</kbd>-<kbd>9</kbd>, <kbd>0</kbd> the first ten classes;
- <kbd>Enter</kbd> the selected class; <kbd>s</kbd> skip; arrows move. Every answer is saved
- at once.</p>
+ <button id="next">next &rarr;</button><button id="undo">undo</button></div>
+ <p id="saved" class="guess"></p>
+ <p class="guess">Keys: <span id="classkeys"></span>; <kbd>Enter</kbd> the selected class;
+ <kbd id="skipkey">s</kbd> skip; <kbd>Backspace</kbd> undo the last answer; arrows move.
+ Every answer is saved at once.</p>
 </main>
 <script>
-let S=null, k=0, sel=null;
+let S=null, k=0, sel=null, last=null, KEYS={}, KEY_OF={}, SKIP_KEY='s';
+// Keys follow the class names when every name is one character (digits 0-9: pressing 4
+// saves "4"); otherwise 1-9 and 0 pick the first ten classes by position, and each button
+// shows its key in brackets.
+function keymap(classes){KEYS={}; KEY_OF={};
+ const single=classes.every(c=>c.length==1)&&new Set(classes).size==classes.length;
+ classes.forEach((c,j)=>{const key=single?c:(j<10?String((j+1)%10):null);
+  if(key!==null){KEYS[key]=c; KEY_OF[c]=key;}});
+ SKIP_KEY=KEYS['s']!==undefined?'-':'s';
+ document.getElementById('skip').textContent='skip ('+SKIP_KEY+')';
+ document.getElementById('skipkey').textContent=SKIP_KEY;
+ document.getElementById('classkeys').textContent=single?'the class name itself':
+  '1-9 and 0 for the first ten classes, as in the brackets';}
 const H={'X-Labelling-Token':document.querySelector('meta[name=token]').content};
 const RAW={image:1,images:1,audio:1,text:1};
-async function load(){S=await (await fetch('/api/round')).json();
+async function load(){S=await (await fetch('/api/round')).json(); keymap(S.classes);
  document.getElementById('title').textContent='round '+S.round+' ('+S.total+' queries)';
  const first=S.items.findIndex(i=>!i.answer); k=first<0?0:first; show();}
 function status(){document.getElementById('status').textContent=
@@ -380,24 +397,31 @@ function cell(name,v){if(!v)return '';const src='/api/content?cell='+encodeURICo
  if(name=='text')return '<iframe style="width:100%;height:120px;border:0" src="'+src+'"></iframe>';
  if(/\\[\\d+\\]$/.test(v)||name=='image'||name=='images')return '<img alt="'+esc(name)+'" src="'+src+'">';
  return esc(v);}
+function per(f){const parts=Object.keys(f).filter(n=>n.startsWith('predicted_')&&f[n])
+  .map(n=>n.slice(10)+': '+f[n]); return parts.length?'; per modality: '+parts.join(', '):'';}
 function show(){const it=S.items[k]; const f=it.fields; status();
- let h='<h3>item '+(k+1)+' of '+S.total+' &middot; id '+it.id+'</h3>';
+ let h='<h3>item '+(k+1)+' of '+S.total+' &middot; id '+esc(String(it.id))+
+  (it.answer=='skip'?' <span class="skipped">skipped</span>':(it.answer?' <span class="skipped">answered: '+esc(it.answer)+'</span>':''))+'</h3>';
  for(const [name,v] of Object.entries(f)){
   if(['id','rank','predicted','confidence'].includes(name)||name.startsWith('predicted_'))continue;
   h+='<div class="mod"><h4>'+esc(name)+' <small>'+esc(v)+'</small></h4>'+cell(name,v)+'</div>';}
  document.getElementById('item').innerHTML=h;
  document.getElementById('guess').textContent=f.predicted?('model: '+f.predicted+
-  ' ('+(100*parseFloat(f.confidence)).toFixed(0)+' %)'):'no model yet (initial set)';
+  ' ('+(100*parseFloat(f.confidence)).toFixed(0)+' %)'+per(f)):'no model yet (initial set)';
+ if(it.answer=='skip')document.getElementById('guess').textContent+=' \u2014 you skipped this item';
  sel=it.answer&&it.answer!='skip'?it.answer:(f.predicted||null);
  const c=document.getElementById('classes'); c.innerHTML='';
  S.classes.forEach((name,j)=>{const b=document.createElement('button');
-  b.textContent=(j<10?((j+1)%10)+' ':'')+name; b.dataset.label=name;
+  const key=KEY_OF[name]; b.textContent=(key!==undefined&&key!==name?'['+key+'] ':'')+name;
+  if(key!==undefined)b.title='key '+key; b.dataset.label=name; b.dataset.key=key||'';
   if(name==sel)b.classList.add('selected'); if(name==it.answer)b.classList.add('answered');
   b.onclick=()=>answer(name); c.appendChild(b);});}
 async function answer(label){const it=S.items[k];
  const r=await fetch('/api/answer',{method:'POST',headers:H,body:JSON.stringify({id:it.id,label:label})});
  const j=await r.json(); if(!r.ok){alert(j.error);return;}
- it.answer=label; S.answered=j.answered;
+ it.answer=label; S.answered=j.answered; last={k:k};
+ document.getElementById('saved').textContent=(label=='skip'?'skipped':'saved: '+label)+
+  ' (item '+(k+1)+', id '+it.id+') \u2014 Backspace or "undo" takes it back';
  if(k<S.total-1)k++; show();}
 document.getElementById('skip').onclick=()=>answer('skip');
 document.getElementById('prev').onclick=()=>{if(k>0)k--;show();};
@@ -405,9 +429,16 @@ document.getElementById('next').onclick=()=>{if(k<S.total-1)k++;show();};
 document.getElementById('close').onclick=async()=>{
  if(!confirm('End round '+S.round+' with '+S.answered+' of '+S.total+' answers?'))return;
  await fetch('/api/close',{method:'POST',headers:H,body:'{}'}); S.closed=true; status();};
-document.addEventListener('keydown',e=>{if(!S)return;
- if(e.key>='0'&&e.key<='9'){const j=(parseInt(e.key)+9)%10; if(j<S.classes.length)answer(S.classes[j]);}
- else if(e.key=='Enter'&&sel)answer(sel); else if(e.key=='s')answer('skip');
+document.getElementById('undo').onclick=()=>undo();
+async function undo(){if(!last)return; const it=S.items[last.k];
+ const r=await fetch('/api/answer',{method:'POST',headers:H,body:JSON.stringify({id:it.id,label:''})});
+ const j=await r.json(); if(!r.ok){alert(j.error);return;}
+ it.answer=''; S.answered=j.answered; k=last.k; last=null;
+ document.getElementById('saved').textContent='undone: item '+(k+1)+' has no answer again'; show();}
+document.addEventListener('keydown',e=>{if(!S||e.ctrlKey||e.metaKey||e.altKey)return;
+ if(KEYS[e.key]!==undefined){answer(KEYS[e.key]);}
+ else if(e.key=='Enter'&&sel)answer(sel); else if(e.key==SKIP_KEY)answer('skip');
+ else if(e.key=='Backspace'){e.preventDefault();undo();}
  else if(e.key=='ArrowLeft'){if(k>0)k--;show();}
  else if(e.key=='ArrowRight'){if(k<S.total-1)k++;show();}});
 load();

@@ -90,6 +90,9 @@ def test_label_a_round_in_the_browser_then_resume(tmp_path):
     # the model's guess is preselected
     guess = driver.find_element(By.CSS_SELECTOR, "#classes button.selected").text
     assert guess.split(" ", 1)[1] in truth.values()
+    # named classes: each button shows the key that saves it, in brackets
+    first = driver.find_element(By.XPATH, "//button[@data-label='zero']").text
+    assert first == "[1] zero"
     body = driver.find_element(By.TAG_NAME, "body")
     names = oracle.read_class_names(workdir)
     for n, i in enumerate(asked):
@@ -136,3 +139,47 @@ def test_the_page_refuses_what_the_round_did_not_ask(tmp_path):
   assert session.answer(asked[0], "") == {"answered": 0, "total": 10}
   kind, body = session.content(session.state()["items"][0]["fields"]["fou"])
   assert kind == "image/svg+xml" and b"76 features" in body
+
+
+def test_keys_save_the_class_they_show_and_answers_can_be_undone(tmp_path):
+  """Classes named by one character are their own keys (on digits pressing 4 saves "4";
+  it saved "3" before); every answer is echoed and Backspace takes it back."""
+  from selenium.webdriver.common.by import By
+
+  digits = tuple(str(d) for d in range(10))
+  folder = write_demo_folder(str(tmp_path / "data"), pool_size=120, val_size=60,
+                             test_size=60, class_names=digits)
+  with open(os.path.join(folder, "truth.csv")) as f:
+    truth = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
+  workdir = str(tmp_path / "run")
+  with pytest.raises(LabelsNeeded, match="round 0"):
+    run(own_config(folder, **{"al.rounds": 1}), workdir)
+  asked, _ = oracle.read_queries(oracle.queries_path(workdir, 0))
+  driver = _browser()
+  server = label.serve(workdir, port=0)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  try:
+    driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+    _wait(lambda: "of 10 answered" in driver.find_element(By.ID, "status").text)
+    buttons = driver.find_elements(By.CSS_SELECTOR, "#classes button")
+    assert [b.text for b in buttons] == list(digits)  # no position numbers to confuse
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.send_keys("4")
+    _wait(lambda: "saved: 4" in driver.find_element(By.ID, "saved").text)
+    body.send_keys(truth[asked[1]])
+    _wait(lambda: "2 of 10 answered" in driver.find_element(By.ID, "status").text)
+    with open(oracle.labels_path(workdir, 0)) as f:
+      saved = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
+    assert saved == {asked[0]: "4", asked[1]: truth[asked[1]]}
+    body.send_keys("\ue003")  # Backspace: undo the last answer
+    _wait(lambda: "1 of 10 answered" in driver.find_element(By.ID, "status").text)
+    with open(oracle.labels_path(workdir, 0)) as f:
+      assert {int(r["id"]) for r in csv.DictReader(f)} == {asked[0]}
+    body.send_keys("s")
+    _wait(lambda: "skipped" in driver.find_element(By.ID, "saved").text)
+    driver.find_element(By.ID, "prev").click()
+    _wait(lambda: "skipped" in driver.find_element(By.CSS_SELECTOR, "#item h3").text)
+  finally:
+    driver.quit()
+    server.shutdown()
+    server.server_close()

@@ -309,11 +309,12 @@ INFO = DatasetInfo(
 
 
 def write_demo_folder(root: str, *, labelled_pool: bool = False, pool_size: int = 600,
-                      val_size: int = 200, test_size: int = 400, seed: int = 0) -> str:
+                      val_size: int = 200, test_size: int = 400, seed: int = 0,
+                      class_names: tuple[str, ...] | None = None) -> str:
   """Writes an arrays folder made from the packaged mfeat digits, the way a user would lay
   out their own data: two modalities (``fou``: 76 Fourier features; ``kar``: 64
   Karhunen-Loeve features), ``images/{id}.png`` (the 16 x 15 pixel view, for the labelling
-  page), class names ``zero`` ... ``nine``, and the pool unlabelled unless
+  page), class names ``zero`` ... ``nine`` (or ``class_names``), and the pool unlabelled unless
   ``labelled_pool``. The pool's true labels go to ``truth.csv`` (id,label) beside it, for a
   simulated person; the run never reads that file. Returns ``root``.
   """
@@ -321,7 +322,8 @@ def write_demo_folder(root: str, *, labelled_pool: bool = False, pool_size: int 
   from rlmba_jax.data import uci_mfeat  # pylint: disable=g-import-not-at-top
 
   views, labels = uci_mfeat.read_mfeat_csvs()
-  names = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+  names = class_names or ("zero", "one", "two", "three", "four", "five", "six", "seven",
+                          "eight", "nine")
   rng = np.random.default_rng(seed)
   order = rng.permutation(len(labels))[:pool_size + val_size + test_size]
   split = np.asarray(["pool"] * pool_size + ["val"] * val_size + ["test"] * test_size)
