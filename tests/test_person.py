@@ -464,3 +464,19 @@ def test_an_edited_queries_file_is_not_trained_on(tmp_path):
   open(path, "w").write(text.replace(f"\n{asked[0]},", f"\n{other},", 1))
   with pytest.raises(WorkdirError, match="was edited after the run wrote it"):
     run(config, workdir)
+
+
+def test_a_relative_manual_dir_is_stored_resolved_and_equivalent_paths_continue(
+    tmp_path, monkeypatch):
+  import json
+  from rlmba_jax.experiment import LabelsNeeded
+  folder = write_demo_folder(str(tmp_path / "data"), pool_size=80, val_size=40, test_size=40)
+  monkeypatch.chdir(tmp_path)
+  workdir = str(tmp_path / "run")
+  with pytest.raises(LabelsNeeded):
+    run(own_config("data", **{"al.rounds": 1}), workdir)
+  stored = json.load(open(os.path.join(workdir, "config.json")))["data"]["manual_dir"]
+  assert stored == folder and os.path.isabs(stored)
+  monkeypatch.chdir(workdir)  # elsewhere, with the absolute path: the same run
+  with pytest.raises(LabelsNeeded, match="round 0"):
+    run(own_config(folder, **{"al.rounds": 1}), workdir)

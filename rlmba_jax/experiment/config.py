@@ -39,6 +39,24 @@ from rlmba_jax.train.trainer import OPTIMIZERS
 # Keys that may differ when an existing workdir is continued (they change how far the run
 # goes or where caches live, not what it computes).
 RESUMABLE_KEYS = ("al.rounds", "data.data_dir", "eval.tensorboard", "eval.progress")
+# Folders: stored resolved (``resolve_paths``); on resume the same folder written another
+# way (relative, a symlink) is the same value.
+PATH_KEYS = ("data.manual_dir",)
+
+
+def _same_path(a, b) -> bool:
+  return bool(a) and bool(b) and os.path.realpath(str(a)) == os.path.realpath(str(b))
+
+
+def resolve_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """``config`` with its folders (``PATH_KEYS``) made absolute, so a workdir records where
+  its data is whatever folder a later command (or the labelling page) starts from."""
+  config = config.copy_and_resolve_references()
+  if config.data.manual_dir and not os.path.isabs(config.data.manual_dir):
+    config.data.manual_dir = os.path.abspath(config.data.manual_dir)
+  return config
+
+
 # Keys added with a default that computes something else than runs made before them did:
 # a stored config without the key had this value (so such a run is continued, or loaded,
 # as it was made, and a new default is never applied to it silently).
@@ -569,6 +587,8 @@ def config_differences(stored: dict[str, Any], config: ml_collections.ConfigDict
   for key in sorted(set(now) | set(before)):
     if key in RESUMABLE_KEYS:
       continue
+    if key in PATH_KEYS and _same_path(before.get(key), now.get(key)):
+      continue  # the same folder, written another way
     if key not in before and key in defaults and now.get(key) == defaults[key]:
       continue  # an option added after the run started, left at its default
     if now.get(key, "<absent>") != before.get(key, "<absent>"):

@@ -52,7 +52,8 @@ from rlmba_jax.experiment import io
 from rlmba_jax.experiment import oracle as oracle_lib
 from rlmba_jax.experiment import pretrain
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
-from rlmba_jax.experiment.config import check_budget, config_differences, validate_config
+from rlmba_jax.experiment.config import (check_budget, config_differences, resolve_paths,
+                                         validate_config)
 from rlmba_jax.experiment.errors import ConfigError, DataError, RunError, WorkdirError
 from rlmba_jax.experiment.ledger import Ledger
 from rlmba_jax.experiment.metrics import RoundLogger
@@ -256,6 +257,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
   t_start = time.time()
   compilation_cache.enable()
   validate_config(config)
+  config = resolve_paths(config)
   if seeds is not None:
     return _run_seeds(config, workdir, seeds, vmap_width, phase_callback, t_start)
   try:
