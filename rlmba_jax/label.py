@@ -24,6 +24,7 @@ JSON reason.
 
 from __future__ import annotations
 
+import csv
 import io as io_lib
 import json
 import mimetypes
@@ -164,6 +165,29 @@ class LabellingSession:
     if not 0 <= row < len(array):
       raise FileNotFoundError(f"{name} has no row {row}")
     return np.asarray(array[row], np.float32)
+
+
+def export_answers(workdir: str, path: str) -> int:
+  """Every answer a person gave, as the ledger records it (the ledger is checked: an
+  edited line is refused), to ``path`` as ``id,label,annotator,round``; skipped and
+  unanswered items are left out. Returns the number of answers written."""
+  from rlmba_jax.experiment.ledger import Ledger  # pylint: disable=g-import-not-at-top
+  entries = Ledger(os.path.join(workdir, "ledger.jsonl")).read()
+  rows = []
+  for entry in entries:
+    annotators = entry.get("annotators") or {}
+    for example_id, answer in zip(entry["ids"], entry.get("labels") or ()):
+      if answer is not None:
+        rows.append((example_id, answer, annotators.get(str(example_id), ""), entry["round"]))
+  buffer = io_lib.StringIO()
+  writer = csv.writer(buffer, lineterminator="\n")
+  writer.writerow(["id", "label", "annotator", "round"])
+  writer.writerows(rows)
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w", encoding="utf-8") as f:
+    f.write(buffer.getvalue())
+  os.replace(tmp, path)
+  return len(rows)
 
 
 def _plot(x: np.ndarray, width: int = 320, height: int = 90) -> str:
@@ -452,10 +476,19 @@ def main(argv=None):
   workdir = flags.DEFINE_string("workdir", None, "The run's workdir (al.oracle='person').")
   host = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on.")
   port = flags.DEFINE_integer("port", 8765, "Port (0: any free port).")
+  export = flags.DEFINE_string("export", "", "Write every answer the ledger holds to this "
+                               "CSV (id,label,annotator,round) and exit, serving nothing.")
   flags.mark_flag_as_required("workdir")
 
   def _main(args):
     del args
+    if export.value:
+      try:
+        count = export_answers(workdir.value, export.value)
+      except (OSError, ValueError) as e:
+        raise SystemExit(f"cannot export the answers of {workdir.value}: {e}") from None
+      print(f"{count} answers of {os.path.abspath(workdir.value)} written to {export.value}")
+      return
     try:
       server = serve(workdir.value, host.value, port.value)
     except (FileNotFoundError, OSError) as e:

@@ -140,6 +140,10 @@ def _parse_flags(argv):
   return rest
 
 
+_KEY_FLAGS = ("config", "workdir", "seeds", "vmap_width", "config_help",
+              "compilation_cache", "close_round")
+
+
 def entry_point():
   if "--config_help" in sys.argv[1:]:
     from rlmba_jax.experiment.config import describe_config  # pylint: disable=g-import-not-at-top
@@ -147,6 +151,8 @@ def entry_point():
     print(describe_config())
     sys.exit(0)
   flags.mark_flag_as_required("workdir")
+  for name in _KEY_FLAGS:  # --help lists them (absl shows the main script's key flags)
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
   app.run(main, flags_parser=_parse_flags)
 
 

@@ -20,7 +20,7 @@ from rlmba_jax.experiment import LabelsNeeded, run
 from rlmba_jax.experiment import oracle
 from test_person import own_config
 
-pytestmark = pytest.mark.slow  # a browser and an end-to-end run
+pytestmark = pytest.mark.slow  # a browser and end-to-end runs
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -183,3 +183,27 @@ def test_keys_save_the_class_they_show_and_answers_can_be_undone(tmp_path):
     driver.quit()
     server.shutdown()
     server.server_close()
+
+
+def test_export_writes_every_answer_the_ledger_holds(tmp_path):
+  folder = write_demo_folder(str(tmp_path / "data"), pool_size=80, val_size=40,
+                             test_size=40)
+  with open(os.path.join(folder, "truth.csv")) as f:
+    truth = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
+  workdir = str(tmp_path / "run")
+  config = own_config(folder, **{"al.rounds": 1})
+  person = oracle.SimulatedPerson(truth, skip=0.2, annotator="ana")
+  for r in (0, 1):
+    with pytest.raises(LabelsNeeded, match=f"round {r}"):
+      run(config, workdir)
+    person(oracle.queries_path(workdir, r), oracle.labels_path(workdir, r), r)
+  run(config, workdir)
+  out = str(tmp_path / "answers.csv")
+  count = label.export_answers(workdir, out)
+  with open(out) as f:
+    rows = list(csv.DictReader(f))
+  ledger = read_ledger(workdir)
+  answered = [(i, l) for e in ledger for i, l in zip(e["ids"], e["labels"]) if l is not None]
+  assert count == len(rows) == len(answered) and count < 20  # skipped ones left out
+  assert all(truth[int(r["id"])] == r["label"] and r["annotator"] == "ana" for r in rows)
+  assert {r["round"] for r in rows} == {"0", "1"}

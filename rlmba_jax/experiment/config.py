@@ -94,6 +94,7 @@ def default_config() -> ml_collections.ConfigDict:
   # the simulated annotator then answers wrongly for them (0: every answer right).
   c.data.label_noise = 0.0
   # Record data sets (upmc_food101, kinetics_sounds, vggsound): read from disk by grain.
+
   c.data.on_error = "stop"  # a bad source file at build time: "stop" (name it) | "skip"
   c.data.fixture = False  # True: write a small fixture in the real layout and use it
   c.data.vocab = ""  # WordPiece vocab.txt ("" = manual_dir/vocab.txt or all-MiniLM-L6-v2's)
@@ -336,7 +337,7 @@ def describe_config() -> str:
     if m and m.group(1) in defaults:
       after = m.group(2).split("  # ", 1)
       notes[m.group(1)] = pending + ([after[1]] if len(after) > 1 else [])
-    pending = [] if text else pending
+    pending = []  # a key line or a blank line ends the comment block above it
   out = []
   for key, value in defaults.items():
     out.append(f"config.{key} = {value!r}")

@@ -121,6 +121,9 @@ class PoolView:
 
 
 Strategy = Callable[..., jnp.ndarray]
+"""A strategy: ``select(key, pool: PoolView, budget: int, **options) -> [budget] int32``
+pool positions, distinct and unlabelled, in the order chosen; pure and jittable with
+``budget`` and ``options`` static."""
 
 
 class StrategySpec(NamedTuple):
@@ -159,6 +162,9 @@ def _spec(name: str) -> StrategySpec:
 
 
 def get_strategy(name: str) -> Strategy:
+  """The registered strategy ``name`` (``available_strategies()`` lists them), e.g.
+  ``get_strategy("badge")(jax.random.key(0), PoolView.from_arrays(...), 100)``; a
+  ValueError listing the names for an unknown one."""
   return _spec(name).select
 
 
