@@ -7,8 +7,11 @@ r"""Active learning on your own arrays (``rlmba_jax/data/arrays.py``; README, "Y
 
 The folder holds ``examples.csv`` (id,split,label) and one ``<modality>.npy`` per modality;
 every modality present is used (``data.modalities=""``). ``person`` sets
-``al.oracle="person"``; ``runlocal`` shrinks training for a smoke test. 20 initial labels,
-then 5 rounds of 20; change them with ``--config.al.*``.
+``al.oracle="person"`` and queries with margin sampling (the strongest simple strategy of
+our comparisons, cheap on any pool; change it with ``--config.al.strategy``, also between
+rounds: each round's strategy is recorded in the ledger); ``runlocal`` shrinks training
+for a smoke test. 20 initial labels, then 5 rounds of 20; change them with
+``--config.al.*``.
 """
 
 from rlmba_jax.experiment.config import default_config, parse_arg
@@ -25,6 +28,7 @@ def get_config(arg=None):
   config.al.rounds = 5
   if "person" in args:
     config.al.oracle = "person"
+    config.al.strategy = "margin"
   if "runlocal" in args:
     config.al.rounds = 2
     config.train.num_epochs = 5

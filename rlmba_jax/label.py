@@ -427,7 +427,7 @@ function show(){const it=S.items[k]; const f=it.fields; status();
  let h='<h3>item '+(k+1)+' of '+S.total+' &middot; id '+esc(String(it.id))+
   (it.answer=='skip'?' <span class="skipped">skipped</span>':(it.answer?' <span class="skipped">answered: '+esc(it.answer)+'</span>':''))+'</h3>';
  for(const [name,v] of Object.entries(f)){
-  if(['id','rank','predicted','confidence'].includes(name)||name.startsWith('predicted_'))continue;
+  if(['id','rank','predicted','confidence','strategy'].includes(name)||name.startsWith('predicted_'))continue;
   h+='<div class="mod"><h4>'+esc(name)+' <small>'+esc(v)+'</small></h4>'+cell(name,v)+'</div>';}
  document.getElementById('item').innerHTML=h;
  document.getElementById('guess').textContent=f.predicted?('model: '+f.predicted+

@@ -33,7 +33,9 @@ def test_torn_last_line_is_moved_aside_not_lost(tmp_path):
 
 def test_damage_inside_the_ledger_is_an_error_and_changes_nothing(tmp_path):
   path = tmp_path / "ledger.jsonl"
-  path.write_text('{"round": 0, "ids": [1]}\nnot json\n{"round": 2, "ids": [3]}\n')
+  Ledger(str(path)).append(0, [1])  # a valid first line, then damage on line 2
+  with open(path, "a") as f:
+    f.write('not json\n{"round": 2, "ids": [3]}\n')
   before = path.read_bytes()
   with pytest.raises(LedgerError, match="line 2"):
     Ledger(str(path)).read()

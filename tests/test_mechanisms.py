@@ -91,3 +91,26 @@ def test_long_tail_and_wrong_answers():
   wrong = noisy.labels != labels
   assert 0.07 < wrong.mean() < 0.13
   np.testing.assert_array_equal(noisy.inputs["x"], pool.inputs["x"])  # only labels change
+
+
+@pytest.mark.slow
+def test_greedy_oracle_picks_the_best_of_its_subsets_the_same_batched_or_not(tmp_path):
+  import json
+  import os
+  from conftest import make_tiny_config, read_ledger, read_rounds
+  from rlmba_jax.experiment import ConfigError, run
+  cfg = {"model.head": "evidential", "model.fused_head": "softmax",
+         "al.strategy": "greedy_oracle", "al.greedy_oracle.subsets": 4, "al.rounds": 1}
+  batched = str(tmp_path / "batched")
+  run(make_tiny_config(**cfg), batched, seeds="3,4")
+  single = str(tmp_path / "single")
+  run(make_tiny_config(**{**cfg, "seed": 4}), single)
+  assert read_ledger(os.path.join(batched, "seed_0004")) == read_ledger(single)
+  assert read_rounds(os.path.join(batched, "seed_0004")) == read_rounds(single)
+  ledger = read_ledger(single)
+  assert len(set(ledger[1]["ids"])) == 10 and not set(ledger[1]["ids"]) & set(ledger[0]["ids"])
+  # from the whole pool too; and never with a person
+  run(make_tiny_config(**{**cfg, "al.greedy_oracle.source": "pool"}), str(tmp_path / "pool"))
+  with pytest.raises(ConfigError, match="greedy_oracle.* person"):
+    run(make_tiny_config(**{**cfg, "al.oracle": "person"}), str(tmp_path / "p"))
+  assert json.load(open(os.path.join(single, "config.json")))["al"]["strategy"] == "greedy_oracle"

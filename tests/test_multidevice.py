@@ -120,6 +120,7 @@ SELECTION_DRIVER = textwrap.dedent("""
     out["same"]["diagnostics"] = all(
         d1[k].tolist() == d8[k].tolist()
         for k in ("class_counts", "overlap_margin", "overlap_badge", "far_from_labelled"))
+    out["strategies"] = list(selection.available_strategies())
     print("RESULT" + json.dumps(out))
 """)
 
@@ -130,7 +131,10 @@ def test_every_strategy_selects_the_same_on_a_pool_split_over_eight_devices():
                     env={"XLA_FLAGS": "--xla_force_host_platform_device_count=8"})
   assert proc.returncode == 0, proc.stderr[-3000:]
   out = json.loads(proc.stdout.split("RESULT", 1)[1])
-  assert len(out["same"]) == 15
+  # every registered strategy, then the policy, labelled diversity and diagnostics
+  assert list(out["same"]) == out["strategies"] + ["rlmba_policy", "rlmba_labelled",
+                                                   "diagnostics"], list(out["same"])
+  assert len(out["strategies"]) >= 14, out["strategies"]
   # GCN-AL trains a GCN for 200 Adam steps on sums over the whole pool, which a split pool
   # adds in another order: its picks agree in this optimised build, but at -O0 only 35 of
   # 40 do, so an XLA upgrade may move a few. Most must agree; everything else exactly.

@@ -480,3 +480,25 @@ def test_a_relative_manual_dir_is_stored_resolved_and_equivalent_paths_continue(
   monkeypatch.chdir(workdir)  # elsewhere, with the absolute path: the same run
   with pytest.raises(LabelsNeeded, match="round 0"):
     run(own_config(folder, **{"al.rounds": 1}), workdir)
+
+
+@pytest.mark.slow
+def test_a_person_run_may_change_strategy_between_rounds(tmp_path):
+  from rlmba_jax.experiment import LabelsNeeded, WorkdirError
+  folder = write_demo_folder(str(tmp_path / "data"), pool_size=80, val_size=40, test_size=40)
+  with open(os.path.join(folder, "truth.csv")) as f:
+    truth = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
+  person = oracle.SimulatedPerson(truth)
+  workdir = str(tmp_path / "run")
+  plan = [("random", 0), ("margin", 1), ("entropy", 2)]
+  for strategy, r in plan:
+    config = own_config(folder, **{"al.strategy": strategy})
+    with pytest.raises(LabelsNeeded, match=f"round {r}"):
+      run(config, workdir)
+    person(oracle.queries_path(workdir, r), oracle.labels_path(workdir, r), r)
+  run(own_config(folder, **{"al.strategy": "entropy"}), workdir)
+  assert [e["strategy"] for e in read_ledger(workdir)] == ["random", "margin", "entropy"]
+  with pytest.raises(WorkdirError, match="al.strategy"):
+    run(own_config(folder, **{"al.strategy": "rlmba", "al.rounds": 3,
+                              "model.head": "evidential", "al.rlmba.reward": "absolute"}),
+        workdir)

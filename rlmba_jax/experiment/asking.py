@@ -162,6 +162,9 @@ class PersonOracle:
     else:
       columns = {m: [f"record {int(i)}" for i in ids] for m in env.names}
     columns["rank"] = list(range(1, len(ids) + 1))
+    # what chose them (round 0: the random initial set); the ledger line records it
+    columns["strategy"] = [env.config.al.strategy if state.train is not None
+                           else "random"] * len(ids)
     empty = [""] * len(ids)
     guesses = {"predicted": empty, "confidence": empty}
     guesses.update({f"predicted_{m}": empty for m in env.names})

@@ -27,6 +27,7 @@ from rlmba_jax.models.bert import POOLINGS
 from rlmba_jax.models.classifier import DTYPES, check_head_and_fusion, encoder_names
 from rlmba_jax.modality.weights import CONTRIBUTIONS, FAVOUR
 from rlmba_jax.experiment.errors import ConfigError
+from rlmba_jax.experiment.headroom import ORACLE, SOURCES as ORACLE_SOURCES
 from rlmba_jax.experiment.oracle import ORACLES
 from rlmba_jax.experiment.progress import PROGRESS
 from rlmba_jax.policy.agent import REWARDS
@@ -193,6 +194,12 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.power_entropy.beta = 1.0
   c.al.power_margin = ml_collections.ConfigDict()
   c.al.power_margin.beta = 1.0
+  # The greedy oracle (al.strategy="greedy_oracle", experiment.headroom): an upper bound,
+  # never a method. Each round the best by validation top-1 of `subsets` random b-subsets
+  # of RL-MBA's top kappa b candidates ("candidates") or of the whole pool ("pool").
+  c.al.greedy_oracle = ml_collections.ConfigDict()
+  c.al.greedy_oracle.source = "candidates"
+  c.al.greedy_oracle.subsets = 16
   c.al.gcnal = ml_collections.ConfigDict()  # Caramalau et al.'s settings
   c.al.gcnal.method = "coregcn"  # "coregcn" | "uncertaingcn"
   c.al.gcnal.epochs = 200
@@ -430,7 +437,9 @@ def _schema() -> dict[str, Rule]:
       "modality.contribution": one_of(CONTRIBUTIONS), "modality.temperature": positive(),
       "modality.floor": non_negative(), "modality.momentum": in_range(0, 1),
       "modality.favour": one_of(FAVOUR),
-      "al.strategy": one_of(available_strategies(), "a strategy"),
+      "al.strategy": one_of(available_strategies() + (ORACLE,), "a strategy"),
+      "al.greedy_oracle.source": one_of(ORACLE_SOURCES),
+      "al.greedy_oracle.subsets": positive(),
       "al.initial_size": positive(), "al.budget_per_round": positive(),
       "al.rounds": non_negative(), "al.oracle": one_of(ORACLES),
       "al.bald.passes": at_least(2, "BALD needs at least 2 dropout passes"),
@@ -511,12 +520,16 @@ def _check_combinations(config: ml_collections.ConfigDict, given: dict[str, Any]
     raise ConfigError("config.al.diagnostics=True reads the labels of the pool's examples "
                       "before they are picked, which only the data set can give; with "
                       "config.al.oracle='person' set al.diagnostics=False")
-  if given["al.strategy"] == "rlmba":
+  if given["al.strategy"] == ORACLE and given["al.oracle"] == "person":
+    raise ConfigError("config.al.strategy='greedy_oracle' reads the pool's labels to choose; "
+                      "a person's run cannot use it")
+  if given["al.strategy"] in ("rlmba", ORACLE):
     if given["al.rlmba.efda"] and given["model.head"] != "evidential":
       raise ConfigError("config.al.strategy='rlmba' with config.al.rlmba.efda=True scores "
                         "evidential uncertainty; set config.model.head='evidential' (and "
                         "model.fusion='evidence'), or config.al.rlmba.efda=False")
-    if (given["al.rlmba.policy"] and given["al.rlmba.reward"] == "relative"
+    if (given["al.strategy"] == "rlmba" and given["al.rlmba.policy"]
+        and given["al.rlmba.reward"] == "relative"
         and not str(given["al.rlmba.reference_runs"]).strip()):
       raise ConfigError("config.al.rlmba.reward='relative' compares with reference runs; "
                         "name their workdirs in config.al.rlmba.reference_runs, or use "
@@ -588,6 +601,8 @@ def config_differences(stored: dict[str, Any], config: ml_collections.ConfigDict
   for key in sorted(set(now) | set(before)):
     if key in RESUMABLE_KEYS:
       continue
+    if key == "al.strategy" and strategy_may_change(before, now):
+      continue  # a person's run: each round's strategy is in its ledger line
     if key in PATH_KEYS and _same_path(before.get(key), now.get(key)):
       continue  # the same folder, written another way
     if key not in before and key in defaults and now.get(key) == defaults[key]:
@@ -596,6 +611,14 @@ def config_differences(stored: dict[str, Any], config: ml_collections.ConfigDict
       diffs.append(f"config.{key}: workdir has {before.get(key, '<absent>')!r}, "
                    f"now {now.get(key, '<absent>')!r}")
   return diffs
+
+
+def strategy_may_change(before: dict[str, Any], now: dict[str, Any]) -> bool:
+  """A run a person answers may query with another strategy from one round to the next
+  (the ledger line of each round records its strategy), unless RL-MBA is one of them: its
+  policy is part of the round state."""
+  return (before.get("al.oracle") == now.get("al.oracle") == "person"
+          and "rlmba" not in (before.get("al.strategy"), now.get("al.strategy")))
 
 
 def strategy_options(config: ml_collections.ConfigDict) -> dict[str, Any]:

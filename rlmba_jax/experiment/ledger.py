@@ -32,7 +32,7 @@ class LedgerError(WorkdirError):
 
 
 # Fields of a line besides round, ids and digest (a person's answers), in digest order.
-ANSWER_FIELDS = ("labels", "skipped", "annotators", "queries")
+ANSWER_FIELDS = ("labels", "skipped", "annotators", "queries", "strategy")
 
 
 def line_digest(previous: str, round_index: int, ids: Sequence[int],

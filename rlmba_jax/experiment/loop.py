@@ -526,9 +526,11 @@ def _one_round(env: RoundEnv, data, state: RoundState, r: int, histories, pool_o
     elif asker.asks(r):
       bars.phase(r, "waiting for answers")
       picked = asker.ask(env, chooser, r, histories[0], picked, phase)
+      asked = oracle_lib.queries_path(workdir_of(ledger), r)
+      _, rows = oracle_lib.read_queries(asked)
       ledger.append(r, asker.answers.ids, asker.answers.ledger_fields(
-          data.class_names, oracle_lib.queries_digest(oracle_lib.queries_path(workdir_of(
-              ledger), r))))
+          data.class_names, oracle_lib.queries_digest(asked),
+          strategy=(rows[0].get("strategy") if rows else None)))
     elif jax.process_index() == 0:
       ledger.append(r, [int(i) for i in data.pool.ids[picked.positions]])
     entry = ledger.read()[r]

@@ -69,10 +69,10 @@ class Answers(NamedTuple):
   skipped: list[int]
   annotators: dict[int, str]
 
-  def ledger_fields(self, class_names: Sequence[str], queries: str | None = None
-                    ) -> dict[str, Any]:
+  def ledger_fields(self, class_names: Sequence[str], queries: str | None = None,
+                    strategy: str | None = None) -> dict[str, Any]:
     """The fields a ledger line stores besides round and ids (``queries``: the sha256 of
-    the queries file the answers were given to)."""
+    the queries file the answers were given to; ``strategy``: what chose them)."""
     fields: dict[str, Any] = {
         "labels": [None if l is None else class_names[l] for l in self.labels],
         "skipped": list(self.skipped)}
@@ -80,6 +80,8 @@ class Answers(NamedTuple):
       fields["annotators"] = {str(k): v for k, v in sorted(self.annotators.items())}
     if queries:
       fields["queries"] = queries
+    if strategy:
+      fields["strategy"] = strategy
     return fields
 
 

@@ -40,6 +40,7 @@ from rlmba_jax import modality
 from rlmba_jax import parallel
 from rlmba_jax import policy as policy_lib
 from rlmba_jax import selection
+from rlmba_jax.experiment import headroom
 from rlmba_jax.experiment.config import strategy_options
 from rlmba_jax.experiment.errors import NonFiniteError, WorkdirError
 from rlmba_jax.experiment.seeds import SeedBatch
@@ -227,7 +228,8 @@ def make_pool_view_builder(config: ml_collections.ConfigDict, model, trainer: Tr
   fused outputs are always recomputed for ``weights`` by one function
   (``models.fuse_with_weights``), so a given and a fresh prediction give the same view.
   """
-  needs = selection.strategy_needs(config.al.strategy)
+  needs = (headroom.view_needs() if config.al.strategy == headroom.ORACLE
+           else selection.strategy_needs(config.al.strategy))
   fused_head = make_fused_head(model) if "fused_head" in needs else None
   coalitions = jax.jit(coalition_probabilities_fn(config.model, names))
   reweight = (jax.jit(functools.partial(_reweight, names=names))
@@ -352,8 +354,9 @@ def make_env(config: ml_collections.ConfigDict, model, trainer: Trainer,
   if batched is not None:
     trainer = trainer.over_seeds(seeds)
   agent, references = make_agent(config, names, pool_size, batched)
-  strategy = jax.jit(functools.partial(selection.get_strategy(config.al.strategy),
-                                       **strategy_options(config)), static_argnums=2)
+  strategy = None if config.al.strategy == headroom.ORACLE else jax.jit(
+      functools.partial(selection.get_strategy(config.al.strategy),
+                        **strategy_options(config)), static_argnums=2)
   initial = jax.jit(selection.get_strategy("random"), static_argnums=2)
   analyse = make_modality_analysis(config.model, names)
   return RoundEnv(
@@ -361,7 +364,7 @@ def make_env(config: ml_collections.ConfigDict, model, trainer: Trainer,
       pool_size=pool_size, pool_inputs=pool_inputs, pool_labels=pool_labels, evals=evals,
       example=trainer.example(pool_inputs),
       select_initial=_strategy_over_seeds(initial, seeds),
-      select_strategy=_strategy_over_seeds(strategy, seeds),
+      select_strategy=strategy and _strategy_over_seeds(strategy, seeds),
       build_view=make_pool_view_builder(config, model, trainer, names, batched),
       analyse=seeds.map(analyse, (0, None, 0)),
       agent=agent, references=references,
@@ -468,7 +471,12 @@ def _select_fresh(env: RoundEnv, state: RoundState, r: int, keys, pool_outputs
   else:
     view = env.build_view(state.train, state.modality_weights.weights, state.labelled,
                           env.pool_inputs, keys["mc_dropout"], pool_outputs)
-    positions = env.select_strategy(keys["select"], view, env.config.al.budget_per_round)
+    if env.select_strategy is None:  # the greedy oracle: headroom, not a method
+      best = headroom.oracle_positions(env, state, r, keys, view, keys["init"],
+                                       keys["train"])
+      positions = np.stack(best) if seeds.batched else best[0]
+    else:
+      positions = env.select_strategy(keys["select"], view, env.config.al.budget_per_round)
   picked = seeds.split((positions, state.labelled))
   for i, (p, labelled) in enumerate(picked):
     if len(set(p.tolist())) != len(p) or np.asarray(labelled)[p].any():

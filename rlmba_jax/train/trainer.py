@@ -250,6 +250,7 @@ class Trainer:
     """
     other = copy.copy(self)
     other.seed_batch = seeds
+    other.per_seed = self  # the single-seed trainer (programs over one seed's state)
     other._init_variables = seeds.map(self._init_variables, (0, None))
     other._init_optimizer = seeds.map(self._init_optimizer, (0,))
     other._train_jit = seeds.map(self._train_jit, (0, 0, None, None, 0, 0),
