@@ -109,8 +109,15 @@ def test_greedy_oracle_picks_the_best_of_its_subsets_the_same_batched_or_not(tmp
   assert read_rounds(os.path.join(batched, "seed_0004")) == read_rounds(single)
   ledger = read_ledger(single)
   assert len(set(ledger[1]["ids"])) == 10 and not set(ledger[1]["ids"]) & set(ledger[0]["ids"])
+  # The best of 4: its first subset is the only one of subsets=1 (the same draws), and the
+  # round trains as the oracle did, so the kept subset validates at least as well.
+  one = str(tmp_path / "one")
+  run(make_tiny_config(**{**cfg, "seed": 4, "al.greedy_oracle.subsets": 1}), one)
+  assert read_rounds(single)[1]["val_top1"] >= read_rounds(one)[1]["val_top1"]
+  assert read_ledger(one)[0] == ledger[0]
   # from the whole pool too; and never with a person
-  run(make_tiny_config(**{**cfg, "al.greedy_oracle.source": "pool"}), str(tmp_path / "pool"))
+  run(make_tiny_config(**{**cfg, "al.greedy_oracle.source": "pool",
+                          "al.greedy_oracle.subsets": 2}), str(tmp_path / "pool"))
   with pytest.raises(ConfigError, match="greedy_oracle.* person"):
     run(make_tiny_config(**{**cfg, "al.oracle": "person"}), str(tmp_path / "p"))
   assert json.load(open(os.path.join(single, "config.json")))["al"]["strategy"] == "greedy_oracle"
