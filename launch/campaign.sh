@@ -8,8 +8,14 @@
 #   STAGES="M1 AS A1" bash launch/campaign.sh
 #   REPORT_ONLY=1 bash launch/campaign.sh   # only the reports from what has finished
 #
-# Env: OUT (runs/campaign), FSDD (../shared/data/fsdd), STAGES (all, in order), BLOCKS
-# (seed blocks per stage and call: all).
+# Env: OUT (runs/campaign), FSDD (../shared/data/fsdd), STAGES (all, in order).
+#
+# Across sessions: runs/ does not outlive a machine, the per-seed records do. After each
+# session, `python launch/compare.py --sweep=$OUT/mfeat --out=results/mfeat_paired ...` adds
+# the finished runs to the committed seeds.jsonl (checking that a run it already has
+# reproduces its record), and the next session's campaign skips every (row, seed block)
+# recorded there. A continuation at a later commit first reruns one recorded block of two
+# rows and checks the curves are the same (compare.py refuses runs that differ).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-runs/campaign}
@@ -27,9 +33,39 @@ MECH="power_margin,power_entropy,rlmba_uniform=rlmba{tuned}/al.rlmba.prior_tempe
 REST="entropy,least_confidence,bald,coreset,kmeans,rlmba_absolute=rlmba{tuned}/al.rlmba.reward=absolute,rlmba_incremental=rlmba{tuned}/al.rlmba.reward=incremental"
 HARD="random,margin,badge,bmmal,rlmba_tuned=rlmba{tuned},rlmba_prior=rlmba{tuned}/al.rlmba.learning_rate=0/al.rlmba.entropy_weight=0"
 
+results_of() {  # the study folder whose seeds.jsonl keeps a sweep folder's records
+  local name; name=$(basename "$1")
+  case "$name" in
+    *_longtail) echo "results/${name%_longtail}_paired/longtail" ;;
+    *_noisy) echo "results/${name%_noisy}_paired/noisy" ;;
+    *) echo "results/${name}_paired" ;;
+  esac
+}
+
+missing() {  # missing RESULTS ENTRIES SEEDS REFS -> the entries with a seed not recorded
+  python - "$1/seeds.jsonl" "$2" "$3" "$4" <<'EOF'
+import os, sys
+from rlmba_jax.experiment.paired_report import missing_entries, read_records
+path, entries, seeds, refs = sys.argv[1:]
+first, last = map(int, seeds.split("-"))
+records = read_records(path) if os.path.exists(path) else []
+print(",".join(missing_entries(records, entries.split(","), range(first, last + 1),
+                               refs.split(","))))
+EOF
+}
+
 sweep() {  # sweep DIR CONFIG TUNED ENTRIES SEEDS REFERENCES [config flags...]
   local dir=$1 cfg=$2 tuned=$3 entries=$4 seeds=$5 refs=$6; shift 6
   local only=(); [ -n "${REPORT_ONLY:-}" ] && only=(--report_only)
+  # A campaign continued in a later session: rows whose seeds the study's committed
+  # records already hold are not run again (references still are, when a row needs them).
+  if [ -z "${REPORT_ONLY:-}" ]; then
+    entries=$(missing "$(results_of "$dir")" "$entries" "$seeds" "$refs")
+    if [ -z "$entries" ]; then
+      echo "$seeds: every row recorded in $(results_of "$dir")/seeds.jsonl" >> "$dir.log"
+      return 0
+    fi
+  fi
   python launch/sweep.py --config="$cfg" --workdir="$dir" --tuned="$tuned" \
     --strategies="$entries" --seed_list="$seeds" --references="$refs" --workers=1 \
     --seeds_per_program=10 --progress=off "${only[@]}" "$@" >> "$dir.log" 2>&1

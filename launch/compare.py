@@ -6,7 +6,8 @@ r"""The paired report of a study (results/<study>/plan.md): per-seed records, th
   # the report again from the committed records alone
   python launch/compare.py --out=results/mfeat_paired
 
-Writes ``OUT/seeds.jsonl`` (with ``--sweep``), ``OUT/report.md`` (mean +- sample std per row,
+Writes ``OUT/seeds.jsonl`` (with ``--sweep``: the sweep's finished runs added to the records
+already there, each run checked to reproduce a record it shares), ``OUT/report.md`` (mean +- sample std per row,
 then the plan's families of paired comparisons with Holm-adjusted p and verdicts, the
 penalty matrix), ``OUT/comparisons.json``, ``curves.png`` and ``penalty.png``;
 ``OUT/reading.md``, the written analysis, is appended to report.md when it exists.
@@ -61,6 +62,8 @@ def main(argv):
   if _SWEEP.value:
     records = pr.seed_records(_SWEEP.value, os.path.basename(os.path.normpath(out)),
                               _ROUNDS.value, _COMMIT.value)
+    if os.path.exists(path):  # a campaign continued: keep what earlier sessions recorded
+      records = pr.merge_records(pr.read_records(path), records)
     pr.write_records(path, records)
   records = pr.read_records(path)
   labels = sorted({r["strategy"] for r in records})

@@ -122,3 +122,22 @@ def test_paired_report_from_records(tmp_path):
   assert "**tied" in text  # margin: the same mean, small spread
   assert (tmp_path / "penalty.png").exists() and (tmp_path / "curves.png").exists()
   assert "± " in text  # sample std shown
+
+
+def test_records_of_a_continued_campaign_merge_only_when_they_reproduce():
+  from rlmba_jax.experiment import paired_report as pr
+  kept = [{"strategy": "margin", "seed": 1000, "num_labeled": [20, 30], "val_top1": [.5, .6],
+           "test_top1": [.4, .5], "commit": "aaa"}]
+  same = [dict(kept[0], commit="bbb"),
+          {"strategy": "margin", "seed": 1001, "num_labeled": [20, 30], "val_top1": [.5, .7],
+           "test_top1": [.4, .6], "commit": "bbb"}]
+  merged = pr.merge_records(kept, same)
+  assert [(r["seed"], r["commit"]) for r in merged] == [(1000, "aaa"), (1001, "bbb")]
+  assert pr.missing_entries(merged, ["margin"], [1000, 1001], ["gcnal"]) == []
+  rows = ["gcnal", "margin", "rlmba_tuned=rlmba/al.rlmba.kappa=3"]
+  assert pr.missing_entries(merged + [dict(kept[0], strategy="gcnal")], rows, [1000],
+                            ["gcnal"]) == [rows[0], rows[2]]  # RL-MBA left: its reference too
+  assert pr.missing_entries(merged, ["margin", "random"], [1000]) == ["random"]
+  other = [dict(kept[0], test_top1=[.4, .51])]
+  with pytest.raises(ValueError, match="margin seed 1000: the new run's test_top1 differ"):
+    pr.merge_records(kept, other)

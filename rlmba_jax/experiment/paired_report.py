@@ -61,6 +61,43 @@ def read_records(path: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in f if line.strip()]
 
 
+def merge_records(kept: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]
+                  ) -> list[dict[str, Any]]:
+  """``kept`` (a study's committed records) with ``new`` added, one record per (strategy,
+  seed). A run in both must agree on every curve (a campaign continued in another session
+  or at another commit reproduces what it already has, or it is not the same study);
+  otherwise ``ValueError`` names the run."""
+  out = {(r["strategy"], r["seed"]): dict(r) for r in kept}
+  for r in new:
+    key = (r["strategy"], r["seed"])
+    if key in out:
+      old = out[key]
+      differ = [k for k in ("num_labeled", "val_top1", "test_top1")
+                if old.get(k) != r.get(k)]
+      if differ:
+        raise ValueError(f"{key[0]} seed {key[1]}: the new run's {', '.join(differ)} differ "
+                         f"from the kept record (commit {old.get('commit', '?')}); a study "
+                         "mixes no runs that do not reproduce each other")
+      continue  # the kept record stays, with the commit that first made it
+    out[key] = dict(r)
+  return [out[k] for k in sorted(out)]
+
+
+def missing_entries(records: Sequence[Mapping[str, Any]], entries: Sequence[str],
+                    seeds: Iterable[int], references: Iterable[str] = ()) -> list[str]:
+  """The sweep entries (``label[=strategy...]``) with a seed of ``seeds`` not yet recorded:
+  what a continued campaign still runs of a seed block. When an RL-MBA row is left, the
+  ``references`` rows its relative reward reads are run again too (same seeds, same runs)."""
+  have = {(r["strategy"], r["seed"]) for r in records}
+  seeds = list(seeds)
+  label = lambda e: e.split("=")[0]
+  left = [e for e in entries if any((label(e), s) not in have for s in seeds)]
+  if any(label(e).startswith("rlmba") for e in left):
+    refs = set(references)
+    left = [e for e in entries if e in left or label(e) in refs]
+  return left
+
+
 def by_strategy(records: Sequence[Mapping[str, Any]], key: str = "auc"
                 ) -> dict[str, dict[int, float]]:
   out: dict[str, dict[int, float]] = {}
