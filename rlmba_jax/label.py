@@ -89,7 +89,22 @@ class LabellingSession:
     return {"round": r, "classes": list(oracle.read_class_names(self.workdir)),
             "items": items, "answered": sum(i in answers for i in ids), "total": len(ids),
             "closed": os.path.exists(oracle.closed_path(self.workdir, r)),
-            "ingested": self.ingested(r), "labels_file": oracle.labels_path(self.workdir, r)}
+            "ingested": self.ingested(r), "labels_file": oracle.labels_path(self.workdir, r),
+            "stopping": self.stopping()}
+
+  def stopping(self) -> str:
+    """The latest trained round's stopping signals, in words ('' before any)."""
+    from rlmba_jax.experiment.stopping import stop_reason  # pylint: disable=g-import-not-at-top
+    path = os.path.join(self.workdir, "rounds.jsonl")
+    try:
+      with open(path, encoding="utf-8") as f:
+        lines = [l for l in f if l.strip()]
+      last = json.loads(lines[-1]) if lines else None
+    except (OSError, ValueError):
+      return ""
+    if not isinstance(last, dict) or "stopping" not in last:
+      return ""
+    return f"after round {last.get('round')}: {stop_reason(last)}"
 
   def _answers(self, r: int) -> dict[int, str]:
     return {i: a.label for i, a in oracle.saved_answers(oracle.labels_path(self.workdir, r)
@@ -382,6 +397,7 @@ PAGE = """<!doctype html>
  <div id="done"></div>
  <div id="item"></div>
  <div class="guess" id="guess"></div>
+ <div class="guess" id="stopping"></div>
  <div class="classes" id="classes"></div>
  <div><button id="prev">&larr; previous</button><button id="skip">skip (s)</button>
  <button id="next">next &rarr;</button><button id="undo">undo</button></div>
@@ -411,6 +427,7 @@ async function load(){S=await (await fetch('/api/round')).json(); keymap(S.class
  const first=S.items.findIndex(i=>!i.answer); k=first<0?0:first; show();}
 function status(){document.getElementById('status').textContent=
  S.answered+' of '+S.total+' answered'+(S.closed?' (round closed)':'');
+ document.getElementById('stopping').textContent=S.stopping?'When to stop: '+S.stopping:'';
  const d=document.getElementById('done');
  if(S.ingested||S.closed||S.answered==S.total){d.style.display='block';d.textContent=
   (S.ingested?'This round is already ingested. ':'All saved in '+S.labels_file+'. ')+

@@ -30,6 +30,7 @@ from rlmba_jax.experiment.errors import ConfigError
 from rlmba_jax.experiment.headroom import ORACLE, SOURCES as ORACLE_SOURCES
 from rlmba_jax.experiment.oracle import ORACLES
 from rlmba_jax.experiment.progress import PROGRESS
+from rlmba_jax.experiment.stopping import WHEN as STOP_WHEN
 from rlmba_jax.policy.agent import REWARDS
 from rlmba_jax.policy.inputs import POLICY_INPUTS
 from rlmba_jax.selection import available_strategies
@@ -39,7 +40,9 @@ from rlmba_jax.train.trainer import OPTIMIZERS
 
 # Keys that may differ when an existing workdir is continued (they change how far the run
 # goes or where caches live, not what it computes).
-RESUMABLE_KEYS = ("al.rounds", "data.data_dir", "eval.tensorboard", "eval.progress")
+RESUMABLE_KEYS = ("al.rounds", "data.data_dir", "eval.tensorboard", "eval.progress",
+                  "al.stop_when", "al.stopping.kappa", "al.stopping.window",
+                  "al.stopping.min_gain")
 # Folders: stored resolved (``resolve_paths``); on resume the same folder written another
 # way (relative, a symlink) is the same value.
 PATH_KEYS = ("data.manual_dir",)
@@ -200,6 +203,17 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.greedy_oracle = ml_collections.ConfigDict()
   c.al.greedy_oracle.source = "candidates"
   c.al.greedy_oracle.subsets = 16
+  # When more labels stop paying (experiment.stopping), computed every round: stabilizing
+  # predictions (Cohen's kappa of successive rounds' predictions on a fixed stop set of
+  # `set_size` pool examples, mean over `window` rounds >= `kappa`; Bloodgood and
+  # Vijay-Shanker 2009) and the validation plateau (top-1 gained over `window` rounds
+  # < `min_gain`). `stop_when` ("" | "stabilized" | "plateau" | "either") ends the run there.
+  c.al.stop_when = ""
+  c.al.stopping = ml_collections.ConfigDict()
+  c.al.stopping.set_size = 1000
+  c.al.stopping.kappa = 0.99
+  c.al.stopping.window = 3
+  c.al.stopping.min_gain = 0.005
   c.al.gcnal = ml_collections.ConfigDict()  # Caramalau et al.'s settings
   c.al.gcnal.method = "coregcn"  # "coregcn" | "uncertaingcn"
   c.al.gcnal.epochs = 200
@@ -440,6 +454,8 @@ def _schema() -> dict[str, Rule]:
       "al.strategy": one_of(available_strategies() + (ORACLE,), "a strategy"),
       "al.greedy_oracle.source": one_of(ORACLE_SOURCES),
       "al.greedy_oracle.subsets": positive(),
+      "al.stop_when": one_of(STOP_WHEN), "al.stopping.set_size": positive(),
+      "al.stopping.kappa": in_range(-1, 1, closed=True), "al.stopping.window": positive(),
       "al.initial_size": positive(), "al.budget_per_round": positive(),
       "al.rounds": non_negative(), "al.oracle": one_of(ORACLES),
       "al.bald.passes": at_least(2, "BALD needs at least 2 dropout passes"),

@@ -51,6 +51,7 @@ from rlmba_jax.data.specs import parse_assignments
 from rlmba_jax.experiment import io
 from rlmba_jax.experiment import oracle as oracle_lib
 from rlmba_jax.experiment import pretrain
+from rlmba_jax.experiment import stopping
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
 from rlmba_jax.experiment.config import (check_budget, config_differences, resolve_paths,
                                          validate_config)
@@ -61,7 +62,7 @@ from rlmba_jax.experiment.progress import RunProgress, progress_wanted
 from rlmba_jax.experiment.asking import PersonOracle, check_oracle
 from rlmba_jax.experiment.oracle import Person
 from rlmba_jax.experiment.rounds import (RoundEnv, RoundState, evaluate_round,
-                                         initial_state, make_env, round_keys, round_records,
+                                         initial_state, make_env, round_keys, round_records, add_stopping,
                                          select_round, train_round, update_modality_weights,
                                          update_policy)
 from rlmba_jax.experiment.seeds import (SeedBatch, default_vmap_width, parse_seeds,
@@ -292,6 +293,10 @@ def _run_seeds(config, workdir: str, seeds, vmap_width: int | None, phase_callba
   if config.al.oracle == "person":
     raise ConfigError("config.al.oracle='person' runs one seed: a person answers one run's "
                       "queries; run it without seeds")
+  if config.al.stop_when:
+    raise ConfigError(f"config.al.stop_when={config.al.stop_when!r} ends a run early; "
+                      "seed-batched runs go in lockstep to al.rounds. Leave it '' (each "
+                      "seed's rounds.jsonl still records the stopping signals per round)")
   if vmap_width is not None and vmap_width < 0:
     raise ConfigError(f"vmap_width={vmap_width} must be 0 (all seeds) or positive")
   try:
@@ -425,10 +430,16 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
   if start > config.al.rounds:
     logger.info("%s is complete (%d rounds); raise al.rounds to continue.", workdir,
                 start - 1)
+  last = start - 1
+  if histories[0] and stopping.should_stop(histories[0][-1], config.al.stop_when):
+    logger.info("%s stopped at round %d (al.stop_when=%r: %s); set al.stop_when='' to "
+                "continue.", workdir, last, config.al.stop_when,
+                stopping.stop_reason(histories[0][-1]))
+    last = config.al.rounds  # nothing to run
   bars.begin(config.al.rounds, start)
   pool_outputs = None  # the last evaluation's pool outputs (evidential heads), reused once
   try:
-    for r in range(start, config.al.rounds + 1):
+    for r in range(last + 1, config.al.rounds + 1):
       given = [p[r - start] if r - start < len(p) else None for p in pending]
       env, state, records, pool_outputs = _one_round(env, data, state, r, histories,
                                                      pool_outputs, given, outs, asker,
@@ -445,6 +456,10 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
         out.board.write(record)
       bars.round_done(records)
       _log_round(config, records, bars)
+      if stopping.should_stop(records[0], config.al.stop_when):
+        logger.info("round %d: stopping (al.stop_when=%r): %s", r, config.al.stop_when,
+                    stopping.stop_reason(records[0]))
+        break
   finally:
     for out in outs:
       out.board.close()
@@ -552,6 +567,7 @@ def _one_round(env: RoundEnv, data, state: RoundState, r: int, histories, pool_o
   weights = update_modality_weights(env, trained.modality_weights, evaluation)
   records = round_records(env, r, trained, weights, evaluation, train_log, picked,
                           train_seconds)
+  add_stopping(env, records, histories, evaluation)
   if entry is not None:
     records[0].update(asker.round_fields(entry))
   policy = state.policy
@@ -768,8 +784,12 @@ def _summary(config: ml_collections.ConfigDict, history: list[dict[str, Any]], m
              "data": config.data.name, "rounds": len(history) - 1, "num_labeled": counts}
   if config.eval.test:
     summary["test_top1"] = [h["test_top1"] for h in history]
-  summary["final"] = ({k: v for k, v in history[-1].items() if k != "train_loss_curve"}
+  summary["final"] = ({k: v for k, v in history[-1].items()
+                       if k not in ("train_loss_curve", "stop_set_predictions")}
                       if history else {})
+  stopped = [h["round"] for h in history if stopping.should_stop(h, config.al.stop_when)]
+  if stopped:
+    summary["stopped_at_round"] = stopped[0]
   if config.eval.test:
     summary["area_under_curve"] = area_under_curve(counts, summary["test_top1"])
   else:

@@ -38,6 +38,10 @@ def round_scalars(record: Mapping[str, Any]) -> dict[str, float]:
     for modality, value in (record.get(key) or {}).items():
       if isinstance(value, (int, float)):
         out[f"{key}/{modality}"] = float(value)
+  for key in ("kappa", "mean_kappa", "val_gain"):
+    value = (record.get("stopping") or {}).get(key)
+    if isinstance(value, (int, float)):
+      out[f"stopping/{key}"] = float(value)
   for key, value in (record.get("policy") or {}).items():
     if isinstance(value, (int, float)):
       out[f"policy/{key}"] = float(value)

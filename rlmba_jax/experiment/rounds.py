@@ -41,6 +41,7 @@ from rlmba_jax import parallel
 from rlmba_jax import policy as policy_lib
 from rlmba_jax import selection
 from rlmba_jax.experiment import headroom
+from rlmba_jax.experiment import stopping
 from rlmba_jax.experiment.config import strategy_options
 from rlmba_jax.experiment.errors import NonFiniteError, WorkdirError
 from rlmba_jax.experiment.seeds import SeedBatch
@@ -167,6 +168,7 @@ class Evaluation(NamedTuple):
   pool_outputs: Mapping[str, Any] | None
   pool_uncertainty: list[float | None]
   started: float
+  stop_predictions: list[np.ndarray]  # each seed's predictions on the stop set ``[n]``
 
 
 def coalition_probabilities_fn(model_cfg, names: tuple[str, ...]):
@@ -587,13 +589,29 @@ def evaluate_round(env: RoundEnv, state: RoundState, r: int) -> Evaluation:
              for i in range(seeds.size)]
   gap, shapley = env.analyse(outputs["val"], env.evals["val"][1], weights)
   pool_outputs, uncertainty = None, [None] * seeds.size
+  predicted = env.trainer.predict(train.params, env.pool_inputs, weights, train.model_state)
   if env.config.model.head == "evidential":
-    pool_outputs = env.trainer.predict(train.params, env.pool_inputs, weights,
-                                       train.model_state)
+    pool_outputs = predicted
     check_finite_outputs(r, "pool", pool_outputs, env)
     uncertainty = [float(u) for u in seeds.split(
         env.steps.pool_uncertainty(pool_outputs, state.labelled, weights))]
-  return Evaluation(metrics, gap, shapley, pool_outputs, uncertainty, started)
+  stop_set = stopping.stop_set_positions(env.pool_size, env.config.al.stopping.set_size,
+                                         env.config.data.split_seed)
+  labels = np.asarray(jax.device_get(jnp.argmax(predicted["fused_probs"], -1)))
+  stop_predictions = [np.asarray(l)[stop_set] for l in
+                      (labels if seeds.batched else [labels])]
+  return Evaluation(metrics, gap, shapley, pool_outputs, uncertainty, started,
+                    stop_predictions)
+
+
+def add_stopping(env: RoundEnv, records: list[dict[str, Any]], histories,
+                 evaluation: Evaluation) -> None:
+  """Each seed's stopping signals (``experiment.stopping``) into its round record."""
+  for record, history, predictions in zip(records, histories, evaluation.stop_predictions):
+    record["stopping"] = stopping.stopping_fields(
+        history, predictions, record["val_top1"], env.num_classes,
+        env.config.al.stopping.to_dict())
+    record["stop_set_predictions"] = predictions.tolist()
 
 
 def update_modality_weights(env: RoundEnv, weights: modality.ModalityWeightState,
