@@ -149,26 +149,30 @@ class LabellingSession:
 
   def content(self, cell: str) -> tuple[str, bytes]:
     """(content type, body) of one query cell: a raw file under the run's data folder, or
-    one row of an array drawn as an SVG plot (vectors) or a PNG (images). Anything that is
-    not a cell of the waiting round, or not under the data folder, is not found."""
-    if self.manual_dir is None or cell not in self.query_cells():
+    one row of an array drawn as an SVG plot (vectors) or a PNG (images); the rows of a
+    built-in data set's picks come from the run's own ``queries/round_NNN_items.npz``.
+    Anything that is not a cell of the waiting round, or not under its folder, is not
+    found."""
+    if cell not in self.query_cells():
+      raise FileNotFoundError(cell)
+    base = self.workdir if cell.startswith("queries/") else self.manual_dir
+    if base is None:
       raise FileNotFoundError(cell)
     m = _ARRAY_CELL.match(cell)
     if m:
-      x = self._row(m.group("file"), m.group("key"), int(m.group("row")))
+      x = self._row(base, m.group("file"), m.group("key"), int(m.group("row")))
       if x.ndim >= 2:
         return "image/png", _png(x)
       return "image/svg+xml", _plot(x).encode()
-    path = os.path.realpath(os.path.join(self.manual_dir, cell))
-    if not path.startswith(os.path.realpath(self.manual_dir) + os.sep) or not os.path.isfile(
-        path):
+    path = os.path.realpath(os.path.join(base, cell))
+    if not path.startswith(os.path.realpath(base) + os.sep) or not os.path.isfile(path):
       raise FileNotFoundError(cell)
     with open(path, "rb") as f:
       return mimetypes.guess_type(path)[0] or "application/octet-stream", f.read()
 
-  def _row(self, name: str, key: str | None, row: int) -> np.ndarray:
-    path = os.path.realpath(os.path.join(self.manual_dir, name))
-    if not path.startswith(os.path.realpath(self.manual_dir) + os.sep):
+  def _row(self, base: str, name: str, key: str | None, row: int) -> np.ndarray:
+    path = os.path.realpath(os.path.join(base, name))
+    if not path.startswith(os.path.realpath(base) + os.sep):
       raise FileNotFoundError(name)
     if (path, key) not in self._arrays:
       try:
@@ -433,10 +437,12 @@ function status(){document.getElementById('status').textContent=
   (S.ingested?'This round is already ingested. ':'All saved in '+S.labels_file+'. ')+
   'Run the experiment\\'s command again to train on these labels.';}}
 function esc(s){const e=document.createElement('span');e.textContent=s;return e.innerHTML;}
-function cell(name,v){if(!v)return '';const src='/api/content?cell='+encodeURIComponent(v);
- if(name=='audio')return '<audio controls src="'+src+'"></audio>';
+function cell(name,v){if(!v||/^record \\d+$/.test(v))return '';
+ const src='/api/content?cell='+encodeURIComponent(v);
+ if(/\\[\\d+\\]$/.test(v))return '<img alt="'+esc(name)+'" src="'+src+'">';
+ if(/\\.(wav|mp3|ogg|flac|m4a)$/i.test(v)||name=='audio')return '<audio controls src="'+src+'"></audio>';
  if(name=='text')return '<iframe style="width:100%;height:120px;border:0" src="'+src+'"></iframe>';
- if(/\\[\\d+\\]$/.test(v)||name=='image'||name=='images')return '<img alt="'+esc(name)+'" src="'+src+'">';
+ if(name=='image'||name=='images'||/\\.(png|jpe?g|gif|webp|bmp)$/i.test(v))return '<img alt="'+esc(name)+'" src="'+src+'">';
  return esc(v);}
 function per(f){const parts=Object.keys(f).filter(n=>n.startsWith('predicted_')&&f[n])
   .map(n=>n.slice(10)+': '+f[n]); return parts.length?'; per modality: '+parts.join(', '):'';}

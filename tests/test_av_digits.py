@@ -141,3 +141,38 @@ def test_active_learning_runs_on_the_fixture(tmp_path):
   config.train.batch_size, config.train.eval_batch_size = 4, 8
   summary = run(config, str(tmp_path))
   assert summary["num_labeled"] == [4, 6]
+
+
+def test_a_person_labelling_av_digits_sees_and_hears_every_item(tmp_path):
+  """Built-in data on the page (issue 30, 2): each pick's stored log-mel and image drawn
+  from the run's own queries/round_NNN_items.npz, and its FSDD recording played."""
+  import csv
+  from rlmba_jax import label
+  from rlmba_jax.experiment import LabelsNeeded, run
+  from conftest import make_tiny_config
+  config = make_tiny_config(**{"al.rounds": 1, "al.initial_size": 4, "al.oracle": "person",
+                               "al.budget_per_round": 3, "train.num_epochs": 2,
+                               "train.batch_size": 4, "al.strategy": "margin"})
+  config.data = _config("files", test_size=10, val_size=2)
+  workdir = str(tmp_path / "run")
+  pool = load_dataset(config.data).pool
+  # the initial set is drawn among the pool's labels; round 1 is asked
+  with pytest.raises(LabelsNeeded):
+    run(config, workdir)
+  path = os.path.join(workdir, "queries", "round_001.csv")
+  rows = list(csv.DictReader(open(path)))
+  assert rows and set(rows[0]) >= {"id", "audio", "image", "recording"}
+  session = label.LabellingSession(workdir)
+  for k, row in enumerate(rows):
+    assert row["audio"] == f"queries/round_001_items.npz:audio[{k}]"
+    for modality in ("audio", "image"):
+      kind, body = session.content(row[modality])
+      assert kind == "image/png" and body.startswith(b"\x89PNG")
+    kind, body = session.content(row["recording"])
+    wav = os.path.join(FIXTURE, row["recording"])
+    assert kind.startswith("audio/") and body == open(wav, "rb").read()
+    # the recording is the item's own: its file name starts with the spoken digit
+    position = int(np.flatnonzero(pool.ids == int(row["id"]))[0])
+    assert os.path.basename(wav).startswith(f"{pool.labels[position]}_")
+  with pytest.raises(FileNotFoundError):
+    session.content("queries/round_001_items.npz:audio[99]")  # not a cell of the round

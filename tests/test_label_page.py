@@ -207,3 +207,41 @@ def test_export_writes_every_answer_the_ledger_holds(tmp_path):
   assert count == len(rows) == len(answered) and count < 20  # skipped ones left out
   assert all(truth[int(r["id"])] == r["label"] and r["annotator"] == "ana" for r in rows)
   assert {r["round"] for r in rows} == {"0", "1"}
+
+
+def test_av_digits_items_show_their_spectrogram_image_and_recording(tmp_path):
+  """A built-in data set on the page: every item's stored log-mel and image load as
+  images, its FSDD recording in an audio player, and the stopping signal is shown."""
+  from selenium.webdriver.common.by import By
+  from conftest import make_tiny_config
+  from test_av_digits import FIXTURE, _config
+
+  config = make_tiny_config(**{"al.rounds": 1, "al.initial_size": 4, "al.oracle": "person",
+                               "al.budget_per_round": 3, "train.num_epochs": 2,
+                               "train.batch_size": 4, "al.strategy": "margin"})
+  config.data = _config("files", test_size=10, val_size=2)
+  workdir = str(tmp_path / "run")
+  with pytest.raises(LabelsNeeded, match="round 1"):
+    run(config, workdir)
+  driver = _browser()
+  server = label.serve(workdir, port=0)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  try:
+    driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+    _wait(lambda: "of 3 answered" in driver.find_element(By.ID, "status").text)
+    for _ in range(3):
+      _wait(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#item img")) == 2 and all(
+          driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth",
+                                img) for img in driver.find_elements(By.CSS_SELECTOR,
+                                                                     "#item img")))
+      audio = driver.find_element(By.CSS_SELECTOR, "#item audio")
+      fetched = driver.execute_async_script(
+          "const done=arguments[1]; fetch(arguments[0].src).then(r=>r.arrayBuffer()"
+          ".then(b=>done([r.status, b.byteLength, r.headers.get('content-type')])));", audio)
+      assert fetched[0] == 200 and fetched[1] > 1000 and fetched[2].startswith("audio/")
+      driver.find_element(By.ID, "next").click()
+    assert "When to stop: after round 0" in driver.find_element(By.ID, "stopping").text
+  finally:
+    driver.quit()
+    server.shutdown()
+    server.server_close()

@@ -229,9 +229,17 @@ def builder_class():
 
 
 
+def recording_files(manual_dir: str, ids) -> dict[str, list[str]]:
+  """Each record's wav file (``ids`` index ``list_recordings``), under ``manual_dir``."""
+  rows = list_recordings(manual_dir)
+  root = os.path.realpath(manual_dir)
+  return {"recording": [os.path.relpath(os.path.realpath(rows[int(i)][0]), root)
+                        for i in ids]}
+
+
 INFO = DatasetInfo(
     name="av_digits", kind="arrays", modalities=MODALITIES,
     modality_specs=lambda data_cfg, names: modality_specs(names),
     builder_class=builder_class, check_manual_dir=recordings_dir,
     read_files=lambda data_cfg: build_columns(data_cfg.manual_dir),
-    source_dir=recordings_dir, split_columns=split_images)
+    source_dir=recordings_dir, split_columns=split_images, source_files=recording_files)

@@ -50,6 +50,9 @@ class DatasetInfo(NamedTuple):
     split_columns: ``(columns, {"test": idx, "val": idx, "pool": idx}) -> columns``:
       columns that depend on which split each example is in, added once the split is known
       (av_digits pairs each split's recordings with images of its own), or None.
+    source_files: ``(manual_dir, ids) -> {column: [path under manual_dir, one per id]}``:
+      the original file of each record where the builder can name it (av_digits: the
+      recording), shown on the labelling page beside the stored arrays; or None.
   """
   name: str
   kind: Literal["arrays", "records"]
@@ -62,6 +65,7 @@ class DatasetInfo(NamedTuple):
   source_dir: Callable[[str], str] = os.path.abspath
   load: Callable[[Any, Any], "DatasetSplits"] | None = None
   split_columns: Callable[[dict, dict], dict] | None = None
+  source_files: Callable[[str, Any], dict[str, list[str]]] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

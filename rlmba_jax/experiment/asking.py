@@ -17,6 +17,8 @@ import jax
 import numpy as np
 
 from rlmba_jax.data.arrays import UNLABELLED
+from rlmba_jax.data.registry import dataset_info
+from rlmba_jax.experiment import io
 from rlmba_jax.experiment import oracle
 from rlmba_jax.experiment.errors import ConfigError, DataError, WorkdirError
 from rlmba_jax.experiment.rounds import RoundEnv, RoundState, Selection, select_round
@@ -104,7 +106,8 @@ class PersonOracle:
         picked = select_round(env, chooser, r, [history], None, [given])
         ids = asked
     else:
-      oracle.write_queries(self.workdir, r, ids, self._columns(env, chooser, picked.positions),
+      oracle.write_queries(self.workdir, r, ids,
+                           self._columns(env, chooser, picked.positions, r),
                            self.class_names)
     phase(r, "asked")
     # close_round ends only a round whose queries were out before this run started (never
@@ -148,11 +151,31 @@ class PersonOracle:
     for i in entry.get("skipped", ()):
       self.skipped[self.position_of[int(i)]] = True
 
+  def _stored_rows(self, env: RoundEnv, positions: np.ndarray, r: int) -> dict[str, list]:
+    """A built-in data set's picks as the page can show them: each modality's stored rows
+    in ``queries/round_NNN_items.npz`` (cells ``queries/round_NNN_items.npz:<m>[k]``, drawn
+    as images or plots), and the original files where the data set names them
+    (``DatasetInfo.source_files``: av_digits' recordings, played by the page)."""
+    ids = self.data.pool.ids[positions]
+    inputs = getattr(self.data.pool, "inputs", None) or {}
+    name = os.path.basename(oracle.items_path(self.workdir, r))
+    stored = {m: np.asarray(inputs[m])[positions] for m in env.names
+              if isinstance(inputs.get(m), np.ndarray)}
+    if stored:
+      io.write_npz(oracle.items_path(self.workdir, r), stored)
+    columns = {m: ([f"queries/{name}:{m}[{k}]" for k in range(len(ids))] if m in stored
+                   else [f"record {int(i)}" for i in ids]) for m in env.names}
+    info = dataset_info(env.config.data.name)
+    manual_dir = env.config.data.manual_dir
+    if info.source_files is not None and manual_dir:
+      columns.update(info.source_files(manual_dir, ids))
+    return columns
+
   def _put(self, env: RoundEnv) -> RoundEnv:
     pool = dataclasses.replace(self.data.pool, labels=self.known.copy())
     return env._replace(pool_labels=env.trainer.put_labels(pool))
 
-  def _columns(self, env: RoundEnv, state: RoundState, positions: np.ndarray
+  def _columns(self, env: RoundEnv, state: RoundState, positions: np.ndarray, r: int
                ) -> dict[str, list]:
     """What a queries file shows of each pick: each modality's source, the pick's rank in
     the strategy's order, and the model's guesses (empty before round 0 has trained)."""
@@ -160,7 +183,7 @@ class PersonOracle:
     if self.data.describe is not None:
       columns = dict(self.data.describe(ids))
     else:
-      columns = {m: [f"record {int(i)}" for i in ids] for m in env.names}
+      columns = self._stored_rows(env, positions, r)
     columns["rank"] = list(range(1, len(ids) + 1))
     # what chose them (round 0: the random initial set); the ledger line records it
     columns["strategy"] = [env.config.al.strategy if state.train is not None

@@ -17,6 +17,18 @@ def write_atomic(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
+def write_npz(path: str, arrays: dict) -> None:
+  """Replaces ``path`` with an ``.npz`` of ``arrays`` (atomically, as ``write_atomic``)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  tmp = f"{path}.tmp-{os.getpid()}.npz"
+  with open(tmp, "wb") as f:
+    np.savez(f, **arrays)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
 def write_json(path: str, obj: Any) -> None:
   write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 

@@ -43,6 +43,11 @@ def queries_path(workdir: str, r: int) -> str:
   return os.path.join(workdir, "queries", f"round_{r:03d}.csv")
 
 
+def items_path(workdir: str, r: int) -> str:
+  """The stored rows of round ``r``'s queries (built-in data sets; the page draws them)."""
+  return os.path.join(workdir, "queries", f"round_{r:03d}_items.npz")
+
+
 def labels_path(workdir: str, r: int) -> str:
   return os.path.join(workdir, "labels", f"round_{r:03d}.csv")
 
