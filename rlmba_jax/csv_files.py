@@ -45,3 +45,36 @@ def as_dicts(rows: list[list[str]]) -> list[dict[str, str]]:
     return []
   header = rows[0]
   return [dict(zip(header, row)) for row in rows[1:] if row]
+
+
+# -- example ids -----------------------------------------------------------------------------
+# An example id is an integer (0 <= id < 2^63) or, where a data set's ids are not all
+# integers, the text as given (a file name, a database key). Files hold ids as text: an id
+# read back is an int when its text is an integer written the canonical way ("12", not
+# "012"), else the text; lookups compare ``str(id)``, so "12" finds 12 and the reverse.
+MAX_ID_CHARS = 200
+
+
+def parse_id(text: str) -> int | str:
+  """An id as a file writes it -> ``int`` (canonical integer below 2^63) or the text.
+  ``ValueError`` for an empty id, one over ``MAX_ID_CHARS`` characters or one holding
+  control characters."""
+  text = text.strip()
+  if not text:
+    raise ValueError("an empty id")
+  if len(text) > MAX_ID_CHARS:
+    raise ValueError(f"id {text[:40]!r}... is longer than {MAX_ID_CHARS} characters")
+  if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    raise ValueError(f"id {text[:40]!r} holds control characters")
+  if text.isdigit() and text.isascii() and str(int(text)) == text and int(text) < 2 ** 63:
+    return int(text)
+  return text
+
+
+def as_id(value) -> int | str:
+  """An id from an id array or a ledger line (numpy or Python) as a plain int or str."""
+  if isinstance(value, str):
+    return str(value)
+  if isinstance(value, bool):
+    raise ValueError(f"id {value!r} is not an example id")
+  return int(value)

@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 
+from rlmba_jax.csv_files import parse_id
 from rlmba_jax.experiment import oracle
 
 MAX_BODY = 64 * 1024  # bytes of a POST body; an answer is a few dozen
@@ -357,7 +358,8 @@ def make_handler(session: LabellingSession, host: str = "127.0.0.1", port: int =
           label = body.get("label", "")
           if not isinstance(label, str):
             raise ValueError(f"label {label!r} is not a class name")
-          self._json(session.answer(int(example_id), label))
+          self._json(session.answer(parse_id(str(example_id)) if isinstance(example_id, str)
+                                    else int(example_id), label))
         elif self.path == "/api/close":
           self._json(session.close())
         else:

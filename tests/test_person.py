@@ -95,8 +95,8 @@ def _save(name, change):
     (lambda d: _rewrite_csv(os.path.join(d, "examples.csv"),
                             lambda l: ["id,part,label"] + l[1:]), r"line 1: the header"),
     (lambda d: _rewrite_csv(os.path.join(d, "examples.csv"),
-                            lambda l: l[:5] + ["x4,pool,"] + l[6:]),
-     r"line 6: id 'x4' is not a non-negative integer"),
+                            lambda l: l[:5] + [",pool,"] + l[6:]),
+     r"line 6: an empty id"),
     (lambda d: _rewrite_csv(os.path.join(d, "examples.csv"),
                             lambda l: l[:200] + ["1199,val,eleven"] + l[201:]),
      r"labels \['eleven'\] that .*classes.txt does not list"),
@@ -361,7 +361,8 @@ def test_your_own_photos_sounds_and_texts_built_into_array_record_and_labelled(t
 @pytest.mark.parametrize("content,words", [
     ("\ufeffid,split,label\n0,pool,\n1,val,a\n2,test,b\n3,val,b\n4,test,a\n", None),  # BOM
     (b"id,split,label\n0,pool,\xff\n", "not UTF-8"),
-    ("id,split,label\n" + "9" * 30 + ",pool,\n", "below 2\\^63"),
+    ("id,split,label\n" + "x" * 201 + ",pool,\n", "longer than 200 characters"),
+    ("id,split,label\na\x07b,pool,\n", "control characters"),
     ("id,split,label\n0,pool," + "x" * 140000 + "\n", "field"),
     (None, "is a folder"),
 ])
@@ -502,3 +503,55 @@ def test_a_person_run_may_change_strategy_between_rounds(tmp_path):
     run(own_config(folder, **{"al.strategy": "rlmba", "al.rounds": 3,
                               "model.head": "evidential", "al.rlmba.reward": "absolute"}),
         workdir)
+
+
+def test_ids_are_integers_when_all_are_else_the_text_as_given(tmp_path):
+  from rlmba_jax.data.arrays import read_examples
+  path = tmp_path / "examples.csv"
+  path.write_text("id,split,label\n12,pool,\n7,val,a\n")
+  assert read_examples(str(path))[0].tolist() == [12, 7]
+  path.write_text("id,split,label\n12,pool,\n" + "9" * 30 + ",val,a\nimg_3.png,test,b\n"
+                  "012,pool,\n")
+  ids = read_examples(str(path))[0]
+  assert ids.tolist() == ["12", "9" * 30, "img_3.png", "012"]  # as written, "012" too
+
+
+@pytest.mark.slow
+def test_a_person_run_keeps_text_ids_as_given(tmp_path):
+  """String ids (file names, keys) in examples.csv go through the queries, the answers
+  (files and page), the ledger and the export as written (issue 30, 3)."""
+  from rlmba_jax import label
+  from rlmba_jax.experiment import LabelsNeeded
+  folder = write_demo_folder(str(tmp_path / "data"), pool_size=60, val_size=30, test_size=30)
+  name = lambda i: f"scan-{i}.png"
+  _rewrite_csv(os.path.join(folder, "examples.csv"), lambda l: [l[0]] + [
+      ",".join([name(x.split(",", 1)[0])] + x.split(",")[1:]) for x in l[1:]])
+  for f in os.listdir(os.path.join(folder, "images")):
+    os.rename(os.path.join(folder, "images", f),
+              os.path.join(folder, "images", name(f[:-4]) + ".png"))
+  with open(os.path.join(folder, "truth.csv")) as f:
+    truth = {name(r["id"]): r["label"] for r in csv.DictReader(f)}
+  workdir = str(tmp_path / "run")
+  config = own_config(folder, **{"al.rounds": 1, "al.strategy": "margin"})
+  with pytest.raises(LabelsNeeded, match="round 0"):
+    run(config, workdir)
+  asked, rows = oracle.read_queries(oracle.queries_path(workdir, 0))
+  assert all(i.startswith("scan-") for i in asked)
+  assert rows[0]["image"] == f"images/{asked[0]}.png"  # the raw item found by its id
+  session = label.LabellingSession(workdir)  # one answer through the page's session
+  session.answer(asked[0], truth[asked[0]])
+  oracle.SimulatedPerson(truth)(oracle.queries_path(workdir, 0),
+                                oracle.labels_path(workdir, 0), 0)
+  with pytest.raises(LabelsNeeded, match="round 1"):
+    run(config, workdir)
+  oracle.SimulatedPerson(truth)(oracle.queries_path(workdir, 1),
+                                oracle.labels_path(workdir, 1), 1)
+  run(config, workdir)
+  ledger = read_ledger(workdir)
+  assert ledger[0]["ids"] == asked and all(isinstance(i, str) for e in ledger for i in e["ids"])
+  assert all(l == truth[i] for e in ledger for i, l in zip(e["ids"], e["labels"]))
+  out = str(tmp_path / "answers.csv")
+  assert label.export_answers(workdir, out) == 20
+  with open(out) as f:
+    assert {r["id"]: r["label"] for r in csv.DictReader(f)} == {
+        i: truth[i] for e in ledger for i in e["ids"]}

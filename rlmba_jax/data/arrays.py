@@ -64,7 +64,8 @@ def check_folder(manual_dir: str) -> str:
 
 
 def read_examples(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-  """``examples.csv`` -> (ids ``[N]`` int64, splits ``[N]`` str, labels as written)."""
+  """``examples.csv`` -> (ids ``[N]``: int64 when every id is an integer, else the texts
+  as given (object array); splits ``[N]`` str; labels as written)."""
   rows = csv_files.read_rows(path, ArraysError)
   if not rows:
     raise ArraysError(f"{path} is empty; it needs the header id,split,label")
@@ -83,12 +84,11 @@ def read_examples(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
                         f"{len(header)}")
     raw_id, split, label = (row[col[c]].strip() for c in ("id", "split", "label"))
     try:
-      example_id = int(raw_id)
-      if not 0 <= example_id < 2 ** 63:
-        raise ValueError
-    except ValueError:
-      raise ArraysError(f"{path}, line {line}: id {raw_id[:40]!r} is not a non-negative "
-                        "integer below 2^63") from None
+      csv_files.parse_id(raw_id)  # checked here; kept as written until all are read
+    except ValueError as e:
+      raise ArraysError(f"{path}, line {line}: {e}; an id is an integer or a short text "
+                        "(a file name, a key)") from None
+    example_id = raw_id
     if example_id in seen:
       raise ArraysError(f"{path}, line {line}: id {example_id} repeats line "
                         f"{seen[example_id]}; ids must be unique")
@@ -105,7 +105,11 @@ def read_examples(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     labels.append(label)
   if not ids:
     raise ArraysError(f"{path} has a header but no rows")
-  return np.asarray(ids, np.int64), np.asarray(splits), labels
+  parsed = [csv_files.parse_id(i) for i in ids]
+  if all(isinstance(i, int) for i in parsed):
+    return np.asarray(parsed, np.int64), np.asarray(splits), labels
+  # Not all integers: every id is the text as given ("12" stays "12"; lookups use str).
+  return np.asarray(ids, dtype=object), np.asarray(splits), labels
 
 
 def file_fingerprint(folder: str, paths) -> dict[str, str]:
@@ -211,10 +215,11 @@ def _check_rows_finite(name: str, where: str, x: np.ndarray, ids: np.ndarray) ->
         f"infinite values in modality {name!r}. Fix or drop these examples.")
 
 
-def raw_items(folder: str, ids: np.ndarray) -> dict[str, dict[int, str]]:
-  """kind -> {id: file} of the raw items present (``images/{id}.*`` ...), for display."""
-  out: dict[str, dict[int, str]] = {}
-  wanted = {str(int(i)) for i in ids}
+def raw_items(folder: str, ids: np.ndarray) -> dict[str, dict[str, str]]:
+  """kind -> {str(id): file} of the raw items present (``images/{id}.*`` ...), for
+  display."""
+  out: dict[str, dict[str, str]] = {}
+  wanted = {str(i) for i in ids}
   for sub, kind in RAW_FOLDERS.items():
     d = os.path.join(folder, sub)
     if not os.path.isdir(d):
@@ -223,7 +228,7 @@ def raw_items(folder: str, ids: np.ndarray) -> dict[str, dict[int, str]]:
     for f in sorted(os.listdir(d)):
       stem = os.path.splitext(f)[0]
       if stem in wanted:
-        files[int(stem)] = os.path.join(d, f)
+        files[stem] = os.path.join(d, f)
     if files:
       out[kind] = files
   return out
@@ -278,19 +283,19 @@ def load_arrays(data_cfg, standardize: Callable | None = None) -> DatasetSplits:
 
 
 def _describer(folder: str, files: Mapping[str, tuple[str, str | None]],
-               names: tuple[str, ...], ids: np.ndarray, items: Mapping[str, Mapping[int, str]]
+               names: tuple[str, ...], ids: np.ndarray, items: Mapping[str, Mapping[str, str]]
                ) -> Callable[[Any], dict[str, list[str]]]:
   """``ids -> column -> [what to show]``: each modality's file and row, and raw items."""
-  row_of = {int(i): r for r, i in enumerate(ids)}
+  row_of = {str(i): r for r, i in enumerate(ids)}
 
   def describe(query_ids) -> dict[str, list[str]]:
     out = {}
     for name in names:
       path, key = files[name]
       label = os.path.relpath(path, folder) + (f":{key}" if key else "")
-      out[name] = [f"{label}[{row_of[int(i)]}]" for i in query_ids]
+      out[name] = [f"{label}[{row_of[str(i)]}]" for i in query_ids]
     for kind, by_id in items.items():
-      out[kind] = [os.path.relpath(by_id[int(i)], folder) if int(i) in by_id else ""
+      out[kind] = [os.path.relpath(by_id[str(i)], folder) if str(i) in by_id else ""
                    for i in query_ids]
     return out
 

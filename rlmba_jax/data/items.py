@@ -74,7 +74,9 @@ def iter_examples(manual_dir: str, report: BuildReport) -> Iterator[dict]:
   index = {c: i for i, c in enumerate(names)}
   modalities = present_modalities(folder)
   for row, (example_id, split, label) in enumerate(zip(ids, splits, labels)):
-    record = {"_id": row, "example_id": int(example_id), "split": _SPLIT_CODES[split],
+    # (a text id is kept by examples.csv, which the loader reads; the record holds its row)
+    record = {"_id": row, "split": _SPLIT_CODES[split],
+              "example_id": row if isinstance(example_id, str) else int(example_id),
               "label": index[label] if label else arrays_lib.UNLABELLED,
               "is_test": split == "test", "image": b"", "audio": np.zeros(0, np.int16),
               "text": ""}
@@ -203,7 +205,7 @@ def load_items(data_cfg, standardize=None) -> DatasetSplits:
   # Query columns by folder name (images, audio, text), for the chosen modalities.
   items = {FOLDERS[kind]: files for kind, files in arrays_lib.raw_items(folder, ids).items()
            if kind in names}
-  describe = lambda query_ids: {m: [os.path.relpath(items[m][int(i)], folder)
+  describe = lambda query_ids: {m: [os.path.relpath(items[m][str(i)], folder)
                                     for i in query_ids] for m in items}
   return DatasetSplits(name="items", modalities=specs, num_classes=len(class_names),
                        pool=pool, val=split(parts["val"]), test=split(parts["test"]),

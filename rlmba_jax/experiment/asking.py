@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
+from rlmba_jax.csv_files import as_id
 from rlmba_jax.data.arrays import UNLABELLED
 from rlmba_jax.data.registry import dataset_info
 from rlmba_jax.experiment import io
@@ -55,7 +56,7 @@ class PersonOracle:
     self.workdir, self.data, self.person, self.close = workdir, data, person, close
     self.class_names = tuple(data.class_names)
     self.class_index = {c: i for i, c in enumerate(self.class_names)}
-    self.position_of = {int(i): p for p, i in enumerate(data.pool.ids)}
+    self.position_of = {str(i): p for p, i in enumerate(data.pool.ids)}  # str(id): any id
     self.data_labelled = np.asarray(data.pool.labels) != UNLABELLED
     self.known = np.full(len(data.pool), UNLABELLED, np.int32)
     self.skipped = np.zeros(len(data.pool), bool)
@@ -92,17 +93,17 @@ class PersonOracle:
     """Writes round ``r``'s queries (unless written by an earlier attempt, which then
     stand) and collects the answers into ``self.answers``; ``LabelsNeeded`` until they are
     complete or the round is closed."""
-    ids = [int(i) for i in self.data.pool.ids[picked.positions]]
+    ids = [as_id(i) for i in self.data.pool.ids[picked.positions]]
     path = oracle.queries_path(self.workdir, r)
     shown = os.path.exists(path)  # a person may have seen these queries
     if shown:
       oracle.check_queries_unedited(path)
       asked, _ = oracle.read_queries(path)
       if asked != ids:  # written by a run on other hardware: the file is what was asked
-        unknown = [i for i in asked if i not in self.position_of]
+        unknown = [i for i in asked if str(i) not in self.position_of]
         if unknown:
           raise WorkdirError(f"{path} names ids {unknown[:5]} that are not in the pool")
-        given = np.asarray([self.position_of[i] for i in asked], np.int32)
+        given = np.asarray([self.position_of[str(i)] for i in asked], np.int32)
         picked = select_round(env, chooser, r, [history], None, [given])
         ids = asked
     else:
@@ -132,11 +133,11 @@ class PersonOracle:
             "unanswered": int(len(done) - done.sum() - len(entry.get("skipped", ())))}
 
   def _apply(self, entry: Mapping[str, Any]) -> None:
-    unknown = [int(i) for i in entry["ids"] if int(i) not in self.position_of]
+    unknown = [i for i in entry["ids"] if str(i) not in self.position_of]
     if unknown:
       raise WorkdirError(f"ledger round {entry['round']} names ids {unknown[:5]} that are not "
                          "in the pool of this data set")
-    positions = np.asarray([self.position_of[int(i)] for i in entry["ids"]], np.int64)
+    positions = np.asarray([self.position_of[str(i)] for i in entry["ids"]], np.int64)
     if "labels" not in entry:
       self.known[positions] = np.asarray(self.data.pool.labels)[positions]
       return
@@ -147,9 +148,9 @@ class PersonOracle:
         raise WorkdirError(f"ledger round {entry['round']} labels id {i} {label!r}, which is "
                            f"not a class of this data set ({', '.join(self.class_names)})")
       self.known[p] = self.class_index[label]
-      self.ledger_labels[int(i)] = label
+      self.ledger_labels[as_id(i)] = label
     for i in entry.get("skipped", ()):
-      self.skipped[self.position_of[int(i)]] = True
+      self.skipped[self.position_of[str(i)]] = True
 
   def _stored_rows(self, env: RoundEnv, positions: np.ndarray, r: int) -> dict[str, list]:
     """A built-in data set's picks as the page can show them: each modality's stored rows
@@ -164,7 +165,7 @@ class PersonOracle:
     if stored:
       io.write_npz(oracle.items_path(self.workdir, r), stored)
     columns = {m: ([f"queries/{name}:{m}[{k}]" for k in range(len(ids))] if m in stored
-                   else [f"record {int(i)}" for i in ids]) for m in env.names}
+                   else [f"record {as_id(i)}" for i in ids]) for m in env.names}
     info = dataset_info(env.config.data.name)
     manual_dir = env.config.data.manual_dir
     if info.source_files is not None and manual_dir:

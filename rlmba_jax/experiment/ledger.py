@@ -23,6 +23,7 @@ import os
 import time
 from typing import Any, Sequence
 
+from rlmba_jax.csv_files import as_id
 from rlmba_jax.experiment.errors import WorkdirError
 from rlmba_jax.experiment.io import append_line
 
@@ -39,7 +40,7 @@ def line_digest(previous: str, round_index: int, ids: Sequence[int],
                 answers: dict[str, Any] | None = None) -> str:
   """The chained digest of one line: 16 hex digits of sha256(previous digest, round, ids
   and the answer fields when there are any)."""
-  line = {"round": int(round_index), "ids": [int(i) for i in ids]}
+  line = {"round": int(round_index), "ids": [as_id(i) for i in ids]}
   for key in ANSWER_FIELDS:
     if answers and key in answers:
       line[key] = answers[key]
@@ -135,7 +136,7 @@ class Ledger:
       raise LedgerError(f"{self.path}: appending round {round_index} but the ledger holds "
                         f"{len(existing)} rounds")
     previous = existing[-1].get("digest", "") if existing else ""
-    ids = [int(i) for i in ids]
+    ids = [as_id(i) for i in ids]
     line: dict[str, Any] = {"round": int(round_index), "ids": ids}
     line.update({k: answers[k] for k in ANSWER_FIELDS if answers and k in answers})
     line["digest"] = line_digest(previous, round_index, ids, answers)

@@ -48,6 +48,7 @@ from rlmba_jax import compilation_cache
 from rlmba_jax import parallel
 from rlmba_jax.data import load_dataset
 from rlmba_jax.data.specs import parse_assignments
+from rlmba_jax.csv_files import as_id
 from rlmba_jax.experiment import io
 from rlmba_jax.experiment import oracle as oracle_lib
 from rlmba_jax.experiment import pretrain
@@ -547,7 +548,7 @@ def _one_round(env: RoundEnv, data, state: RoundState, r: int, histories, pool_o
           data.class_names, oracle_lib.queries_digest(asked),
           strategy=(rows[0].get("strategy") if rows else None)))
     elif jax.process_index() == 0:
-      ledger.append(r, [int(i) for i in data.pool.ids[picked.positions]])
+      ledger.append(r, [as_id(i) for i in data.pool.ids[picked.positions]])
     entry = ledger.read()[r]
     env, positions = asker.commit(env, picked.positions, entry)
   else:
@@ -557,7 +558,7 @@ def _one_round(env: RoundEnv, data, state: RoundState, r: int, histories, pool_o
         if not seeds.batched:
           logger.info("round %d: using the %d ids already in the ledger", r, len(g))
       elif jax.process_index() == 0:
-        out.ledger.append(r, [int(i) for i in data.pool.ids[p]])
+        out.ledger.append(r, [as_id(i) for i in data.pool.ids[p]])
   phase(r, "labelled")
   bars.phase(r, "train")
   trained, train_log, train_seconds = train_round(env, state, r, positions)
@@ -695,14 +696,14 @@ def _pending_positions(ledger: Ledger, start: int, pool_ids: np.ndarray, labelle
         f"{ledger.path} records {len(entries)} rounds (0-{len(entries) - 1}) but "
         f"al.rounds={rounds} runs rounds 0-{rounds}: raise al.rounds to {len(entries) - 1} to "
         f"continue it, or restore the ledger{moved}.")
-  position_of = {int(i): p for p, i in enumerate(pool_ids)}
+  position_of = {str(i): p for p, i in enumerate(pool_ids)}  # str(id): any id
   positions = []
   for r, entry in enumerate(entries):
-    unknown = [int(i) for i in entry["ids"] if int(i) not in position_of]
+    unknown = [i for i in entry["ids"] if str(i) not in position_of]
     if unknown:
       raise WorkdirError(f"ledger round {r} names ids {unknown[:5]} that are not in the "
                          f"pool of this data split{moved}")
-    positions.append(np.asarray([position_of[int(i)] for i in entry["ids"]], np.int32))
+    positions.append(np.asarray([position_of[str(i)] for i in entry["ids"]], np.int32))
   mask = np.zeros(len(pool_ids), bool)
   for p, entry in zip(positions[:start], entries):
     mask[p[oracle_lib.answered(entry)]] = True

@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from rlmba_jax import csv_files
+from rlmba_jax.csv_files import as_id, parse_id
 from rlmba_jax.experiment import io
 from rlmba_jax.experiment.errors import LabelsError, LabelsNeeded, WorkdirError
 
@@ -100,7 +101,7 @@ def write_queries(workdir: str, r: int, ids: Sequence[int], columns: Mapping[str
   w = csv.writer(buffer, lineterminator="\n")
   w.writerow(["id", *columns])
   for i, example_id in enumerate(ids):
-    w.writerow([int(example_id), *(_cell(v[i]) for v in columns.values())])
+    w.writerow([as_id(example_id), *(_cell(v[i]) for v in columns.values())])
   path = queries_path(workdir, r)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   os.makedirs(os.path.dirname(labels_path(workdir, r)), exist_ok=True)
@@ -148,7 +149,7 @@ def read_queries(path: str) -> tuple[list[int], list[dict[str, str]]]:
   """(ids in query order, the rows as dicts) of a queries file."""
   rows = csv_files.as_dicts(csv_files.read_rows(path, WorkdirError))
   try:
-    return [int(row["id"]) for row in rows], rows
+    return [parse_id(row["id"]) for row in rows], rows
   except (KeyError, ValueError) as e:
     raise WorkdirError(f"{path} is not a queries file of this run ({e}); it was edited. "
                        "Restore it, or remove it to have the round asked again.") from None
@@ -172,7 +173,7 @@ def saved_answers(path: str) -> dict[int, SavedAnswer]:
     if len(row) < 2:
       continue
     try:
-      example_id = int(row[0])
+      example_id = parse_id(row[0])
     except ValueError:
       continue
     out[example_id] = SavedAnswer(row[1].strip(), row[2].strip() if len(row) > 2 else "",
@@ -186,7 +187,7 @@ def labelled_before(entries: Sequence[Mapping[str, Any]]) -> dict[int, str]:
   for entry in entries:
     for i, label in zip(entry["ids"], entry.get("labels") or ()):
       if label is not None:
-        out[int(i)] = label
+        out[as_id(i)] = label
   return out
 
 
@@ -199,7 +200,7 @@ def read_answers(path: str, queried: Sequence[int], class_names: Sequence[str],
   or a label that is not a class name.
   """
   classes = set(class_names)
-  queried_set = {int(i) for i in queried}
+  queried_set = {as_id(i) for i in queried}
   rows = csv_files.read_rows(path, LabelsError)
   if not rows:
     return {}
@@ -219,10 +220,9 @@ def read_answers(path: str, queried: Sequence[int], class_names: Sequence[str],
     raw_id, label = row[0].strip(), (row[1].strip() if len(row) > 1 else "")
     annotator = row[2].strip() if len(row) > 2 else ""
     try:
-      example_id = int(raw_id)
-    except ValueError:
-      raise LabelsError(f"{where}: id {raw_id[:40]!r} is not an integer. Nothing was "
-                        "changed.") from None
+      example_id = parse_id(raw_id)
+    except ValueError as e:
+      raise LabelsError(f"{where}: {e}. Nothing was changed.") from None
     if example_id not in queried_set:
       if example_id in ledger_labels:
         raise LabelsError(
@@ -261,7 +261,7 @@ def collect(workdir: str, r: int, queried: Sequence[int], class_names: Sequence[
   answers = read_answers(l_path, queried, class_names, ledger_labels, r) if os.path.exists(
       l_path) else {}
   closed = close or os.path.exists(closed_path(workdir, r))
-  missing = [int(i) for i in queried if int(i) not in answers]
+  missing = [as_id(i) for i in queried if as_id(i) not in answers]
   if missing and not closed:
     if answers:
       raise LabelsNeeded(
@@ -278,14 +278,14 @@ def collect(workdir: str, r: int, queried: Sequence[int], class_names: Sequence[
     io.write_atomic(closed_path(workdir, r), f"closed with {len(answers)} answers\n")
   index = {c: i for i, c in enumerate(class_names)}
   labels, skipped, annotators = [], [], {}
-  for i in (int(i) for i in queried):
+  for i in (as_id(i) for i in queried):
     label, who = answers.get(i, (None, ""))
     labels.append(index[label] if label is not None and label != SKIP else None)
     if label == SKIP:
       skipped.append(i)
     if who:
       annotators[i] = who
-  return Answers([int(i) for i in queried], labels, skipped, annotators)
+  return Answers([as_id(i) for i in queried], labels, skipped, annotators)
 
 
 def _complete(path: str, queried, class_names, ledger_labels, r) -> bool:
@@ -307,7 +307,7 @@ def check_answer_files(workdir: str, entries: Sequence[Mapping[str, Any]]) -> No
                          "ledger records the sha256 of the queries that were answered). "
                          "Restore it. Nothing was changed.")
     path = labels_path(workdir, entry["round"])
-    committed = {int(i): (SKIP if int(i) in set(entry.get("skipped", ())) else l)
+    committed = {as_id(i): (SKIP if as_id(i) in set(entry.get("skipped", ())) else l)
                  for i, l in zip(entry["ids"], entry["labels"])}
     for example_id, (said, _, line) in saved_answers(path).items():
       was = committed.get(example_id)
@@ -337,7 +337,7 @@ class SimulatedPerson:
                answer_fraction: float = 1.0, seed: int = 0, annotator: str = "simulated"):
     if not 0 <= noise <= 1 or not 0 <= skip <= 1 or not 0 < answer_fraction <= 1:
       raise ValueError("noise and skip must be in [0, 1], answer_fraction in (0, 1]")
-    self.truth = {int(k): str(v) for k, v in truth.items()}
+    self.truth = {parse_id(str(k)): str(v) for k, v in truth.items()}
     self.noise, self.skip, self.fraction = noise, skip, answer_fraction
     self.seed, self.annotator = seed, annotator
 
@@ -353,7 +353,8 @@ class SimulatedPerson:
       if i not in self.truth:
         raise KeyError(f"the simulated person has no true label for id {i}")
       label = self.truth[i]
-      rng = np.random.default_rng([self.seed, i])
+      key = i if isinstance(i, int) else int(_sha256(i.encode())[:15], 16)  # a text id
+      rng = np.random.default_rng([self.seed, key])
       if rng.random() < self.skip:
         label = SKIP
       elif rng.random() < self.noise:
