@@ -18,12 +18,51 @@ import os
 import signal
 import sys
 
-from absl import app
-from absl import flags
-from ml_collections import config_flags
 
-from rlmba_jax import config_names
-from rlmba_jax import parallel
+class _Interrupts:
+  """Ctrl-C and SIGTERM, from the first line of the process.
+
+  While the program starts (imports, flags, the config) a signal is only noted: an
+  exception raised inside an import can be swallowed (JAX's garbage-collection callback
+  prints "Exception ignored" and the run went on) or crash a half-initialised extension.
+  ``live()`` ends a noted start-up interrupt with one line and exit code 130; after it a
+  signal raises ``KeyboardInterrupt`` at once, and ``check`` (called after every durable
+  step of a round) raises it again if one was swallowed on the way. A second signal during
+  start-up ends the process at once.
+  """
+
+  def __init__(self):
+    self.count, self.is_live = 0, False
+
+  def __call__(self, signum, frame) -> None:
+    del signum, frame
+    self.count += 1
+    if self.is_live:
+      raise KeyboardInterrupt
+    if self.count > 1:
+      os.write(2, b"interrupted while starting; nothing was written\n")
+      os._exit(130)  # pylint: disable=protected-access
+
+  def live(self) -> None:
+    self.is_live = True
+    if self.count:
+      _stop(130, "interrupted while starting; nothing was written")
+
+  def check(self, *unused) -> None:
+    if self.count:
+      raise KeyboardInterrupt
+
+
+_INTERRUPTS = _Interrupts()
+signal.signal(signal.SIGINT, _INTERRUPTS)
+signal.signal(signal.SIGTERM, _INTERRUPTS)  # a stopped job ends like Ctrl-C (exit 130)
+
+from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
+from absl import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+from ml_collections import config_flags  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+from rlmba_jax import config_names  # pylint: disable=g-import-not-at-top,wrong-import-position
+from rlmba_jax import parallel  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def _default_config_path() -> str:
@@ -35,11 +74,6 @@ def _default_config_path() -> str:
 
 
 _BAD_CONFIG = 2  # errors.ConfigError.exit_code (errors is imported after flag parsing)
-
-
-def _terminated(signum, frame) -> None:
-  del signum, frame
-  raise KeyboardInterrupt
 
 
 def _stop(code: int, message: str) -> None:
@@ -94,17 +128,18 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _COMPILATION_CACHE.value:
     os.environ["RLMBA_COMPILATION_CACHE"] = "0"
-  signal.signal(signal.SIGTERM, _terminated)  # a stopped job ends like Ctrl-C (exit 130)
   parallel.initialize_distributed()
   from rlmba_jax.experiment import errors, run  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.loop import finished_line  # pylint: disable=g-import-not-at-top
   configure_logging()
+  _INTERRUPTS.live()
   try:
     if _VMAP_WIDTH.value is not None and _SEEDS.value is None:
       raise errors.ConfigError("--vmap_width applies to a seed-batched run; give --seeds")
     summary = run(_CONFIG.value, _WORKDIR.value, close_round=_CLOSE_ROUND.value,
-                  seeds=_SEEDS.value, vmap_width=_VMAP_WIDTH.value)
+                  seeds=_SEEDS.value, vmap_width=_VMAP_WIDTH.value,
+                  phase_callback=_INTERRUPTS.check)
   except (errors.ConfigError, errors.RunError) as e:
     if _show_traceback():
       raise

@@ -382,3 +382,23 @@ def test_a_number_finite_in_python_but_not_in_float32_is_refused_before_any_work
   with pytest.raises(ConfigError, match="learning_rate=1e.300 is not a finite number .*float32"):
     run(make_tiny_config(**{"train.learning_rate": 1e300}), str(tmp_path / "w"))
   assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("delay", [0.2, 1.0, 2.5])
+def test_ctrl_c_while_starting_ends_the_run_in_one_line(tmp_path, delay):
+  """Ctrl-C during the imports was swallowed by JAX's gc callback (the run went on) or
+  crashed the process; now it is noted and ends the start with one line and 130."""
+  import signal
+  import time
+  workdir = tmp_path / "w"
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "rlmba_jax.main", "--config=configs/mfeat.py:runlocal",
+       f"--workdir={workdir}", "--config.data.source=files"],
+      cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO), stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE, text=True)
+  time.sleep(delay)
+  proc.send_signal(signal.SIGINT)
+  _, err = proc.communicate(timeout=300)
+  assert proc.returncode == 130, err[-2000:]
+  assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
+  assert err.strip().splitlines()[-1].startswith("interrupted")
