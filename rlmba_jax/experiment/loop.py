@@ -40,6 +40,7 @@ import time
 from typing import Any, Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
@@ -70,6 +71,7 @@ from rlmba_jax.experiment.seeds import (SeedBatch, default_vmap_width, parse_see
                                         seed_folder)
 from rlmba_jax.experiment.workdir import claim, read_stored_json
 from rlmba_jax.models import build_model
+from rlmba_jax.models.classifier import encoder_names, is_own_encoder
 from rlmba_jax.models.pretrained import (PretrainedWeightsError, convert_state_dict,
                                          load_safetensors)
 from rlmba_jax.train import Trainer, make_loss, make_optimizer
@@ -274,6 +276,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     check_budget(config, len(data.pool))
     _check_eval_splits(config, data)
     check_oracle(config, data)
+    _check_own_encoders(config, data)
     if writer and not os.path.exists(os.path.join(workdir, "config.json")):
       _record_fingerprint(workdir, data)
       io.write_atomic(os.path.join(workdir, "config.json"), config.to_json(indent=2) + "\n")
@@ -316,6 +319,7 @@ def _run_seeds(config, workdir: str, seeds, vmap_width: int | None, phase_callba
     check_budget(config, len(data.pool))
     _check_eval_splits(config, data)
     check_oracle(config, data)
+    _check_own_encoders(config, data)
     if writer and not os.path.exists(os.path.join(workdir, "config.json")):
       _record_fingerprint(workdir, data)
       io.write_json(os.path.join(workdir, SEEDS_FILE),
@@ -612,6 +616,23 @@ def _load_data(config: ml_collections.ConfigDict):
     if isinstance(e, (RunError, ConfigError)):
       raise
     raise DataError(f"data set {config.data.name!r}: {e}") from e
+
+
+def _check_own_encoders(config: ml_collections.ConfigDict, data) -> None:
+  """Your own encoders (``module.path:ClassName`` in ``model.encoders``) traced once on an
+  abstract batch, so one that returns the wrong shape is a ``ConfigError`` before any
+  work, not a traceback in round 0's training."""
+  if not any(is_own_encoder(n) for n in encoder_names(config.model).values()):
+    return
+  model = build_model(config.model, data.modalities, data.num_classes)
+  example = {s.name: jax.ShapeDtypeStruct(
+      (2,) + tuple(s.shape), jnp.int32 if s.kind == "tokens" else jnp.float32)
+      for s in data.modalities}
+  keys = {"params": jax.random.key(0), "dropout": jax.random.key(1)}
+  try:
+    jax.eval_shape(lambda x: model.init(keys, x, train=True), example)
+  except (ValueError, TypeError) as e:
+    raise ConfigError(f"model.encoders={config.model.encoders!r}: {e}") from None
 
 
 def _make_run_env(config: ml_collections.ConfigDict, data, mesh, epoch_callback=None,

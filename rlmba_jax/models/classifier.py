@@ -17,7 +17,8 @@ fused prediction is
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import importlib
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -117,6 +118,8 @@ class MultimodalClassifier(nn.Module):
     if name == "bert":
       return bert_lib.Bert(self.bert_config or bert_lib.BertConfig(), self.bert_pooling,
                            dtype=self.dtype, name=module_name), False
+    if is_own_encoder(name):
+      return load_own_encoder(name)(width=self.width, name=module_name), False
     raise ValueError(f"model.encoders names {name!r} for modality {spec.name!r}; choose "
                      f"from {ENCODERS}")
 
@@ -139,6 +142,8 @@ class MultimodalClassifier(nn.Module):
         f = encoder(inputs[spec.name], train=dropout_on)
       else:
         f = encoder(inputs[spec.name], train=train)
+        check_encoder_features(f, inputs[spec.name], spec.name,
+                               dict(self.encoders).get(spec.name, "auto"))
         f = nn.Dropout(self.dropout, deterministic=not dropout_on)(f)
       logits = nn.Dense(self.num_classes, name=f"head_{spec.name}")(f)
       out["features"][spec.name], out["logits"][spec.name] = f, logits
@@ -216,13 +221,54 @@ def build_model(model_cfg, modalities: tuple[ModalitySpec, ...], num_classes: in
 
 
 def encoder_names(model_cfg) -> dict[str, str]:
-  """``model.encoders`` ("image=resnet101,text=bert") as a dict, validated."""
+  """``model.encoders`` ("image=resnet101,text=bert,audio=my.module:MyEncoder") as a dict,
+  validated (your own encoders importable)."""
   names = parse_assignments(model_cfg.encoders, "model.encoders")
-  bad = {m: n for m, n in names.items() if n not in ENCODERS}
+  bad = {m: n for m, n in names.items() if n not in ENCODERS and not is_own_encoder(n)}
   if bad:
     raise ValueError(f"model.encoders={model_cfg.encoders!r}: unknown encoder(s) {bad}; "
-                     f"choose from {ENCODERS}")
+                     f"choose from {ENCODERS}, or name your own as module.path:ClassName")
+  for n in names.values():
+    if is_own_encoder(n):
+      load_own_encoder(n)
   return names
+
+
+def is_own_encoder(name: str) -> bool:
+  """``module.path:ClassName``: an encoder of your own (README, "Your own encoder")."""
+  return ":" in name
+
+
+def load_own_encoder(name: str) -> Callable[..., nn.Module]:
+  """The class (or factory) ``module.path:ClassName`` names, called as
+  ``(width=model.width, name=...)`` -> a Flax module whose ``__call__(x, train)`` maps a
+  batch ``[B, *shape]`` of one modality to features ``[B, D]``. ``ValueError`` naming what
+  is wrong otherwise."""
+  module_name, _, attr = name.partition(":")
+  try:
+    target: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+      target = getattr(target, part)
+  except (ImportError, AttributeError, ValueError) as e:
+    raise ValueError(f"model.encoders names {name!r}, which cannot be imported "
+                     f"({type(e).__name__}: {e}); give module.path:ClassName of a Flax "
+                     "module on the Python path") from None
+  if not callable(target):
+    raise ValueError(f"model.encoders names {name!r}, which is not a Flax module class or a "
+                     "factory of one")
+  return target
+
+
+def check_encoder_features(features, x, modality: str, encoder: str) -> None:
+  """An encoder's output must be float features ``[B, D]`` for the heads and strategies."""
+  ok = (hasattr(features, "ndim") and features.ndim == 2 and features.shape[0] == x.shape[0]
+        and jnp.issubdtype(features.dtype, jnp.floating))
+  if not ok:
+    shape = getattr(features, "shape", type(features).__name__)
+    raise ValueError(f"the encoder {encoder!r} of modality {modality!r} returned {shape} "
+                     f"({getattr(features, 'dtype', '?')}) for a batch of shape {x.shape}; "
+                     "an encoder must return float features [batch, width] (flatten or pool "
+                     "its output)")
 
 
 _AUTO_ENCODERS = {"image": "cnn", "clip": "r2plus1d_18", "tokens": "bert"}
