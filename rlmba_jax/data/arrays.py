@@ -170,10 +170,6 @@ def _array_files(folder: str) -> dict[str, tuple[str, str | None]]:
   return found
 
 
-def available_modalities(folder: str) -> tuple[str, ...]:
-  return tuple(_array_files(check_folder(folder)))
-
-
 def _load_array(path: str, key: str | None) -> np.ndarray:
   try:
     if key is None:

@@ -181,16 +181,6 @@ def saved_answers(path: str) -> dict[int, SavedAnswer]:
   return out
 
 
-def labelled_before(entries: Sequence[Mapping[str, Any]]) -> dict[int, str]:
-  """id -> class name of everything a person labelled in the ledger's lines."""
-  out = {}
-  for entry in entries:
-    for i, label in zip(entry["ids"], entry.get("labels") or ()):
-      if label is not None:
-        out[as_id(i)] = label
-  return out
-
-
 def read_answers(path: str, queried: Sequence[int], class_names: Sequence[str],
                  ledger_labels: Mapping[int, str], r: int) -> dict[int, tuple[str, str]]:
   """The answers file of round ``r``: id -> (class name or ``skip``, annotator).

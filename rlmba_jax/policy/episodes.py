@@ -266,11 +266,6 @@ def draw_episode(spec: EpisodeSpec, key: jax.Array, source_size: int) -> Episode
                      between(k_rounds, spec.rounds))
 
 
-class PolicyPicks(NamedTuple):
-  positions: jnp.ndarray  # [b_max] pool positions in draw order
-  transition: Transition
-
-
 def policy_inputs(spec: EpisodeSpec, view: RoundView, key: jax.Array, budget: jnp.ndarray,
                   labelled_fraction: jnp.ndarray):
   """RL-MBA's candidates of the round and the policy's invariant inputs.
