@@ -25,7 +25,10 @@ mkdir -p "$out"
 echo "campaign at commit $(git rev-parse HEAD) $(date -u +%FT%TZ): $stages" >> "$out/commits.txt"
 
 MFEAT_TUNED=results/mfeat_paper/tuning.json
-AV_TUNED=$out/av_digits/tune/tuning.json
+# The av_digits search's choice: committed to results/ once a session finished it (AS is
+# then not run again), else where this campaign's AS writes it.
+AV_TUNED=results/av_digits_paired/tuning.json
+[ -f "$AV_TUNED" ] || AV_TUNED=$out/av_digits/tune/tuning.json
 # The rows (launch/sweep.py entries) of the plans; {tuned} is the data set's search.
 BASE="random,margin,badge,bmmal,gcnal,deepfool"
 CORE="rlmba,rlmba_tuned=rlmba{tuned},rlmba_prior=rlmba{tuned}/al.rlmba.learning_rate=0/al.rlmba.entropy_weight=0,rlmba_topq=rlmba{tuned}/al.rlmba.policy=false"
@@ -108,7 +111,7 @@ run_stage() {
           badge,bmmal --config.data.label_noise=0.1
       done ;;
     AS)  # av_digits: the search on validation, tuning seeds 100-102 (space fixed in the plan)
-      if [ -z "${REPORT_ONLY:-}" ]; then
+      if [ -z "${REPORT_ONLY:-}" ] && [ "$AV_TUNED" != results/av_digits_paired/tuning.json ]; then
         python launch/tune.py --config=configs/av_digits.py:paper --workdir="$out/av_digits/tune" \
           --trials=8 --seeds=100,101,102 --include=results/mfeat_paper/tuning.json \
           --refine_top=1 --refine_space='al.rlmba.diversity=labelled;modality.amcb=true|false;al.rlmba.efda=true|false' \
