@@ -14,7 +14,7 @@ for a smoke test. 20 initial labels, then 5 rounds of 20; change them with
 ``--config.al.*``.
 """
 
-from rlmba_jax.experiment.config import default_config, parse_arg
+from rlmba_jax.config_defaults import default_config, parse_arg
 
 
 def get_config(arg=None):

@@ -17,8 +17,8 @@ modality; AMCB and the weighted evidence fusion act in RL-MBA's selection only; 
       --strategies=random,margin,badge,bmmal,gcnal,rlmba
 """
 
-from rlmba_jax.experiment.config import (AV_DIGITS_TUNED_RLMBA, default_config, paper_protocol,
-                                         parse_arg)
+from rlmba_jax.config_defaults import (AV_DIGITS_TUNED_RLMBA, default_config, paper_protocol,
+                                       parse_arg)
 
 
 def get_config(arg=None):

@@ -12,8 +12,8 @@ photos, a CNN on the log-STFT for audio, BERT for text (``model.pretrained`` loa
 for a CPU smoke run in seconds.
 """
 
-from rlmba_jax.experiment.config import default_config, parse_arg
-from rlmba_jax.experiment.paper_configs import runlocal
+from rlmba_jax.config_defaults import default_config, parse_arg
+from rlmba_jax.paper_configs import runlocal
 
 
 def get_config(arg=None):

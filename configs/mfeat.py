@@ -24,8 +24,8 @@ evidence fusion with the AMCB weights *as the classifier* of every strategy, so 
 reshape every strategy's model; same schedule.
 """
 
-from rlmba_jax.experiment.config import (MFEAT_TUNED_RLMBA, default_config, paper_protocol,
-                                         parse_arg)
+from rlmba_jax.config_defaults import (MFEAT_TUNED_RLMBA, default_config, paper_protocol,
+                                       parse_arg)
 
 PROTOCOLS = ("curves", "paper", "tuned")
 

@@ -11,7 +11,7 @@ concatenated features), ``tmc`` (evidential heads, Dempster-Shafer combination) 
 ``evidence`` (evidential heads, RL-MBA's weighted evidence fusion, uniform weights).
 """
 
-from rlmba_jax.experiment.config import default_config
+from rlmba_jax.config_defaults import default_config
 
 
 def get_config(arg=None):

@@ -309,7 +309,7 @@ def pipeline(datasets, workers_list, records):
   import tempfile  # pylint: disable=g-import-not-at-top
   from rlmba_jax.data import fixtures  # pylint: disable=g-import-not-at-top
   from rlmba_jax.data.streaming import index_batches  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment.paper_configs import paper_config  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.paper_configs import paper_config  # pylint: disable=g-import-not-at-top
   root = tempfile.mkdtemp(prefix="rlmba_pipeline_")
   for name in datasets:
     manual = f"{root}/{name}"
@@ -433,7 +433,7 @@ def paper_model_workload(workload: str, classes: int, batch: int, infer_batch: i
 def _round_config(strategy: str, epochs: int, model_kind: str, amp: bool, filters: int):
   from rlmba_jax.data.registry import modality_specs  # pylint: disable=g-import-not-at-top
   from rlmba_jax.data.specs import ModalitySpec  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment.paper_configs import paper_config  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.paper_configs import paper_config  # pylint: disable=g-import-not-at-top
   config = default_config()
   config.al.strategy = strategy
   config.train.num_epochs = epochs

@@ -94,7 +94,7 @@ def crash_at(round_index: int, phase: str):
 COLD_SECONDS = {
     "test_colab.py": 104, "test_rlmba_loop.py": 94, "test_multidevice.py": 110,
     "test_seeds.py": 80, "test_mechanisms.py": 10, "test_stats.py": 6,
-    "test_label_server.py": 15, "test_stopping.py": 20, "test_own_encoder.py": 15,
+    "test_label_server.py": 15, "test_stopping.py": 20, "test_own_encoder.py": 15, "test_light_configs.py": 4,
     "test_paper_configs.py": 79, "test_loop_strategies.py": 67, "test_multihost.py": 60,
     "test_loop.py": 48, "test_paper_protocol.py": 43, "test_episodes.py": 42,
     "test_person.py": 35, "test_sweeps.py": 33, "test_faults.py": 31,

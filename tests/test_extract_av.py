@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlmba_jax.data import load_dataset
-from rlmba_jax.experiment.paper_configs import paper_config
+from rlmba_jax.paper_configs import paper_config
 
 from rlmba_jax.data import extraction as extract_av
 from conftest import run_python

@@ -24,7 +24,7 @@ import jax
 from jax.experimental import multihost_utils
 from rlmba_jax.experiment import run
 from rlmba_jax.experiment.loop import make_trainer
-from rlmba_jax.experiment.paper_configs import paper_config
+from rlmba_jax.paper_configs import paper_config
 from rlmba_jax.data import load_dataset
 from rlmba_jax.models import build_model
 out = sys.argv[1]
@@ -54,7 +54,7 @@ import json, sys
 import jax
 assert jax.process_count() == 1 and jax.device_count() == 2
 from rlmba_jax.experiment import run
-from rlmba_jax.experiment.paper_configs import paper_config
+from rlmba_jax.paper_configs import paper_config
 out = sys.argv[1]
 c = paper_config("upmc_food101", "runlocal")
 c.model.encoders = "image=cnn"  # the distributed path, not ResNet-18's compile time
@@ -136,7 +136,7 @@ def test_two_processes(tmp_path):
 
 def _food101_fixture(tmp_path):
   from rlmba_jax.data import load_dataset
-  from rlmba_jax.experiment.paper_configs import paper_config
+  from rlmba_jax.paper_configs import paper_config
   c = paper_config("upmc_food101", "runlocal")
   c.model.encoders = "image=cnn"  # as the workers' configs
   c.data.data_dir = str(tmp_path / "tfds")

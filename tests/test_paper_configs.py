@@ -12,7 +12,7 @@ import pytest
 
 from rlmba_jax.experiment import run
 from rlmba_jax.experiment.loop import pretrained_hook
-from rlmba_jax.experiment.paper_configs import paper_config
+from rlmba_jax.paper_configs import paper_config
 from rlmba_jax.models import build_model, pretrained
 from rlmba_jax.train.trainer import lr_factor, make_optimizer
 from conftest import apply_overrides, read_ledger, read_rounds

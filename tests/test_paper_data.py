@@ -10,7 +10,7 @@ import pytest
 
 from rlmba_jax.data import fixtures, load_dataset, transforms
 from rlmba_jax.data.builders import SourceFileError
-from rlmba_jax.experiment.paper_configs import paper_config
+from rlmba_jax.paper_configs import paper_config
 
 CONFIG_OF = {"upmc_food101": "upmc_food101", "kinetics_sounds": "kinetics_sounds",
              "vggsound": "vggsound"}

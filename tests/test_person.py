@@ -329,7 +329,7 @@ def test_your_own_photos_sounds_and_texts_built_into_array_record_and_labelled(t
   paper's transforms and encoders (BERT for the text), the pool
   labelled by a person."""
   from rlmba_jax.data.items import write_demo_items
-  from rlmba_jax.experiment.paper_configs import runlocal
+  from rlmba_jax.paper_configs import runlocal
   folder = write_demo_items(str(tmp_path / "items"))
   with open(os.path.join(folder, "truth.csv")) as f:
     truth = {int(r["id"]): r["label"] for r in csv.DictReader(f)}

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from rlmba_jax.experiment.config import default_config, parse_arg
+from rlmba_jax.config_defaults import default_config, parse_arg
 
 
 def paper_config(name: str, arg: str | None = None) -> ml_collections.ConfigDict:
