@@ -28,10 +28,7 @@ _OUT = flags.DEFINE_string("out", "results/seed_agreement", "Output folder.")
 
 
 def _folders(path):
-  found = seed_run_folders(path)
-  if not found and os.path.exists(os.path.join(path, "seeds.json")):
-    found = seed_run_folders(os.path.dirname(path))
-  return found
+  return seed_run_folders(path)  # an entry's folder, or one seed-batched workdir
 
 
 def _ledger(folder):

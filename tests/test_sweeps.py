@@ -103,6 +103,10 @@ def test_an_entrys_seeds_run_in_seed_blocks_that_readers_find(tmp_path):
   folders = sweeps.seed_run_folders(entry)
   assert sorted(folders) == [0, 1, 2]
   assert folders[1].endswith(os.path.join("seeds_0000-0001", "seed_0001"))
+  # one seed-batched workdir given itself: its own seeds only (a sibling block's seeds were
+  # once found through the parent folder, pairing one strategy's runs with another's)
+  block = sweeps.seed_run_folders(os.path.join(entry, "seeds_0002-0002"))
+  assert block == {2: folders[2]}
   assert sweeps.plan_seed_runs(CONFIG, entry, "entropy", [0, 1, 2], {}, COMMON,
                                rounds=1) == []  # all finished
   runs = report.collect(str(tmp_path))

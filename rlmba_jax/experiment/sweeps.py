@@ -119,10 +119,13 @@ def block_name(seeds: Sequence[int]) -> str:
 def seed_run_folders(entry_dir: str) -> dict[int, str]:
   """``{seed: folder}`` of every seed's run under an entry's folder: single runs in
   ``seed<k>/``, seed-batched blocks in ``<block>/seed_NNNN/`` (a block is a folder with
-  ``seeds.json``)."""
+  ``seeds.json``); or of one seed-batched workdir given itself."""
   found: dict[int, str] = {}
   if not os.path.isdir(entry_dir):
     return found
+  if os.path.exists(os.path.join(entry_dir, "seeds.json")):  # one seed-batched workdir
+    return {int(sub[5:]): os.path.join(entry_dir, sub)
+            for sub in sorted(os.listdir(entry_dir)) if re.fullmatch(r"seed_\d+", sub)}
   for name in sorted(os.listdir(entry_dir)):
     path = os.path.join(entry_dir, name)
     if re.fullmatch(r"seed\d+", name) and os.path.isdir(path):
