@@ -555,3 +555,28 @@ def test_a_person_run_keeps_text_ids_as_given(tmp_path):
   with open(out) as f:
     assert {r["id"]: r["label"] for r in csv.DictReader(f)} == {
         i: truth[i] for e in ledger for i in e["ids"]}
+
+
+@pytest.mark.slow
+def test_answers_file_reader_fuzz(tmp_path):
+  """Any bytes in an answers file: answers, or one LabelsError line; never another
+  exception (issue 29, 5)."""
+  from hypothesis import given, settings, strategies as st
+  from rlmba_jax.experiment.errors import LabelsError
+  path = tmp_path / "round_001.csv"
+
+  @settings(max_examples=300, deadline=None)
+  @given(st.one_of(st.binary(max_size=300),
+                   st.text(alphabet="id,label,annotator\n\"\r 0123ab-skp\ufeff\x00",
+                           max_size=200)))
+  def check(data):
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    try:
+      answers = oracle.read_answers(str(path), [1, 2, "a"], ["a", "b"], {}, 1)
+    except LabelsError as e:
+      assert "\n" not in str(e).strip()
+    else:
+      assert set(answers) <= {1, 2, "a"}
+      assert all(label in ("a", "b", "skip") for label, _ in answers.values())
+
+  check()
