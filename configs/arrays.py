@@ -1,4 +1,4 @@
-r"""Active learning on your own arrays (``rlmba_jax/data/arrays.py``; README, "Your own data").
+r"""Active learning on your own arrays (``rlmba_jax/data/arrays.py``; docs/own_data.md).
 
   python -m rlmba_jax.main --config=configs/arrays.py --workdir=runs/mine \
       --config.data.manual_dir=path/to/folder          # the folder's labels answer

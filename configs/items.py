@@ -1,5 +1,5 @@
 r"""Active learning on your own photos, recordings and texts (``rlmba_jax/data/items.py``;
-README, "Your own data").
+docs/own_data.md).
 
   python -m rlmba_jax.main --config=configs/items.py:person --workdir=runs/photos \
       --config.data.manual_dir=path/to/folder

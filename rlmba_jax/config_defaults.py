@@ -167,7 +167,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.gcnal.weight_decay = 5e-4
   c.al.gcnal.unlabelled_weight = 1.2  # lambda on the unlabelled-node loss
   c.al.gcnal.margin = 0.1  # uncertaingcn: pick scores closest to this
-  # RL-MBA (README, "RL-MBA": candidates, policy, reward). The paper gives none of these values; ours are defaults.
+  # RL-MBA (docs/experiments.md, "RL-MBA": candidates, policy, reward). The paper gives none of these values; ours are defaults.
   c.al.rlmba = ml_collections.ConfigDict()
   c.al.rlmba.kappa = 4  # candidates K = kappa * budget
   c.al.rlmba.beta = 0.5  # weight of the diversity term in q

@@ -9,7 +9,7 @@ r"""Runs an active-learning experiment.
 
 Re-running a command on the same workdir continues the run from its last finished round.
 A run that stops prints one line saying why and what to do, and exits with the code of
-``rlmba_jax.experiment.errors.EXIT_CODES`` (README, "When a run stops"); ``--verbosity=1`` or
+``rlmba_jax.experiment.errors.EXIT_CODES`` (docs/experiments.md, "When a run stops"); ``--verbosity=1`` or
 ``RLMBA_TRACEBACK=1`` shows the traceback too.
 """
 

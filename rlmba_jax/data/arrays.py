@@ -55,11 +55,11 @@ def check_folder(manual_dir: str) -> str:
   if not manual_dir:
     raise ArraysError("config.data.name='arrays' reads your files: set "
                       "config.data.manual_dir to the folder holding examples.csv and one "
-                      "<modality>.npy per modality (README, 'Your own data')")
+                      "<modality>.npy per modality (docs/own_data.md)")
   if not os.path.isfile(os.path.join(manual_dir, EXAMPLES_FILE)):
     raise ArraysError(f"{os.path.join(manual_dir, EXAMPLES_FILE)} does not exist; the arrays "
                       "folder needs examples.csv (id,split,label) and one <modality>.npy "
-                      "per modality (README, 'Your own data')")
+                      "per modality (docs/own_data.md)")
   return os.path.abspath(manual_dir)
 
 

@@ -51,7 +51,7 @@ def check_folder(manual_dir: str) -> str:
   folder = arrays_lib.check_folder(manual_dir)
   if not present_modalities(folder):
     raise arrays_lib.ArraysError(f"{folder} has none of the folders images/, audio/, text/ "
-                                 "(README, 'Your own data')")
+                                 "(docs/own_data.md)")
   return folder
 
 

@@ -9,7 +9,7 @@ fixed.
 
 from __future__ import annotations
 
-# Exit codes (README, "When a run stops").
+# Exit codes (docs/experiments.md, "When a run stops").
 EXIT_CODES = {
     0: "finished",
     1: "an unexpected error (a bug): the traceback is printed",

@@ -235,7 +235,7 @@ def encoder_names(model_cfg) -> dict[str, str]:
 
 
 def is_own_encoder(name: str) -> bool:
-  """``module.path:ClassName``: an encoder of your own (README, "Your own encoder")."""
+  """``module.path:ClassName``: an encoder of your own (docs/own_data.md, "Your own encoder")."""
   return ":" in name
 
 

@@ -1,4 +1,4 @@
-"""RL-MBA's learning selector as the experiment loop runs it (README, "RL-MBA": candidates, policy, reward).
+"""RL-MBA's learning selector as the experiment loop runs it (docs/experiments.md, "RL-MBA": candidates, policy, reward).
 
 ``RLMBAAgent`` ties candidate scoring (``selection.rlmba``), the policy network, Plackett–Luce
 draws and REINFORCE together with the round state and the reward. Everything it keeps between

@@ -1,4 +1,4 @@
-r"""RL-MBA's candidate scoring (README, "RL-MBA", step 1) and its policy-free selection.
+r"""RL-MBA's candidate scoring (docs/experiments.md, "RL-MBA", step 1) and its policy-free selection.
 
 For every unlabelled example
 
