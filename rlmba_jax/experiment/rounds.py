@@ -40,6 +40,7 @@ from rlmba_jax import modality
 from rlmba_jax import parallel
 from rlmba_jax import policy as policy_lib
 from rlmba_jax import selection
+from rlmba_jax.data.records import RecordSplit
 from rlmba_jax.experiment import headroom
 from rlmba_jax.experiment import stopping
 from rlmba_jax.experiment.config import strategy_options
@@ -168,7 +169,7 @@ class Evaluation(NamedTuple):
   pool_outputs: Mapping[str, Any] | None
   pool_uncertainty: list[float | None]
   started: float
-  stop_predictions: list[np.ndarray]  # each seed's predictions on the stop set ``[n]``
+  stop_predictions: list[np.ndarray | None]  # each seed's stop-set predictions ``[n]``
 
 
 def coalition_probabilities_fn(model_cfg, names: tuple[str, ...]):
@@ -589,17 +590,25 @@ def evaluate_round(env: RoundEnv, state: RoundState, r: int) -> Evaluation:
              for i in range(seeds.size)]
   gap, shapley = env.analyse(outputs["val"], env.evals["val"][1], weights)
   pool_outputs, uncertainty = None, [None] * seeds.size
-  predicted = env.trainer.predict(train.params, env.pool_inputs, weights, train.model_state)
+  predicted = None
   if env.config.model.head == "evidential":
-    pool_outputs = predicted
+    pool_outputs = predicted = env.trainer.predict(train.params, env.pool_inputs, weights,
+                                                   train.model_state)
     check_finite_outputs(r, "pool", pool_outputs, env)
     uncertainty = [float(u) for u in seeds.split(
         env.steps.pool_uncertainty(pool_outputs, state.labelled, weights))]
-  stop_set = stopping.stop_set_positions(env.pool_size, env.config.al.stopping.set_size,
-                                         env.config.data.split_seed)
-  labels = np.asarray(jax.device_get(jnp.argmax(predicted["fused_probs"], -1)))
-  stop_predictions = [np.asarray(l)[stop_set] for l in
-                      (labels if seeds.batched else [labels])]
+  elif not isinstance(env.pool_inputs, RecordSplit):  # in memory: one cheap pass
+    predicted = env.trainer.predict(train.params, env.pool_inputs, weights,
+                                    train.model_state)
+  # The stopping signals' predictions on the stop set; a streamed pool with softmax heads
+  # is not predicted a second time for them (its records carry no stopping kappa).
+  stop_predictions = [None] * seeds.size
+  if predicted is not None:
+    stop_set = stopping.stop_set_positions(env.pool_size, env.config.al.stopping.set_size,
+                                           env.config.data.split_seed)
+    labels = np.asarray(jax.device_get(jnp.argmax(predicted["fused_probs"], -1)))
+    stop_predictions = [np.asarray(l)[stop_set] for l in
+                        (labels if seeds.batched else [labels])]
   return Evaluation(metrics, gap, shapley, pool_outputs, uncertainty, started,
                     stop_predictions)
 
@@ -611,7 +620,7 @@ def add_stopping(env: RoundEnv, records: list[dict[str, Any]], histories,
     record["stopping"] = stopping.stopping_fields(
         history, predictions, record["val_top1"], env.num_classes,
         env.config.al.stopping.to_dict())
-    record["stop_set_predictions"] = predictions.tolist()
+    record["stop_set_predictions"] = None if predictions is None else predictions.tolist()
 
 
 def update_modality_weights(env: RoundEnv, weights: modality.ModalityWeightState,

@@ -47,14 +47,16 @@ def cohens_kappa(a: jax.Array, b: jax.Array, num_classes: int) -> jax.Array:
   return jnp.where(chance >= 1.0, 1.0, (observed - chance) / jnp.maximum(1.0 - chance, 1e-12))
 
 
-def stopping_fields(history: Sequence[Mapping[str, Any]], predictions: np.ndarray,
+def stopping_fields(history: Sequence[Mapping[str, Any]], predictions: np.ndarray | None,
                     val_top1: float, num_classes: int, options: Mapping[str, Any]
                     ) -> dict[str, Any]:
   """The ``stopping`` entry of a round's record from the run's earlier records
-  (``history``), this round's stop-set ``predictions`` ``[n]`` and validation top-1."""
+  (``history``), this round's stop-set ``predictions`` ``[n]`` (None: not predicted, no
+  kappa) and validation top-1."""
   window = int(options["window"])
   kappa = None
-  if history and history[-1].get("stop_set_predictions") is not None:
+  if (predictions is not None and history
+      and history[-1].get("stop_set_predictions") is not None):
     previous = np.asarray(history[-1]["stop_set_predictions"])
     kappa = float(cohens_kappa(previous, np.asarray(predictions), num_classes))
   kappas = [h.get("stopping", {}).get("kappa") for h in history[-(window - 1):]
