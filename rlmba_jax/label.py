@@ -442,7 +442,7 @@ function esc(s){const e=document.createElement('span');e.textContent=s;return e.
 function cell(name,v){if(!v||/^record \\d+$/.test(v))return '';
  const src='/api/content?cell='+encodeURIComponent(v);
  if(/\\[\\d+\\]$/.test(v))return '<img alt="'+esc(name)+'" src="'+src+'">';
- if(/\\.(wav|mp3|ogg|flac|m4a)$/i.test(v)||name=='audio')return '<audio controls src="'+src+'"></audio>';
+ if(/\\.(wav|mp3|ogg|flac|m4a)$/i.test(v)||name=='audio')return '<audio controls preload="metadata" src="'+src+'"></audio>';
  if(name=='text')return '<iframe style="width:100%;height:120px;border:0" src="'+src+'"></iframe>';
  if(name=='image'||name=='images'||/\\.(png|jpe?g|gif|webp|bmp)$/i.test(v))return '<img alt="'+esc(name)+'" src="'+src+'">';
  return esc(v);}
