@@ -432,15 +432,7 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
     if writer:
       io.write_jsonl(out.rounds_path, history)  # the checkpoint's history is the truth
     out.board.start(history)
-  if start > config.al.rounds:
-    logger.info("%s is complete (%d rounds); raise al.rounds to continue.", workdir,
-                start - 1)
-  last = start - 1
-  if histories[0] and stopping.should_stop(histories[0][-1], config.al.stop_when):
-    logger.info("%s stopped at round %d (al.stop_when=%r: %s); set al.stop_when='' to "
-                "continue.", workdir, last, config.al.stop_when,
-                stopping.stop_reason(histories[0][-1]))
-    last = config.al.rounds  # nothing to run
+  last = _last_round_done(config, workdir, histories, start)
   bars.begin(config.al.rounds, start)
   pool_outputs = None  # the last evaluation's pool outputs (evidential heads), reused once
   try:
@@ -449,18 +441,8 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
       env, state, records, pool_outputs = _one_round(env, data, state, r, histories,
                                                      pool_outputs, given, outs, asker,
                                                      phase, bars)
-      for history, record in zip(histories, records):
-        history.append(record)
-      checkpointer.save(r, state.checkpoint(), _checkpoint_meta(seeds, histories))
-      phase(r, "checkpointed")
-      if writer:
-        for out, record in zip(outs, records):
-          io.append_jsonl(out.rounds_path, record)
-      phase(r, "reported")
-      for out, record in zip(outs, records):
-        out.board.write(record)
-      bars.round_done(records)
-      _log_round(config, records, bars)
+      _commit_round(config, seeds, r, state, records, histories, outs, checkpointer, phase,
+                    bars)
       if stopping.should_stop(records[0], config.al.stop_when):
         logger.info("round %d: stopping (al.stop_when=%r): %s", r, config.al.stop_when,
                     stopping.stop_reason(records[0]))
@@ -482,6 +464,38 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
       io.write_json(os.path.join(out.folder, "summary.json"), seed_summary)
     io.write_json(os.path.join(workdir, "summary.json"), summary)
   return summary
+
+
+def _last_round_done(config, workdir: str, histories, start: int) -> int:
+  """The last round this invocation need not run: ``start - 1``, or ``al.rounds`` when the
+  run is complete or stopped on its signal (``al.stop_when``)."""
+  if start > config.al.rounds:
+    logger.info("%s is complete (%d rounds); raise al.rounds to continue.", workdir,
+                start - 1)
+  if histories[0] and stopping.should_stop(histories[0][-1], config.al.stop_when):
+    logger.info("%s stopped at round %d (al.stop_when=%r: %s); set al.stop_when='' to "
+                "continue.", workdir, start - 1, config.al.stop_when,
+                stopping.stop_reason(histories[0][-1]))
+    return config.al.rounds  # nothing to run
+  return start - 1
+
+
+def _commit_round(config, seeds: SeedBatch, r: int, state: RoundState, records, histories,
+                  outs, checkpointer: RoundCheckpointer, phase: PhaseCallback, bars) -> None:
+  """Round ``r``'s durable steps in their order: the checkpoint (with every seed's history),
+  then rounds.jsonl, then TensorBoard and the progress line."""
+  for history, record in zip(histories, records):
+    history.append(record)
+  checkpointer.save(r, state.checkpoint(), _checkpoint_meta(seeds, histories))
+  phase(r, "checkpointed")
+  if jax.process_index() == 0:
+    for out, record in zip(outs, records):
+      io.append_jsonl(out.rounds_path, record)
+  phase(r, "reported")
+  for out, record in zip(outs, records):
+    out.board.write(record)
+  bars.round_done(records)
+  _log_round(config, records, bars)
 
 
 def _checkpoint_meta(seeds: SeedBatch, histories: list[list[dict[str, Any]]]) -> dict:
