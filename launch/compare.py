@@ -27,6 +27,9 @@ _ROUNDS = flags.DEFINE_integer("rounds", 8, "Rounds of a finished run (the confi
 _COMMIT = flags.DEFINE_string("commit", "", "The commit the runs were made at.")
 _TITLE = flags.DEFINE_string("title", "", "Report title (default: the study's name).")
 _NOTES = flags.DEFINE_string("notes", "", "A paragraph under the title.")
+_REPORT_SEEDS = flags.DEFINE_string(
+    "report_seeds", "", "Report only these seeds (1000-1019, or a list; '' = every seed "
+    "recorded): the complete seed blocks, while seeds.jsonl keeps every finished run.")
 
 BASELINES = ("random", "margin", "badge", "bmmal", "gcnal", "deepfool", "entropy",
              "least_confidence", "bald", "coreset", "kmeans", "power_margin", "power_entropy")
@@ -66,12 +69,18 @@ def main(argv):
       records = pr.merge_records(pr.read_records(path), records)
     pr.write_records(path, records)
   records = pr.read_records(path)
+  if _REPORT_SEEDS.value:
+    from rlmba_jax.experiment.seeds import parse_seeds  # pylint: disable=g-import-not-at-top
+    wanted = set(parse_seeds(_REPORT_SEEDS.value))
+    records = [r for r in records if r["seed"] in wanted]
   labels = sorted({r["strategy"] for r in records})
   commits = sorted({r.get("commit", "") for r in records} - {""})
   notes = (_NOTES.value + (" " if _NOTES.value else "")
            + f"Runs made at commit {', '.join(commits) or '(not recorded)'}; per-seed "
            "records in `seeds.jsonl`; regenerate with "
-           f"`python launch/compare.py --out={out}`. Plan: `plan.md`.")
+           f"`python launch/compare.py --out={out}"
+           + (f" --report_seeds={_REPORT_SEEDS.value}" if _REPORT_SEEDS.value else "")
+           + "`. Plan: `plan.md`.")
   text = pr.paired_report(records, families(labels), title=_TITLE.value or
                           os.path.basename(os.path.normpath(out)), notes=notes, out_dir=out,
                           penalty_rows=[l for l in PENALTY if l in labels])
