@@ -187,3 +187,28 @@ def test_grain_workers_give_the_same_batches(tmp_path):
            for h in range(2)]
   assert set(hosts[0]).isdisjoint(hosts[1])
   assert sorted(np.concatenate(hosts).tolist()) == positions.tolist()  # every record once
+
+
+@pytest.mark.parametrize("name,columns", [("upmc_food101", {"image", "text"}),
+                                          ("kinetics_sounds", {"frame", "audio"})])
+def test_a_record_data_sets_picks_are_files_the_labelling_page_shows(name, columns, tmp_path):
+  """Issue 30, 2: a person labelling a record data set sees each pick's photo and recipe
+  text, or a clip's first frame and its sound, written under queries/round_NNN_items/."""
+  import types
+  import wave
+  from rlmba_jax.experiment.asking import PersonOracle
+  data = load_dataset(_data_cfg(name, tmp_path))
+  workdir = tmp_path / "run"
+  asker = types.SimpleNamespace(workdir=str(workdir), data=data)
+  shown = PersonOracle._record_files(asker, np.array([0, 2]), 1)  # pylint: disable=protected-access
+  assert set(shown) == columns
+  for column, cells in shown.items():
+    assert len(cells) == 2 and all(c.startswith("queries/round_001_items/") for c in cells)
+    body = open(workdir / cells[1], "rb").read()
+    if column in ("image", "frame"):
+      assert body[:2] == b"\xff\xd8"  # a JPEG, as stored
+    elif column == "text":
+      assert body.decode() == data.pool[2]["text"].decode()
+    else:
+      with wave.open(str(workdir / cells[1])) as w:
+        assert w.getframerate() == 16000 and w.getnframes() == len(data.pool[2]["audio"])

@@ -18,6 +18,7 @@ import numpy as np
 
 from rlmba_jax.csv_files import as_id
 from rlmba_jax.data.arrays import UNLABELLED
+from rlmba_jax.data.records import RecordSplit
 from rlmba_jax.data.registry import dataset_info
 from rlmba_jax.experiment import io
 from rlmba_jax.experiment import oracle
@@ -158,6 +159,8 @@ class PersonOracle:
     as images or plots), and the original files where the data set names them
     (``DatasetInfo.source_files``: av_digits' recordings, played by the page)."""
     ids = self.data.pool.ids[positions]
+    if isinstance(self.data.pool, RecordSplit):  # on disk: each item's media as files
+      return self._record_files(positions, r)
     inputs = getattr(self.data.pool, "inputs", None) or {}
     name = os.path.basename(oracle.items_path(self.workdir, r))
     stored = {m: np.asarray(inputs[m])[positions] for m in env.names
@@ -171,6 +174,19 @@ class PersonOracle:
     if info.source_files is not None and manual_dir:
       columns.update(info.source_files(manual_dir, ids))
     return columns
+
+  def _record_files(self, positions: np.ndarray, r: int) -> dict[str, list]:
+    """A record data set's picks as files under ``queries/round_NNN_items/`` (image, text,
+    a clip's first frame, its audio as a wav), shown by the page."""
+    folder = os.path.splitext(oracle.items_path(self.workdir, r))[0]
+    columns: dict[str, list] = {}
+    for k, p in enumerate(positions):
+      files = oracle.write_record_media(self.data.pool[int(p)], folder, f"{k:03d}")
+      for column, path in files.items():
+        columns.setdefault(column, [""] * len(positions))[k] = os.path.relpath(
+            path, self.workdir)
+    return columns or {"record": [f"record {as_id(i)}" for i in
+                                  self.data.pool.ids[positions]]}
 
   def _put(self, env: RoundEnv) -> RoundEnv:
     pool = dataclasses.replace(self.data.pool, labels=self.known.copy())

@@ -49,6 +49,41 @@ def items_path(workdir: str, r: int) -> str:
   return os.path.join(workdir, "queries", f"round_{r:03d}_items.npz")
 
 
+def write_record_media(record: Mapping[str, Any], folder: str, stem: str,
+                       sample_rate: int = 16000) -> dict[str, str]:
+  """A record data set's item as files a browser shows (the labelling page): ``image``
+  bytes as ``.jpg``, ``text`` as ``.txt``, a clip's first of ``frames`` as ``.jpg``, int16
+  ``audio`` as a ``.wav``. -> column -> file path (under ``folder``, named ``stem_<col>``)."""
+  import wave  # pylint: disable=g-import-not-at-top
+  os.makedirs(folder, exist_ok=True)
+  out = {}
+
+  def put(column: str, ext: str, data: bytes) -> None:
+    path = os.path.join(folder, f"{stem}_{column}{ext}")
+    with open(path, "wb") as f:
+      f.write(data)
+    out[column] = path
+
+  if isinstance(record.get("image"), (bytes, np.bytes_)) and record["image"]:
+    put("image", ".jpg", bytes(record["image"]))
+  if record.get("text") is not None and not isinstance(record["text"], np.ndarray):
+    text = record["text"]
+    put("text", ".txt", text if isinstance(text, bytes) else str(text).encode())
+  frames = record.get("frames")
+  if frames is not None and len(frames) and isinstance(frames[0], (bytes, np.bytes_)):
+    put("frame", ".jpg", bytes(frames[0]))
+  audio = record.get("audio")
+  if isinstance(audio, np.ndarray) and audio.dtype == np.int16 and audio.ndim == 1:
+    path = os.path.join(folder, f"{stem}_audio.wav")
+    with wave.open(path, "wb") as w:
+      w.setnchannels(1)
+      w.setsampwidth(2)
+      w.setframerate(sample_rate)
+      w.writeframes(audio.tobytes())
+    out["audio"] = path
+  return out
+
+
 def labels_path(workdir: str, r: int) -> str:
   return os.path.join(workdir, "labels", f"round_{r:03d}.csv")
 
