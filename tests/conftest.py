@@ -93,15 +93,15 @@ def crash_at(round_index: int, phase: str):
 # workers finish together instead of one waiting out a notebook run alone.
 COLD_SECONDS = {
     "test_colab.py": 104, "test_rlmba_loop.py": 94, "test_multidevice.py": 110,
-    "test_seeds.py": 80, "test_mechanisms.py": 10, "test_stats.py": 6,
+    "test_seeds.py": 80, "test_mechanisms.py": 60, "test_stats.py": 6,
     "test_label_server.py": 15, "test_stopping.py": 20, "test_own_encoder.py": 15, "test_light_configs.py": 4,
     "test_paper_configs.py": 79, "test_loop_strategies.py": 67, "test_multihost.py": 60,
     "test_loop.py": 48, "test_paper_protocol.py": 43, "test_episodes.py": 42,
-    "test_person.py": 35, "test_sweeps.py": 33, "test_faults.py": 31,
+    "test_person.py": 55, "test_sweeps.py": 33, "test_faults.py": 40,
     "test_strategies.py": 31, "test_fusion.py": 29,
     "test_encoders.py": 23, "test_policy.py": 20, "test_run_outputs.py": 11,
-    "test_paper_data.py": 11, "test_av_digits.py": 11, "test_trainer.py": 11,
-    "test_models.py": 10, "test_label_page.py": 9, "test_modality.py": 6,
+    "test_paper_data.py": 20, "test_av_digits.py": 30, "test_trainer.py": 11,
+    "test_models.py": 10, "test_label_page.py": 40, "test_modality.py": 6,
 }
 
 

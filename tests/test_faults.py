@@ -384,7 +384,7 @@ def test_a_number_finite_in_python_but_not_in_float32_is_refused_before_any_work
   assert not (tmp_path / "w").exists()
 
 
-@pytest.mark.parametrize("delay", [0.2, 1.0, 2.5])
+@pytest.mark.parametrize("delay", [0.2, 1.5])
 def test_ctrl_c_while_starting_ends_the_run_in_one_line(tmp_path, delay):
   """Ctrl-C during the imports was swallowed by JAX's gc callback (the run went on) or
   crashed the process; now it is noted and ends the start with one line and 130."""
