@@ -46,6 +46,17 @@ def test_tensorboard_holds_each_rounds_scalars_once_even_after_a_resume(tmp_path
     assert len(scalars[f"modality_weights/{m}"]) == 3
     assert len(scalars[f"per_modality_val_top1/{m}"]) == 3
   assert "seconds/train" in scalars and "balance" in round_scalars(rounds[0])
+  assert "stopping/kappa" in scalars and len(scalars["stopping/kappa"]) == 2  # rounds 1, 2
+  # Extended by a round: config.json (and so load_model) holds the rounds it goes on with.
+  import json
+  from rlmba_jax.experiment.model import load_model
+  before = open(os.path.join(workdir, "config.json")).read()
+  run(config, workdir)  # a plain resume rewrites nothing
+  assert open(os.path.join(workdir, "config.json")).read() == before
+  more = make_tiny_config(**{"al.strategy": "entropy", "al.rounds": 3})
+  run(more, workdir)
+  assert json.load(open(os.path.join(workdir, "config.json")))["al"]["rounds"] == 3
+  assert load_model(workdir).config.al.rounds == 3
 
 
 def test_progress_bars_show_rounds_and_epochs_and_change_no_number(tmp_path, capfd):

@@ -2,7 +2,8 @@
 
 Workdir layout::
 
-  config.json     the config the run was started with (resuming checks it)
+  config.json     the run's config (resuming checks it; keys that may change between
+                  invocations, such as al.rounds, hold the latest value)
   ledger.jsonl    one line per round: the example ids labelled in that round (round 0 =
                   the initial set) and a digest chained to the line before; append-only,
                   fsync'ed, the record of what was labelled (and, with a person as the
@@ -279,7 +280,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     _check_own_encoders(config, data)
     if writer and not os.path.exists(os.path.join(workdir, "config.json")):
       _record_fingerprint(workdir, data)
-      io.write_atomic(os.path.join(workdir, "config.json"), config.to_json(indent=2) + "\n")
+    if writer:
+      _record_config(os.path.join(workdir, "config.json"), config)
     _check_fingerprint(workdir, data)
     asker = (PersonOracle(workdir, data, person, close_round)
              if config.al.oracle == "person" else None)
@@ -324,7 +326,8 @@ def _run_seeds(config, workdir: str, seeds, vmap_width: int | None, phase_callba
       _record_fingerprint(workdir, data)
       io.write_json(os.path.join(workdir, SEEDS_FILE),
                     {"seeds": list(seeds), "vmap_width": vmap_width})
-      io.write_atomic(os.path.join(workdir, "config.json"), config.to_json(indent=2) + "\n")
+    if writer:
+      _record_config(os.path.join(workdir, "config.json"), config)
     _check_fingerprint(workdir, data)
     batch = SeedBatch(seeds, mesh=mesh, vmap_width=vmap_width)
     return _run_rounds(config, workdir, data, mesh, phase_callback or (lambda r, p: None),
@@ -351,6 +354,18 @@ def _check_seeds_file(workdir: str, seeds: tuple[int, ...], vmap_width: int | No
 
 
 FINGERPRINT_FILE = "data_fingerprint.json"  # own data's files, as the run first read them
+
+
+def _record_config(path: str, config: ml_collections.ConfigDict) -> None:
+  """Writes the config the run goes on with, once the workdir's check has passed: the same
+  file on a plain resume; the new value of a key that may change between invocations
+  (al.rounds grown, a person's next strategy), so ``load_model`` and readers see it."""
+  text = config.to_json(indent=2) + "\n"
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      if f.read() == text:
+        return
+  io.write_atomic(path, text)
 
 
 def _record_fingerprint(workdir: str, data) -> None:
@@ -402,9 +417,7 @@ def _seed_outputs(config, workdir: str, seeds: SeedBatch) -> list[SeedOutputs]:
     own.seed = seed
     if writer:
       os.makedirs(folder, exist_ok=True)
-      path = os.path.join(folder, "config.json")
-      if not os.path.exists(path):
-        io.write_atomic(path, own.to_json(indent=2) + "\n")
+      _record_config(os.path.join(folder, "config.json"), own)
     outs.append(SeedOutputs(folder, own, writer))
   return outs
 
