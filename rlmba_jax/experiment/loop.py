@@ -280,9 +280,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     _check_own_encoders(config, data)
     if writer and not os.path.exists(os.path.join(workdir, "config.json")):
       _record_fingerprint(workdir, data)
-    if writer:
-      _record_config(os.path.join(workdir, "config.json"), config)
     _check_fingerprint(workdir, data)
+    if writer:  # after every check: a refused command changes nothing
+      _record_config(os.path.join(workdir, "config.json"), config)
     asker = (PersonOracle(workdir, data, person, close_round)
              if config.al.oracle == "person" else None)
     return _run_rounds(config, workdir, data, mesh, phase_callback or (lambda r, p: None),
@@ -326,9 +326,9 @@ def _run_seeds(config, workdir: str, seeds, vmap_width: int | None, phase_callba
       _record_fingerprint(workdir, data)
       io.write_json(os.path.join(workdir, SEEDS_FILE),
                     {"seeds": list(seeds), "vmap_width": vmap_width})
-    if writer:
-      _record_config(os.path.join(workdir, "config.json"), config)
     _check_fingerprint(workdir, data)
+    if writer:  # after every check: a refused command changes nothing
+      _record_config(os.path.join(workdir, "config.json"), config)
     batch = SeedBatch(seeds, mesh=mesh, vmap_width=vmap_width)
     return _run_rounds(config, workdir, data, mesh, phase_callback or (lambda r, p: None),
                        t_start, seeds=batch)
