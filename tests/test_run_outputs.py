@@ -47,6 +47,9 @@ def test_tensorboard_holds_each_rounds_scalars_once_even_after_a_resume(tmp_path
     assert len(scalars[f"per_modality_val_top1/{m}"]) == 3
   assert "seconds/train" in scalars and "balance" in round_scalars(rounds[0])
   assert "stopping/kappa" in scalars and len(scalars["stopping/kappa"]) == 2  # rounds 1, 2
+  events = b"".join(open(p, "rb").read() for p in glob.glob(
+      os.path.join(workdir, FOLDER, "events.out.tfevents.*")))
+  assert b'"strategy": "entropy"' in events  # the run's config in the text tab
   # Extended by a round: config.json (and so load_model) holds the rounds it goes on with.
   import json
   from rlmba_jax.experiment.model import load_model

@@ -403,7 +403,8 @@ class SeedOutputs:
     self.folder, self.config = folder, config
     self.ledger = Ledger(os.path.join(folder, "ledger.jsonl"))
     self.rounds_path = os.path.join(folder, "rounds.jsonl")
-    self.board = RoundLogger(folder, enabled=enabled and config.eval.tensorboard)
+    self.board = RoundLogger(folder, enabled=enabled and config.eval.tensorboard,
+                             config_text="```\n" + config.to_json(indent=2) + "\n```")
 
 
 def _seed_outputs(config, workdir: str, seeds: SeedBatch) -> list[SeedOutputs]:

@@ -56,6 +56,10 @@ class MetricWriter:
     from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
     self._writer = SummaryWriter(logdir=logdir, flush_secs=10)
 
+  def write_text(self, tag: str, text: str) -> None:
+    """``text`` as Markdown under ``tag`` (TensorBoard's text tab), at step 0."""
+    self._writer.add_text(tag, text, global_step=0)
+
   def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
     for name, value in scalars.items():
       self._writer.add_scalar(name, value, global_step=int(step))
@@ -70,9 +74,10 @@ class MetricWriter:
 class RoundLogger:
   """Writes the rounds of one run; ``start(history)`` rewrites what a resumed run had."""
 
-  def __init__(self, workdir: str, enabled: bool = True):
+  def __init__(self, workdir: str, enabled: bool = True, config_text: str = ""):
     self.logdir = os.path.join(workdir, FOLDER)
     self.enabled = enabled
+    self.config_text = config_text  # shown in TensorBoard's text tab ("config")
     self._writer: MetricWriter | None = None
 
   def start(self, history: list[Mapping[str, Any]]) -> None:
@@ -81,6 +86,8 @@ class RoundLogger:
     if os.path.isdir(self.logdir):
       shutil.rmtree(self.logdir)
     self._writer = MetricWriter(self.logdir)
+    if self.config_text:
+      self._writer.write_text("config", self.config_text)
     for record in history:
       self.write(record)
 
