@@ -61,7 +61,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required")
+    print(f"{os.path.basename(sys.argv[0])} needs --workdir=FOLDER, where the sweep's runs "
+          "and report go (an existing one is continued); e.g. "
+          "python launch/sweep.py --workdir=runs/sweep --strategies=random,margin --seeds=3", file=sys.stderr)
+    sys.exit(2)
   config = _CONFIG.value
   config_arg = flags.FLAGS["config"].config_filename
   tuned = ""
@@ -148,7 +151,6 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flag_as_required("workdir")
   try:
     app.run(main)
   except KeyboardInterrupt:  # run_jobs said what is kept

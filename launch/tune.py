@@ -190,7 +190,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
-    raise app.UsageError("--workdir is required")
+    print(f"{os.path.basename(sys.argv[0])} needs --workdir=FOLDER, where the search's runs "
+          "and report go (an existing one is continued); e.g. "
+          "python launch/tune.py --workdir=runs/tune --trials=8 --seeds=100,101,102", file=sys.stderr)
+    sys.exit(2)
   seeds = [int(s) for s in _SEEDS.value]
   reserved = sorted(set(seeds) & {int(s) for s in _REPORT_SEEDS.value})
   if reserved:
@@ -310,7 +313,6 @@ def _parse(value: str):
 
 
 if __name__ == "__main__":
-  flags.mark_flag_as_required("workdir")
   try:
     app.run(main)
   except KeyboardInterrupt:  # run_jobs said what is kept
