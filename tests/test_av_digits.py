@@ -25,6 +25,17 @@ def _config(source, **extra):
   return c.data
 
 
+def person_config():
+  """A person's run on the fixture: 4 initial labels (from the data), one round of 3 asked
+  with margin sampling, tiny training."""
+  from conftest import make_tiny_config
+  config = make_tiny_config(**{"al.rounds": 1, "al.initial_size": 4, "al.oracle": "person",
+                               "al.budget_per_round": 3, "train.num_epochs": 2,
+                               "train.batch_size": 4, "al.strategy": "margin"})
+  config.data = _config("files", test_size=10, val_size=2)
+  return config
+
+
 def test_columns_from_real_recordings():
   cols = av_digits.build_columns(FIXTURE)
   assert cols["audio"].shape == (20, 40, 100, 1)
@@ -149,11 +160,7 @@ def test_a_person_labelling_av_digits_sees_and_hears_every_item(tmp_path):
   import csv
   from rlmba_jax import label
   from rlmba_jax.experiment import LabelsNeeded, run
-  from conftest import make_tiny_config
-  config = make_tiny_config(**{"al.rounds": 1, "al.initial_size": 4, "al.oracle": "person",
-                               "al.budget_per_round": 3, "train.num_epochs": 2,
-                               "train.batch_size": 4, "al.strategy": "margin"})
-  config.data = _config("files", test_size=10, val_size=2)
+  config = person_config()
   workdir = str(tmp_path / "run")
   pool = load_dataset(config.data).pool
   # the initial set is drawn among the pool's labels; round 1 is asked

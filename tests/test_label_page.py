@@ -5,6 +5,7 @@ Needs Chromium and ChromeDriver (Debian: ``apt-get install chromium chromium-dri
 ``RLMBA_REQUIRE_BROWSER=1`` (CI) turns the skip into a failure.
 """
 
+import contextlib
 import csv
 import os
 import shutil
@@ -48,6 +49,21 @@ def _missing(why):
   if os.environ.get("RLMBA_REQUIRE_BROWSER") == "1":
     pytest.fail(why)
   pytest.skip(why)
+
+
+@contextlib.contextmanager
+def _page(workdir):
+  """A browser on the labelling page of ``workdir``'s waiting round; both closed after."""
+  driver = _browser()
+  server = label.serve(workdir, port=0)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  try:
+    driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+    yield driver
+  finally:
+    driver.quit()
+    server.shutdown()
+    server.server_close()
 
 
 def _wait(predicate, timeout=20.0):
@@ -155,11 +171,7 @@ def test_keys_save_the_class_they_show_and_answers_can_be_undone(tmp_path):
   with pytest.raises(LabelsNeeded, match="round 0"):
     run(own_config(folder, **{"al.rounds": 1}), workdir)
   asked, _ = oracle.read_queries(oracle.queries_path(workdir, 0))
-  driver = _browser()
-  server = label.serve(workdir, port=0)
-  threading.Thread(target=server.serve_forever, daemon=True).start()
-  try:
-    driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+  with _page(workdir) as driver:
     _wait(lambda: "of 10 answered" in driver.find_element(By.ID, "status").text)
     buttons = driver.find_elements(By.CSS_SELECTOR, "#classes button")
     assert [b.text for b in buttons] == list(digits)  # no position numbers to confuse
@@ -179,10 +191,6 @@ def test_keys_save_the_class_they_show_and_answers_can_be_undone(tmp_path):
     _wait(lambda: "skipped" in driver.find_element(By.ID, "saved").text)
     driver.find_element(By.ID, "prev").click()
     _wait(lambda: "skipped" in driver.find_element(By.CSS_SELECTOR, "#item h3").text)
-  finally:
-    driver.quit()
-    server.shutdown()
-    server.server_close()
 
 
 def test_export_writes_every_answer_the_ledger_holds(tmp_path):
@@ -213,21 +221,12 @@ def test_av_digits_items_show_their_spectrogram_image_and_recording(tmp_path):
   """A built-in data set on the page: every item's stored log-mel and image load as
   images, its FSDD recording in an audio player, and the stopping signal is shown."""
   from selenium.webdriver.common.by import By
-  from conftest import make_tiny_config
-  from test_av_digits import FIXTURE, _config
+  from test_av_digits import person_config
 
-  config = make_tiny_config(**{"al.rounds": 1, "al.initial_size": 4, "al.oracle": "person",
-                               "al.budget_per_round": 3, "train.num_epochs": 2,
-                               "train.batch_size": 4, "al.strategy": "margin"})
-  config.data = _config("files", test_size=10, val_size=2)
   workdir = str(tmp_path / "run")
   with pytest.raises(LabelsNeeded, match="round 1"):
-    run(config, workdir)
-  driver = _browser()
-  server = label.serve(workdir, port=0)
-  threading.Thread(target=server.serve_forever, daemon=True).start()
-  try:
-    driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
+    run(person_config(), workdir)
+  with _page(workdir) as driver:
     _wait(lambda: "of 3 answered" in driver.find_element(By.ID, "status").text)
     for _ in range(3):
       _wait(lambda: len(driver.find_elements(By.CSS_SELECTOR, "#item img")) == 2 and all(
@@ -241,7 +240,3 @@ def test_av_digits_items_show_their_spectrogram_image_and_recording(tmp_path):
       assert fetched[0] == 200 and fetched[1] > 1000 and fetched[2].startswith("audio/")
       driver.find_element(By.ID, "next").click()
     assert "When to stop: after round 0" in driver.find_element(By.ID, "stopping").text
-  finally:
-    driver.quit()
-    server.shutdown()
-    server.server_close()

@@ -75,7 +75,7 @@ def read_examples(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     raise ArraysError(f"{path}, line 1: the header {header} lacks {missing}; it must name "
                       "the columns id,split,label")
   col = {c: header.index(c) for c in ("id", "split", "label")}
-  ids, splits, labels, seen = [], [], [], {}
+  ids, parsed, splits, labels, seen = [], [], [], [], {}
   for line, row in enumerate(rows[1:], start=2):
     if not row or not any(v.strip() for v in row):
       continue  # a blank line
@@ -84,7 +84,7 @@ def read_examples(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
                         f"{len(header)}")
     raw_id, split, label = (row[col[c]].strip() for c in ("id", "split", "label"))
     try:
-      csv_files.parse_id(raw_id)  # checked here; kept as written until all are read
+      parsed.append(csv_files.parse_id(raw_id))  # ints only if every id is one (below)
     except ValueError as e:
       raise ArraysError(f"{path}, line {line}: {e}; an id is an integer or a short text "
                         "(a file name, a key)") from None
@@ -105,7 +105,6 @@ def read_examples(path: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     labels.append(label)
   if not ids:
     raise ArraysError(f"{path} has a header but no rows")
-  parsed = [csv_files.parse_id(i) for i in ids]
   if all(isinstance(i, int) for i in parsed):
     return np.asarray(parsed, np.int64), np.asarray(splits), labels
   # Not all integers: every id is the text as given ("12" stays "12"; lookups use str).

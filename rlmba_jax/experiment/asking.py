@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from rlmba_jax.csv_files import as_id
+from rlmba_jax.data import av_clips
 from rlmba_jax.data.arrays import UNLABELLED
 from rlmba_jax.data.records import RecordSplit
 from rlmba_jax.data.registry import dataset_info
@@ -159,8 +160,6 @@ class PersonOracle:
     as images or plots), and the original files where the data set names them
     (``DatasetInfo.source_files``: av_digits' recordings, played by the page)."""
     ids = self.data.pool.ids[positions]
-    if isinstance(self.data.pool, RecordSplit):  # on disk: each item's media as files
-      return self._record_files(positions, r)
     inputs = getattr(self.data.pool, "inputs", None) or {}
     name = os.path.basename(oracle.items_path(self.workdir, r))
     stored = {m: np.asarray(inputs[m])[positions] for m in env.names
@@ -181,7 +180,8 @@ class PersonOracle:
     folder = os.path.splitext(oracle.items_path(self.workdir, r))[0]
     columns: dict[str, list] = {}
     for k, p in enumerate(positions):
-      files = oracle.write_record_media(self.data.pool[int(p)], folder, f"{k:03d}")
+      files = oracle.write_record_media(self.data.pool[int(p)], folder, f"{k:03d}",
+                                        sample_rate=av_clips.SAMPLE_RATE)
       for column, path in files.items():
         columns.setdefault(column, [""] * len(positions))[k] = os.path.relpath(
             path, self.workdir)
@@ -199,6 +199,8 @@ class PersonOracle:
     ids = self.data.pool.ids[positions]
     if self.data.describe is not None:
       columns = dict(self.data.describe(ids))
+    elif isinstance(self.data.pool, RecordSplit):  # on disk: each item's media as files
+      columns = self._record_files(positions, r)
     else:
       columns = self._stored_rows(env, positions, r)
     columns["rank"] = list(range(1, len(ids) + 1))

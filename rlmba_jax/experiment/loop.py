@@ -64,8 +64,8 @@ from rlmba_jax.experiment.metrics import RoundLogger
 from rlmba_jax.experiment.progress import RunProgress, progress_wanted
 from rlmba_jax.experiment.asking import PersonOracle, check_oracle
 from rlmba_jax.experiment.oracle import Person
-from rlmba_jax.experiment.rounds import (RoundEnv, RoundState, evaluate_round,
-                                         initial_state, make_env, round_keys, round_records, add_stopping,
+from rlmba_jax.experiment.rounds import (RoundEnv, RoundState, add_stopping, evaluate_round,
+                                         initial_state, make_env, round_keys, round_records,
                                          select_round, train_round, update_modality_weights,
                                          update_policy)
 from rlmba_jax.experiment.seeds import (SeedBatch, default_vmap_width, parse_seeds,

@@ -50,10 +50,11 @@ def items_path(workdir: str, r: int) -> str:
 
 
 def write_record_media(record: Mapping[str, Any], folder: str, stem: str,
-                       sample_rate: int = 16000) -> dict[str, str]:
+                       sample_rate: int) -> dict[str, str]:
   """A record data set's item as files a browser shows (the labelling page): ``image``
   bytes as ``.jpg``, ``text`` as ``.txt``, a clip's first of ``frames`` as ``.jpg``, int16
-  ``audio`` as a ``.wav``. -> column -> file path (under ``folder``, named ``stem_<col>``)."""
+  ``audio`` (at ``sample_rate``) as a ``.wav``. -> column -> file path (under ``folder``,
+  named ``stem_<col>``)."""
   import wave  # pylint: disable=g-import-not-at-top
   os.makedirs(folder, exist_ok=True)
   out = {}
