@@ -4,7 +4,7 @@ same seeds as single runs one after another in one warm process.
 For each S of ``--seed_counts``: a warm-up compiles the programs (a two-round run: the
 later rounds reuse round 1's programs), then the seeds ``0 .. S-1`` run as one batched run
 (``run(config, workdir, seeds=...)``) and as single runs in this process (which reuse their
-programs too: ``experiment.loop.make_trainer``). Single runs cost the same per run, so at
+programs too: ``experiment.start.make_trainer``). Single runs cost the same per run, so at
 most ``--single_runs`` of them are timed and their mean is multiplied by S (the row says so).
 Peak memory: the process's peak resident set (CPU) or the device's peak bytes in use
 (GPU/TPU) after each batched run, per seed above the warm-up's.
@@ -30,7 +30,7 @@ def _peak_bytes() -> tuple[int, str]:
 
 def _config(config_arg: str, strategy: str, overrides: dict):
   from rlmba_jax import config_names  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment.sweeps import config_from_arguments  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.studies.sweeps import config_from_arguments  # pylint: disable=g-import-not-at-top
   del config_names
   args = [f"--config={config_arg}", "--workdir=unused", f"--config.al.strategy={strategy}",
           "--config.eval.progress=off"] + [f"--config.{k}={v}" for k, v in overrides.items()]

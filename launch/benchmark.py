@@ -52,10 +52,9 @@ import json
 import statistics
 import time
 
+from absl import app, flags
 import jax
 import numpy as np
-from absl import app
-from absl import flags
 
 from rlmba_jax import parallel, policy, selection
 from rlmba_jax.data import load_dataset
@@ -63,6 +62,7 @@ from rlmba_jax.experiment.config import default_config
 from rlmba_jax.experiment.logs import configure_logging
 from rlmba_jax.models import build_model
 from rlmba_jax.train import Trainer, make_optimizer
+
 
 _WHICH = flags.DEFINE_enum(
     "which", "mfeat_round",
@@ -307,6 +307,7 @@ def strategies(names, pool_sizes, classes, d, picks, labelled, repeats):
 def pipeline(datasets, workers_list, records):
   """Decoded + augmented records per second through grain, paper-sized inputs."""
   import tempfile  # pylint: disable=g-import-not-at-top
+
   from rlmba_jax.data import fixtures  # pylint: disable=g-import-not-at-top
   from rlmba_jax.data.streaming import index_batches  # pylint: disable=g-import-not-at-top
   from rlmba_jax.paper_configs import paper_config  # pylint: disable=g-import-not-at-top
@@ -387,7 +388,8 @@ def paper_model_workload(workload: str, classes: int, batch: int, infer_batch: i
                          amp: bool, warmup: int, steps: int, filters: int):
   """``av_train`` / ``av_infer`` / ``it_train`` with torch_reference.py's fields."""
   import optax  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.train.trainer import multimodal_cross_entropy  # pylint: disable=g-import-not-at-top
+
+  from rlmba_jax.train.losses import multimodal_cross_entropy  # pylint: disable=g-import-not-at-top
   config, model, specs = _paper_model(workload, classes, amp, filters)
   mesh = parallel.make_mesh(0)
   b = infer_batch if workload == "av_infer" else batch
@@ -461,13 +463,14 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
   difficulty for evidential models). The round runs twice; the second is the steady state,
   the first minus it is compiling."""
   import types  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment import loop, rounds  # pylint: disable=g-import-not-at-top
+
+  from rlmba_jax.experiment import round_env, rounds, start  # pylint: disable=g-import-not-at-top
   config, specs = _round_config(strategy, epochs, model_kind, amp, filters)
   config.al.initial_size, config.al.budget_per_round = labels, picks
   names = tuple(m.name for m in specs)
   mesh = parallel.make_mesh(0)
   model = build_model(config.model, specs, classes)
-  trainer = loop.make_trainer(config, model, types.SimpleNamespace(streamed=False), mesh)
+  trainer = start.make_trainer(config, model, types.SimpleNamespace(streamed=False), mesh)
   rng = np.random.default_rng(0)
 
   def split(rows):
@@ -476,11 +479,11 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
 
   pool_inputs, pool_labels = split(n)
   evals = {k: split(eval_rows) for k in ("val", "test")}
-  env = rounds.make_env(config, model, trainer, names, classes, n, pool_inputs, pool_labels,
+  env = round_env.make_env(config, model, trainer, names, classes, n, pool_inputs, pool_labels,
                         evals)
   mask = np.zeros(n, bool)
   mask[rng.permutation(n)[:labels]] = True
-  start = rounds.initial_state(env, mesh)
+  start = round_env.initial_state(env, mesh)
   start = start._replace(labelled=parallel.put_replicated(mask, mesh))
   history = [_last_round_record(names)]
 
@@ -517,8 +520,10 @@ def round_workload(n: int, labels: int, picks: int, epochs: int, strategy: str,
 def episodes(batches, repeats):
   """Episodes per second of policy pretraining at each batch size (module docstring)."""
   import optax  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment import pretrain  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.policy import episodes as episodes_lib, pretraining  # pylint: disable=g-import-not-at-top
+
+  from rlmba_jax.policy import episodes as episodes_lib  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.policy import pretraining
+  from rlmba_jax.studies import policy_pretraining  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   widths, n, classes = (76, 216, 64, 240, 47, 6), 1400, 10
   labels = rng.integers(0, classes, n)
@@ -531,7 +536,7 @@ def episodes(batches, repeats):
   # mfeat's tuned RL-MBA values (configs/mfeat.py:tuned)
   config.al.rlmba.kappa, config.al.rlmba.beta = 10, 0.25
   config.al.rlmba.diversity, config.al.rlmba.prior_temperature = "labelled", 1.0
-  spec = pretrain.episode_spec(config, names, classes, pretrain.default_options())
+  spec = policy_pretraining.episode_spec(config, names, classes, policy_pretraining.default_options())
   network = pretraining.make_policy(config.al.rlmba.hidden, config.al.rlmba.prior_temperature)
   optimizer = optax.adam(1e-3)
   state = pretraining.pretrain_init(jax.random.key(0), network, optimizer)

@@ -48,7 +48,7 @@ results_of() {  # the study folder whose seeds.jsonl keeps a sweep folder's reco
 missing() {  # missing RESULTS ENTRIES SEEDS REFS -> the entries with a seed not recorded
   python - "$1/seeds.jsonl" "$2" "$3" "$4" <<'EOF'
 import os, sys
-from rlmba_jax.experiment.paired_report import missing_entries, read_records
+from rlmba_jax.studies.paired_report import missing_entries, read_records
 path, entries, seeds, refs = sys.argv[1:]
 first, last = map(int, seeds.split("-"))
 records = read_records(path) if os.path.exists(path) else []

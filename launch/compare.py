@@ -15,10 +15,10 @@ penalty matrix), ``OUT/comparisons.json``, ``curves.png`` and ``penalty.png``;
 
 import os
 
-from absl import app
-from absl import flags
+from absl import app, flags
 
-from rlmba_jax.experiment import paired_report as pr
+from rlmba_jax.studies import paired_report as pr
+
 
 _SWEEP = flags.DEFINE_string("sweep", "", "A sweep folder to read the runs from ('' = use "
                              "OUT/seeds.jsonl as it is).")

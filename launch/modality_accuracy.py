@@ -12,11 +12,11 @@ images from the pool); works for any runs whose rounds.jsonl holds
 import json
 import os
 
+from absl import app, flags
 import numpy as np
-from absl import app
-from absl import flags
 
-from rlmba_jax.experiment.sweeps import seed_run_folders
+from rlmba_jax.studies.sweeps import seed_run_folders
+
 
 _RUNS = flags.DEFINE_multi_string("runs", [], "label=folder (a seed-batched workdir or a "
                                   "sweep entry's folder).")

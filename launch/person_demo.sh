@@ -32,11 +32,12 @@ step() {  # step "what" command...: runs it, records the exit code and the last 
 answer() {  # answer ROUND SKIP FRACTION: the simulated person answers (part of) a round
   python - "$RUN" "$DATA" "$1" "$2" "$3" <<'EOF'
 import csv, sys
-from rlmba_jax.experiment import SimulatedPerson, oracle
+from rlmba_jax.person import SimulatedPerson
+from rlmba_jax.person import files
 run, data, r, skip, fraction = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 truth = {int(row["id"]): row["label"] for row in csv.DictReader(open(f"{data}/truth.csv"))}
 SimulatedPerson(truth, skip=skip, answer_fraction=fraction, seed=7)(
-    oracle.queries_path(run, r), oracle.labels_path(run, r), r)
+    files.queries_path(run, r), files.labels_path(run, r), r)
 EOF
 }
 
@@ -48,9 +49,9 @@ answer 0 0 1
 step "answers for round 0 are in; the run trains and stops at round 1" "${CMD[@]}"
 python - "$RUN" <<'EOF'
 import sys
-from rlmba_jax.experiment import oracle
-asked, _ = oracle.read_queries(oracle.queries_path(sys.argv[1], 1))
-oracle.write_answers(oracle.labels_path(sys.argv[1], 1), [(asked[0], "seven"), (asked[1], "sevn")])
+from rlmba_jax.person import files
+asked, _ = files.read_queries(files.queries_path(sys.argv[1], 1))
+files.write_answers(files.labels_path(sys.argv[1], 1), [(asked[0], "seven"), (asked[1], "sevn")])
 EOF
 before=$(sha256sum "$RUN/ledger.jsonl" | cut -c1-16)
 step "a bad answers file (a misspelt class) is refused, naming file and line" "${CMD[@]}"

@@ -16,8 +16,8 @@ import json
 import os
 import tempfile
 
-from absl import app
-from absl import flags
+from absl import app, flags
+
 
 _OUT = flags.DEFINE_string("out", "results/person_run", "Output folder.")
 _ROUNDS = flags.DEFINE_integer("rounds", 10, "Rounds after the initial set.")
@@ -43,10 +43,10 @@ def _text_ids(folder: str) -> dict[str, str]:
 def main(argv):
   del argv
   from configs import arrays as arrays_config  # pylint: disable=g-import-not-at-top
-  from rlmba_jax import label  # pylint: disable=g-import-not-at-top
   from rlmba_jax.data.arrays import write_demo_folder  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment import LabelsNeeded, SimulatedPerson, oracle, run  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment import LabelsNeeded, run  # pylint: disable=g-import-not-at-top
   from rlmba_jax.experiment.stopping import should_stop  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.person import SimulatedPerson, files, page  # pylint: disable=g-import-not-at-top
 
   out = _OUT.value
   os.makedirs(out, exist_ok=True)
@@ -68,10 +68,10 @@ def main(argv):
     except LabelsNeeded:
       asked = max(int(f[6:9]) for f in os.listdir(os.path.join(workdir, "queries"))
                   if f.startswith("round_") and f.endswith(".csv"))
-      person(oracle.queries_path(workdir, asked), oracle.labels_path(workdir, asked), asked)
+      person(files.queries_path(workdir, asked), files.labels_path(workdir, asked), asked)
   rounds = [json.loads(l) for l in open(os.path.join(workdir, "rounds.jsonl"))]
   ledger = [json.loads(l) for l in open(os.path.join(workdir, "ledger.jsonl"))]
-  exported = label.export_answers(workdir, os.path.join(out, "answers.csv"))
+  exported = page.export_answers(workdir, os.path.join(out, "answers.csv"))
   with open(os.path.join(out, "rounds.jsonl"), "w") as f:
     for rec in rounds:
       f.write(json.dumps({k: v for k, v in rec.items() if k != "stop_set_predictions"},
@@ -84,13 +84,7 @@ def main(argv):
            "", "| round | labels | strategy (ledger) | test top-1 | val top-1 | kappa | "
            "mean kappa (3) | val gain (3) | stabilized | plateau |",
            "|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
-  fmt = lambda v: "" if v is None else f"{v:.3f}"
-  for rec, entry in zip(rounds, ledger):
-    s = rec["stopping"]
-    lines.append(f"| {rec['round']} | {rec['num_labeled']} | {entry.get('strategy', '')} | "
-                 f"{rec['test_top1']:.4f} | {rec['val_top1']:.4f} | {fmt(s['kappa'])} | "
-                 f"{fmt(s['mean_kappa'])} | {fmt(s['val_gain'])} | {s['stabilized']} | "
-                 f"{s['plateau']} |")
+  lines += _round_rows(rounds, ledger)
   lines.append("")
   final = rounds[-1]
   for when in ("stabilized", "plateau", "either"):
@@ -106,6 +100,19 @@ def main(argv):
   with open(os.path.join(out, "report.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   print("\n".join(lines))
+
+
+def _round_rows(rounds: list[dict], ledger: list[dict]) -> list[str]:
+  """A table row per round: labels, strategy, accuracies and the stopping signals."""
+  fmt = lambda v: "" if v is None else f"{v:.3f}"
+  rows = []
+  for rec, entry in zip(rounds, ledger):
+    s = rec["stopping"]
+    rows.append(f"| {rec['round']} | {rec['num_labeled']} | {entry.get('strategy', '')} | "
+                f"{rec['test_top1']:.4f} | {rec['val_top1']:.4f} | {fmt(s['kappa'])} | "
+                f"{fmt(s['mean_kappa'])} | {fmt(s['val_gain'])} | {s['stabilized']} | "
+                f"{s['plateau']} |")
+  return rows
 
 
 if __name__ == "__main__":

@@ -13,11 +13,11 @@ import json
 import os
 import shutil
 
+from absl import app, flags
 import numpy as np
-from absl import app
-from absl import flags
 
-from rlmba_jax.experiment import pretrain
+from rlmba_jax.studies import policy_pretraining
+
 
 _WORKDIRS = flags.DEFINE_list("workdirs", None, "pretraining workdirs")
 _OUT = flags.DEFINE_string("out", "results/pretrain", "output folder")
@@ -65,19 +65,12 @@ def main(argv):
   os.makedirs(_OUT.value, exist_ok=True)
   fig, axes = plt.subplots(1, len(_WORKDIRS.value), figsize=(5 * len(_WORKDIRS.value), 3.6),
                            squeeze=False)
-  lines = ["# Policy pretraining on simulated episodes", "",
-           "Reward: the policy's validation top-1 after a round minus the mean of random's and "
-           "BADGE's on the same episode (points); mean ± standard error over the updates of "
-           "the window. Gain: the same at the episode's last round. Command: "
-           "`python launch/pretrain_curves.py --workdirs=" + ",".join(_WORKDIRS.value) + "`.",
-           "", "| source | updates | episodes | batch | reward, first 20 updates | "
-           "reward, last 20 updates | gain, first 20 | gain, last 20 | episodes/s (median) |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+  lines = _header()
   for ax, workdir in zip(axes[0], _WORKDIRS.value):
     name = os.path.basename(os.path.normpath(workdir))
-    with open(os.path.join(workdir, pretrain.MANIFEST)) as f:
+    with open(os.path.join(workdir, policy_pretraining.MANIFEST)) as f:
       manifest = json.load(f)
-    log = pretrain.read_log(workdir)
+    log = policy_pretraining.read_log(workdir)
     reward = np.asarray([r["reward"] for r in log])
     gain = np.asarray([r["policy_gain"] for r in log])
     updates = np.asarray([r["update"] for r in log])
@@ -94,27 +87,11 @@ def main(argv):
                  f"{manifest['batch']} | {_window_stats(reward[:_WINDOW])} | "
                  f"{_window_stats(reward[-_WINDOW:])} | {_window_stats(gain[:_WINDOW])} | "
                  f"{_window_stats(gain[-_WINDOW:])} | {eps:.2f} |")
-    shutil.copy(os.path.join(workdir, pretrain.MANIFEST), os.path.join(_OUT.value,
-                                                                       f"{name}.json"))
-    shutil.copy(os.path.join(workdir, pretrain.LOG), os.path.join(_OUT.value, f"{name}.jsonl"))
+    for kind, ext in ((policy_pretraining.MANIFEST, "json"), (policy_pretraining.LOG, "jsonl")):
+      shutil.copy(os.path.join(workdir, kind), os.path.join(_OUT.value, f"{name}.{ext}"))
   fig.tight_layout()
   fig.savefig(os.path.join(_OUT.value, "curves.png"), dpi=120)
-  held_out = []
-  for workdir in _WORKDIRS.value:
-    name = os.path.basename(os.path.normpath(workdir))
-    path = os.path.join(workdir, "evaluation.json")
-    if not os.path.exists(path):
-      continue
-    with open(path) as f:
-      e = json.load(f)
-    pct = lambda x: f"{100 * x:+.2f}"
-    held_out.append(
-        f"| {name} | {e['episodes']} | {pct(e['reward_untrained'])} | "
-        f"{pct(e['reward_pretrained'])} | {pct(e['reward_difference'])} ± "
-        f"{100 * e['reward_difference_se']:.2f} | {pct(e['gain_untrained'])} | "
-        f"{pct(e['gain_pretrained'])} | {pct(e['gain_difference'])} ± "
-        f"{100 * e['gain_difference_se']:.2f} |")
-    shutil.copy(path, os.path.join(_OUT.value, f"{name}_evaluation.json"))
+  held_out = _held_out_rows()
   if held_out:
     lines += ["", "Held-out simulated episodes (`launch/pretrain_policy.py "
               "--evaluate_episodes=N`, keys never used in pretraining): mean relative reward "
@@ -134,6 +111,38 @@ def main(argv):
   with open(os.path.join(_OUT.value, "summary.md"), "w") as f:
     f.write("\n".join(lines))
   print("\n".join(lines))
+
+
+def _header() -> list[str]:
+  return ["# Policy pretraining on simulated episodes", "",
+          "Reward: the policy's validation top-1 after a round minus the mean of random's and "
+          "BADGE's on the same episode (points); mean ± standard error over the updates of "
+          "the window. Gain: the same at the episode's last round. Command: "
+          "`python launch/pretrain_curves.py --workdirs=" + ",".join(_WORKDIRS.value) + "`.",
+          "", "| source | updates | episodes | batch | reward, first 20 updates | "
+          "reward, last 20 updates | gain, first 20 | gain, last 20 | episodes/s (median) |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+
+
+def _held_out_rows() -> list[str]:
+  """A table row per workdir with a held-out evaluation (copied to the output folder)."""
+  held_out = []
+  for workdir in _WORKDIRS.value:
+    name = os.path.basename(os.path.normpath(workdir))
+    path = os.path.join(workdir, "evaluation.json")
+    if not os.path.exists(path):
+      continue
+    with open(path) as f:
+      e = json.load(f)
+    pct = lambda x: f"{100 * x:+.2f}"
+    held_out.append(
+        f"| {name} | {e['episodes']} | {pct(e['reward_untrained'])} | "
+        f"{pct(e['reward_pretrained'])} | {pct(e['reward_difference'])} ± "
+        f"{100 * e['reward_difference_se']:.2f} | {pct(e['gain_untrained'])} | "
+        f"{pct(e['gain_pretrained'])} | {pct(e['gain_difference'])} ± "
+        f"{100 * e['gain_difference_se']:.2f} |")
+    shutil.copy(path, os.path.join(_OUT.value, f"{name}_evaluation.json"))
+  return held_out
 
 
 if __name__ == "__main__":

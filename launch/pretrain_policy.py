@@ -17,17 +17,17 @@ values with ``:tuned``). A progress bar shows updates, episodes/s and the runnin
 
 import sys
 
-from absl import app
-from absl import flags
+from absl import app, flags
 from ml_collections import config_flags
 
 from rlmba_jax import compilation_cache, config_names
-from rlmba_jax.experiment import pretrain
-from rlmba_jax.experiment.errors import WorkdirError
+from rlmba_jax.errors import WorkdirError
+from rlmba_jax.studies import policy_pretraining
+
 
 config_names.resolve_config_names(sys.argv)  # --config=mfeat:tuned, as rlmba-jax takes it
 
-_defaults = pretrain.default_options()
+_defaults = policy_pretraining.default_options()
 _CONFIG = config_flags.DEFINE_config_file("config", None, "the source data set's config",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "output folder (resumes when it exists)")
@@ -70,7 +70,7 @@ def main(argv):
   if not _WORKDIR.value:
     raise app.UsageError("--workdir is required")
   compilation_cache.enable()
-  o = pretrain.default_options()
+  o = policy_pretraining.default_options()
   o.updates, o.batch, o.seed = _UPDATES.value, _BATCH.value, _SEED.value
   o.learning_rate, o.entropy_weight = _LR.value, _ENTROPY.value
   o.checkpoint_every, o.pool_size, o.val_size = _EVERY.value, _POOL.value, _VAL.value
@@ -79,9 +79,9 @@ def main(argv):
                                    _pair("rounds", _ROUNDS.value))
   o.train_steps, o.references, o.progress = _STEPS.value, tuple(_REFS.value), _PROGRESS.value
   try:
-    last = pretrain.pretrain_policy(_CONFIG.value, _WORKDIR.value, o)
+    last = policy_pretraining.pretrain_policy(_CONFIG.value, _WORKDIR.value, o)
     if _EVALUATE.value:
-      print("held-out episodes:", pretrain.evaluate_pretrained(
+      print("held-out episodes:", policy_pretraining.evaluate_pretrained(
           _CONFIG.value, _WORKDIR.value, o, episodes=_EVALUATE.value))
   except (ValueError, WorkdirError) as e:  # a bad value or workdir: one line, nothing lost
     print(f"{type(e).__name__}: {e}", file=sys.stderr)

@@ -4,7 +4,7 @@ r"""How far a seed-batched run's seeds agree with other runs of the same seeds.
       --reference=runs/campaign/mfeat/runs/margin --label=margin --out=results/seed_agreement
 
 Both folders may hold single runs (``seed<k>/``), a seed-batched workdir or seed blocks
-(``experiment.sweeps.seed_run_folders``). For the seeds both have: the share of seeds whose
+(``studies.sweeps.seed_run_folders``). For the seeds both have: the share of seeds whose
 ledgers are identical, per round the share of picks that are the same examples, and the
 paired difference of test AUC (runs - reference) with its 95 % t and bootstrap intervals.
 Appends a JSON line to ``OUT/agreement.jsonl``.
@@ -13,13 +13,13 @@ Appends a JSON line to ``OUT/agreement.jsonl``.
 import json
 import os
 
+from absl import app, flags
 import numpy as np
-from absl import app
-from absl import flags
 
-from rlmba_jax.experiment import report, stats
-from rlmba_jax.experiment.loop import area_under_curve
-from rlmba_jax.experiment.sweeps import seed_run_folders
+from rlmba_jax.experiment.summary import area_under_curve
+from rlmba_jax.studies import report, stats
+from rlmba_jax.studies.sweeps import seed_run_folders
+
 
 _RUNS = flags.DEFINE_string("runs", None, "The runs to check.")
 _REFERENCE = flags.DEFINE_string("reference", None, "The runs to compare with.")

@@ -21,19 +21,16 @@ entry sets ``al.rlmba.reference_runs`` itself. Then
 a persistent compilation cache (``--compile_cache``), so only the first run compiles.
 """
 
-import json
 import os
 import sys
 
-from absl import app
-from absl import flags
+from absl import app, flags
 from ml_collections import config_flags
 
-from rlmba_jax.experiment import report
-from rlmba_jax.experiment import sweeps
-from rlmba_jax.experiment.config import ConfigError, validate_config
 from rlmba_jax.experiment.progress import progress_wanted
-from rlmba_jax.experiment.sweeps import define_runner_flags, is_finished, parse_entry
+from rlmba_jax.studies import comparison, sweeps
+from rlmba_jax.studies.sweeps import define_runner_flags
+
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/mfeat.py", "Config file.",
                                           lock_config=False)
@@ -62,92 +59,39 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
     print(f"{os.path.basename(sys.argv[0])} needs --workdir=FOLDER, where the sweep's runs "
-          "and report go (an existing one is continued); e.g. "
-          "python launch/sweep.py --workdir=runs/sweep --strategies=random,margin --seeds=3", file=sys.stderr)
+          "and report go (an existing one is continued); e.g. python launch/sweep.py "
+          "--workdir=runs/sweep --strategies=random,margin --seeds=3", file=sys.stderr)
     sys.exit(2)
-  config = _CONFIG.value
-  config_arg = flags.FLAGS["config"].config_filename
-  tuned = ""
-  if _TUNED.value:
-    with open(_TUNED.value) as f:
-      chosen = json.load(f)["chosen"]["overrides"]
-    tuned = "".join(f"/{k}={v}" for k, v in chosen.items())
-  elif any("{tuned}" in e for e in _STRATEGIES.value):
-    raise app.UsageError("an entry uses {tuned}; name the search's tuning.json in --tuned")
-  entries = [parse_entry(e.replace("{tuned}", tuned)) for e in _STRATEGIES.value]
-  labels = [e[0] for e in entries]
-  if len(set(labels)) != len(labels):
-    raise app.UsageError(f"--strategies has repeated labels: {labels}")
-  if _SEED_LIST.value:
-    from rlmba_jax.experiment.seeds import parse_seeds  # pylint: disable=g-import-not-at-top
-    try:
-      seeds = list(parse_seeds(_SEED_LIST.value))
-    except ValueError as e:
-      raise app.UsageError(f"--seed_list: {e}") from None
-  else:
-    seeds = list(range(_FIRST_SEED.value, _FIRST_SEED.value + _SEEDS.value))
+  config, config_arg = _CONFIG.value, flags.FLAGS["config"].config_filename
+  seeds = _seeds()
   # Flags given to this script as --config.x=y apply to every run.
   common = [a for a in sys.argv[1:] if a.startswith("--config.")]
-  jobs, late_jobs = [], []
   runs_dir = os.path.abspath(os.path.join(_WORKDIR.value, "runs"))
-  for label, strategy, overrides in entries:
-    if strategy == "rlmba" and "al.rlmba.reference_runs" not in overrides:
-      missing = [r for r in _REFERENCES.value  # in this call, or run by an earlier one
-                 if r not in labels and not os.path.isdir(os.path.join(runs_dir, r))]
-      if missing and overrides.get("al.rlmba.policy", "true").lower() != "false":
-        raise app.UsageError(f"RL-MBA's reference strategies {missing} are not in "
-                             "--strategies; add them or set --references")
-      overrides = dict(overrides)
-      overrides["al.rlmba.reference_runs"] = ",".join(
-          os.path.join(runs_dir, r) for r in _REFERENCES.value)  # each seed's run in it
-    trial = config.copy_and_resolve_references()
-    with trial.unlocked():
-      trial.al.strategy = strategy
-      trial.al.rlmba.reference_runs = "(set by the sweep)"
-    try:
-      validate_config(trial)
-    except ConfigError as e:
-      raise app.UsageError(f"--strategies entry {label!r}: {e}") from None
-    planned = _RUNNER.seed_runs(config, config_arg, os.path.join(runs_dir, label), strategy,
-                                list(seeds), overrides, common)
-    (late_jobs if strategy == "rlmba" else jobs).extend(planned)
-  if not _REPORT_ONLY.value and (jobs or late_jobs):
+  try:
+    entries = comparison.expand_entries(_STRATEGIES.value, _TUNED.value)
+    phases = comparison.plan_runs(_RUNNER, config, config_arg, entries, seeds,
+                                  _REFERENCES.value, runs_dir, common)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  if not _REPORT_ONLY.value and any(phases):
     # Build (or check) the data set once here, so parallel runs never build it together.
     from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
     load_dataset(config.data, progress=progress_wanted(_RUNNER.progress.value))
-    # References before the runs that read them.
-    _RUNNER.run_jobs([jobs, late_jobs])
-  runs = report.collect(_WORKDIR.value)
-  # Only finished runs: a run still going (or stopped) would cut its row's curve short.
-  folders = {label: sweeps.seed_run_folders(os.path.join(runs_dir, label))
-             for label in labels}
-  runs = {label: {seed: recs for seed, recs in runs[label].items()
-                  if seed in seeds and is_finished(folders[label][seed], config.al.rounds)}
-          for label in labels if label in runs}
-  runs = {label: per_seed for label, per_seed in runs.items() if per_seed}
-  # Runs with config.eval.test off hold validation figures only: report those.
-  metric = "test_top1" if config.eval.test else "val_top1"
-  plots = []
-  if runs:
-    plots.append(os.path.basename(report.plot_learning_curves(
-        runs, os.path.join(_WORKDIR.value, "curves.png"), full_data=_FULL_DATA.value,
-        metric=metric)))
-    plots.append(os.path.basename(report.plot_modality_series(
-        runs, os.path.join(_WORKDIR.value, "modality_weights.png"), "modality_weights",
-        "AMCB weight")))
-    plots.append(os.path.basename(report.plot_modality_series(
-        runs, os.path.join(_WORKDIR.value, "shapley.png"), "shapley", "Shapley value")))
+    _RUNNER.run_jobs(phases)
   notes = (f"Config `{config_arg}`" + "".join(f" `{a}`" for a in common)
            + f", seeds {sweeps.seed_list_text(seeds)}.")
-  text = report.markdown_report(runs, title=_TITLE.value, notes=notes, plots=tuple(plots),
-                                metric=metric)
-  if _READING.value and os.path.exists(_READING.value):
-    with open(_READING.value) as f:
-      text += "\n" + f.read()
-  os.makedirs(_WORKDIR.value, exist_ok=True)
-  with open(os.path.join(_WORKDIR.value, "report.md"), "w") as f:
-    f.write(text)
-  print(text)
+  print(comparison.write_report(_WORKDIR.value, config, [e[0] for e in entries], seeds, notes,
+                                _TITLE.value, _FULL_DATA.value, _READING.value))
+
+
+def _seeds() -> list[int]:
+  if not _SEED_LIST.value:
+    return list(range(_FIRST_SEED.value, _FIRST_SEED.value + _SEEDS.value))
+  from rlmba_jax.experiment.seeds import parse_seeds  # pylint: disable=g-import-not-at-top
+  try:
+    return list(parse_seeds(_SEED_LIST.value))
+  except ValueError as e:
+    raise app.UsageError(f"--seed_list: {e}") from None
 
 
 if __name__ == "__main__":

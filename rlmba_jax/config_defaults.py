@@ -119,7 +119,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.al.rounds = 5  # selection rounds after the initial set
   # Who answers a query: "dataset" (the labels the data set holds: a simulated annotator,
   # as in every benchmark) | "person" (the run writes WORKDIR/queries/round_NNN.csv and
-  # waits, exit code 3, for WORKDIR/labels/round_NNN.csv; experiment.oracle).
+  # waits, exit code 3, for WORKDIR/labels/round_NNN.csv; person.files).
   c.al.oracle = "dataset"
   # Record what each round's picks are (class histogram, where they sit in the pool's
   # uncertainty / difficulty / distance rankings, overlap with margin's and BADGE's picks,
@@ -210,7 +210,7 @@ def default_config() -> ml_collections.ConfigDict:
   # figures only (hyper-parameter search: launch/tune.py sets it, and refuses runs without).
   c.eval.test = True
   # Each round's scalars as TensorBoard event files in WORKDIR/tensorboard
-  # (experiment.metrics; rounds.jsonl stays the record).
+  # (experiment.event_files; rounds.jsonl stays the record).
   c.eval.tensorboard = True
   # A progress bar per round (selection, training epochs, evaluation): "auto" (when stderr is
   # a terminal or in a notebook, not under CI) | "on" | "off".

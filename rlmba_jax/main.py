@@ -9,7 +9,7 @@ r"""Runs an active-learning experiment.
 
 Re-running a command on the same workdir continues the run from its last finished round.
 A run that stops prints one line saying why and what to do, and exits with the code of
-``rlmba_jax.experiment.errors.EXIT_CODES`` (docs/experiments.md, "When a run stops"); ``--verbosity=1`` or
+``rlmba_jax.errors.EXIT_CODES`` (docs/experiments.md, "When a run stops"); ``--verbosity=1`` or
 ``RLMBA_TRACEBACK=1`` shows the traceback too.
 """
 
@@ -129,9 +129,10 @@ def main(argv):
   if not _COMPILATION_CACHE.value:
     os.environ["RLMBA_COMPILATION_CACHE"] = "0"
   parallel.initialize_distributed()
-  from rlmba_jax.experiment import errors, run  # pylint: disable=g-import-not-at-top
+  from rlmba_jax import errors  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment import run
   from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment.loop import finished_line  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment.summary import finished_line  # pylint: disable=g-import-not-at-top
   configure_logging()
   _INTERRUPTS.live()
   try:

@@ -9,6 +9,7 @@ import pytest
 from rlmba_jax.data import av_digits, load_dataset
 from rlmba_jax.experiment.config import default_config
 
+
 FIXTURE = os.path.join(os.path.dirname(__file__), "data", "fsdd")
 
 
@@ -139,6 +140,7 @@ def test_bad_recordings_are_named(tmp_path):
 @pytest.mark.slow
 def test_active_learning_runs_on_the_fixture(tmp_path):
   import importlib.util
+
   from rlmba_jax.experiment import run
   path = os.path.join(os.path.dirname(__file__), "..", "configs", "av_digits.py")
   spec = importlib.util.spec_from_file_location("av_cfg", path)
@@ -158,8 +160,9 @@ def test_a_person_labelling_av_digits_sees_and_hears_every_item(tmp_path):
   """Built-in data on the page (issue 30, 2): each pick's stored log-mel and image drawn
   from the run's own queries/round_NNN_items.npz, and its FSDD recording played."""
   import csv
-  from rlmba_jax import label
+
   from rlmba_jax.experiment import LabelsNeeded, run
+  from rlmba_jax.person import page
   config = person_config()
   workdir = str(tmp_path / "run")
   pool = load_dataset(config.data).pool
@@ -169,7 +172,7 @@ def test_a_person_labelling_av_digits_sees_and_hears_every_item(tmp_path):
   path = os.path.join(workdir, "queries", "round_001.csv")
   rows = list(csv.DictReader(open(path)))
   assert rows and set(rows[0]) >= {"id", "audio", "image", "recording"}
-  session = label.LabellingSession(workdir)
+  session = page.LabellingSession(workdir)
   for k, row in enumerate(rows):
     assert row["audio"] == f"queries/round_001_items.npz:audio[{k}]"
     for modality in ("audio", "image"):

@@ -12,11 +12,13 @@ import pytest
 from conftest import Crash, make_tiny_config
 from rlmba_jax import policy
 from rlmba_jax.data import load_dataset
-from rlmba_jax.experiment import pretrain
-from rlmba_jax.experiment.errors import WorkdirError
+from rlmba_jax.errors import WorkdirError
+from rlmba_jax.experiment import checkpoint
 from rlmba_jax.policy import episodes, inputs, pretraining
 from rlmba_jax.selection import PoolView
 from rlmba_jax.selection.rlmba import score_candidates
+from rlmba_jax.studies import policy_pretraining
+
 
 NAMES = ("a", "b", "c")
 SMALL = dict(pool_size=60, val_size=24, initial=(4, 6), budget=(2, 3), rounds=(1, 2),
@@ -38,7 +40,7 @@ def test_a_vmapped_episode_equals_the_same_episode_run_alone():
   config = _pretrain_config()
   data = load_dataset(config.data)
   names = tuple(m.name for m in data.modalities)
-  spec = pretrain.episode_spec(config, names, data.num_classes, _options())
+  spec = policy_pretraining.episode_spec(config, names, data.num_classes, _options())
   source = episodes.episode_source(data.pool, names)
   spec.check(source.labels.shape[0])
   network = pretraining.make_policy((8,), config.al.rlmba.prior_temperature)
@@ -135,7 +137,7 @@ def test_episode_spec_names_what_to_change():
 
 
 def _options(**kw):
-  o = pretrain.default_options()
+  o = policy_pretraining.default_options()
   o.update(dict(updates=4, batch=2, checkpoint_every=2, pool_size=80, val_size=30,
                 initial=(4, 6), budget=(2, 3), rounds=(1, 2), train_steps=5,
                 references=("random",), learning_rate=0.05, progress="off"), **kw)
@@ -150,14 +152,14 @@ def _pretrain_config():
 def _params(workdir, hidden=(8,), inputs_kind="invariant"):
   fresh = pretraining.pretrain_init(jax.random.key(0), pretraining.make_policy((8,), 0.1),
                                     optax.adam(1e-3)).params
-  return fresh, pretrain.load_pretrained_params(str(workdir), hidden, inputs_kind, fresh)
+  return fresh, checkpoint.load_pretrained_params(str(workdir), hidden, inputs_kind, fresh)
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
   """A short pretraining run straight through (4 updates, checkpoints at 2 and 4)."""
   workdir = tmp_path_factory.mktemp("pretrain") / "straight"
-  last = pretrain.pretrain_policy(_pretrain_config(), str(workdir), _options())
+  last = policy_pretraining.pretrain_policy(_pretrain_config(), str(workdir), _options())
   assert last["update"] == 4
   return workdir
 
@@ -166,18 +168,18 @@ def pretrained(tmp_path_factory):
 def test_a_pretraining_killed_and_resumed_ends_with_the_same_parameters(
     pretrained, tmp_path, monkeypatch):
   config = _pretrain_config()
-  real_append = pretrain.append_jsonl
+  real_append = policy_pretraining.append_jsonl
 
   def crash_after_update_3(path, row):
     real_append(path, row)
     if row["update"] == 3:  # logged, not yet checkpointed: what a kill there leaves
       raise Crash("killed after update 3")
 
-  monkeypatch.setattr(pretrain, "append_jsonl", crash_after_update_3)
+  monkeypatch.setattr(policy_pretraining, "append_jsonl", crash_after_update_3)
   with pytest.raises(Crash):
-    pretrain.pretrain_policy(config, str(tmp_path / "resumed"), _options())
-  monkeypatch.setattr(pretrain, "append_jsonl", real_append)
-  pretrain.pretrain_policy(config, str(tmp_path / "resumed"), _options())
+    policy_pretraining.pretrain_policy(config, str(tmp_path / "resumed"), _options())
+  monkeypatch.setattr(policy_pretraining, "append_jsonl", real_append)
+  policy_pretraining.pretrain_policy(config, str(tmp_path / "resumed"), _options())
 
   fresh, straight = _params(pretrained)
   _, resumed = _params(tmp_path / "resumed")
@@ -186,13 +188,13 @@ def test_a_pretraining_killed_and_resumed_ends_with_the_same_parameters(
   moved = [not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(straight),
                                                     jax.tree.leaves(fresh))]
   assert all(moved)  # every layer learnt, the zero-initialised last one included
-  log = pretrain.read_log(str(tmp_path / "resumed"))
+  log = policy_pretraining.read_log(str(tmp_path / "resumed"))
   assert [r["update"] for r in log] == [1, 2, 3, 4]
-  assert [r["reward"] for r in log] == [r["reward"] for r in pretrain.read_log(str(pretrained))]
+  assert [r["reward"] for r in log] == [r["reward"] for r in policy_pretraining.read_log(str(pretrained))]
 
   # Other values in the same workdir are refused, naming them; wrong use is refused too.
   with pytest.raises(WorkdirError, match="learning_rate"):
-    pretrain.pretrain_policy(config, str(pretrained), _options(learning_rate=0.1))
+    policy_pretraining.pretrain_policy(config, str(pretrained), _options(learning_rate=0.1))
   with pytest.raises(WorkdirError, match="policy_inputs=invariant"):
     _params(pretrained, inputs_kind="per_modality")
   with pytest.raises(WorkdirError, match="hidden"):
@@ -204,8 +206,9 @@ def test_a_pretraining_killed_and_resumed_ends_with_the_same_parameters(
 @pytest.mark.slow  # an RL-MBA run from the pretraining, and held-out episodes
 def test_an_experiment_starts_its_policy_from_a_pretraining(pretrained, tmp_path):
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
   from rlmba_jax.experiment.loop import run  # pylint: disable=g-import-not-at-top
-  held_out = pretrain.evaluate_pretrained(_pretrain_config(), str(pretrained), _options(),
+  held_out = policy_pretraining.evaluate_pretrained(_pretrain_config(), str(pretrained), _options(),
                                           episodes=2, batch=2)
   assert held_out["episodes"] == 2 and np.isfinite(held_out["reward_difference"])
   with open(pretrained / "evaluation.json") as f:

@@ -19,10 +19,12 @@ import pytest
 
 from conftest import REPO, make_tiny_config, read_ledger, read_rounds
 from rlmba_jax import fusion
-from rlmba_jax.experiment import (CheckpointError, ConfigError, DataError, EXIT_CODES,
-                                  NonFiniteError, WorkdirError, WorkdirLockedError, run)
+from rlmba_jax.experiment import (EXIT_CODES, CheckpointError, ConfigError, DataError,
+                                  NonFiniteError, WorkdirError, WorkdirLockedError)
 from rlmba_jax.experiment import rounds as rounds_lib
+from rlmba_jax.experiment import run
 from rlmba_jax.experiment.ledger import LedgerError
+
 
 pytestmark = pytest.mark.slow  # end-to-end runs
 
@@ -351,7 +353,8 @@ def test_two_processes_claiming_one_workdir_together_leave_the_winners_lock(tmp_
 
 def _claim_and_hold(workdir, barrier, results):
   import time as time_lib
-  from rlmba_jax.experiment.errors import WorkdirLockedError
+
+  from rlmba_jax.errors import WorkdirLockedError
   from rlmba_jax.experiment.workdir import claim
   barrier.wait()
   try:

@@ -13,13 +13,13 @@ import threading
 import time
 
 import pytest
+from test_person import own_config
 
 from conftest import read_ledger
-from rlmba_jax import label
 from rlmba_jax.data.arrays import write_demo_folder
 from rlmba_jax.experiment import LabelsNeeded, run
-from rlmba_jax.experiment import oracle
-from test_person import own_config
+from rlmba_jax.person import files, page
+
 
 pytestmark = pytest.mark.slow  # a browser and end-to-end runs
 
@@ -55,7 +55,7 @@ def _missing(why):
 def _page(workdir):
   """A browser on the labelling page of ``workdir``'s waiting round; both closed after."""
   driver = _browser()
-  server = label.serve(workdir, port=0)
+  server = page.serve(workdir, port=0)
   threading.Thread(target=server.serve_forever, daemon=True).start()
   try:
     driver.get(f"http://127.0.0.1:{server.server_address[1]}/")
@@ -84,15 +84,15 @@ def test_label_a_round_in_the_browser_then_resume(tmp_path):
     truth = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
   workdir = str(tmp_path / "run")
   config = own_config(folder, **{"al.rounds": 1})
-  person = oracle.SimulatedPerson(truth)
+  person = files.SimulatedPerson(truth)
   with pytest.raises(LabelsNeeded, match="round 0"):
     run(config, workdir)
-  person(oracle.queries_path(workdir, 0), oracle.labels_path(workdir, 0), 0)
+  person(files.queries_path(workdir, 0), files.labels_path(workdir, 0), 0)
   with pytest.raises(LabelsNeeded, match="round 1"):
     run(config, workdir)  # round 0 ingested; round 1 waits for the page
-  asked, _ = oracle.read_queries(oracle.queries_path(workdir, 1))
+  asked, _ = files.read_queries(files.queries_path(workdir, 1))
   driver = _browser()
-  server = label.serve(workdir, port=0)
+  server = page.serve(workdir, port=0)
   thread = threading.Thread(target=server.serve_forever, daemon=True)
   thread.start()
   try:
@@ -110,7 +110,7 @@ def test_label_a_round_in_the_browser_then_resume(tmp_path):
     first = driver.find_element(By.XPATH, "//button[@data-label='zero']").text
     assert first == "[1] zero"
     body = driver.find_element(By.TAG_NAME, "body")
-    names = oracle.read_class_names(workdir)
+    names = files.read_class_names(workdir)
     for n, i in enumerate(asked):
       if n == 3:
         driver.find_element(By.ID, "skip").click()  # a button
@@ -122,7 +122,7 @@ def test_label_a_round_in_the_browser_then_resume(tmp_path):
         body.send_keys(str((names.index(truth[i]) + 1) % 10))
       _wait(lambda: f"{n + 1} of 10 answered" in driver.find_element(By.ID, "status").text)
     # saved as it went: the labels file holds every answer (written atomically)
-    with open(oracle.labels_path(workdir, 1)) as f:
+    with open(files.labels_path(workdir, 1)) as f:
       saved = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
     assert saved == {i: ("skip" if n in (3, 4) else truth[i]) for n, i in enumerate(asked)}
     assert "Run the experiment" in driver.find_element(By.ID, "done").text
@@ -143,7 +143,7 @@ def test_the_page_refuses_what_the_round_did_not_ask(tmp_path):
   workdir = str(tmp_path / "run")
   with pytest.raises(LabelsNeeded):
     run(own_config(folder, **{"al.rounds": 1}), workdir)
-  session = label.LabellingSession(workdir)
+  session = page.LabellingSession(workdir)
   asked = [item["id"] for item in session.state()["items"]]
   with pytest.raises(ValueError, match="not a query"):
     session.answer(5, "one")
@@ -170,7 +170,7 @@ def test_keys_save_the_class_they_show_and_answers_can_be_undone(tmp_path):
   workdir = str(tmp_path / "run")
   with pytest.raises(LabelsNeeded, match="round 0"):
     run(own_config(folder, **{"al.rounds": 1}), workdir)
-  asked, _ = oracle.read_queries(oracle.queries_path(workdir, 0))
+  asked, _ = files.read_queries(files.queries_path(workdir, 0))
   with _page(workdir) as driver:
     _wait(lambda: "of 10 answered" in driver.find_element(By.ID, "status").text)
     buttons = driver.find_elements(By.CSS_SELECTOR, "#classes button")
@@ -180,12 +180,12 @@ def test_keys_save_the_class_they_show_and_answers_can_be_undone(tmp_path):
     _wait(lambda: "saved: 4" in driver.find_element(By.ID, "saved").text)
     body.send_keys(truth[asked[1]])
     _wait(lambda: "2 of 10 answered" in driver.find_element(By.ID, "status").text)
-    with open(oracle.labels_path(workdir, 0)) as f:
+    with open(files.labels_path(workdir, 0)) as f:
       saved = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
     assert saved == {asked[0]: "4", asked[1]: truth[asked[1]]}
     body.send_keys("\ue003")  # Backspace: undo the last answer
     _wait(lambda: "1 of 10 answered" in driver.find_element(By.ID, "status").text)
-    with open(oracle.labels_path(workdir, 0)) as f:
+    with open(files.labels_path(workdir, 0)) as f:
       assert {int(r["id"]) for r in csv.DictReader(f)} == {asked[0]}
     body.send_keys("s")
     _wait(lambda: "skipped" in driver.find_element(By.ID, "saved").text)
@@ -200,14 +200,14 @@ def test_export_writes_every_answer_the_ledger_holds(tmp_path):
     truth = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
   workdir = str(tmp_path / "run")
   config = own_config(folder, **{"al.rounds": 1})
-  person = oracle.SimulatedPerson(truth, skip=0.2, annotator="ana")
+  person = files.SimulatedPerson(truth, skip=0.2, annotator="ana")
   for r in (0, 1):
     with pytest.raises(LabelsNeeded, match=f"round {r}"):
       run(config, workdir)
-    person(oracle.queries_path(workdir, r), oracle.labels_path(workdir, r), r)
+    person(files.queries_path(workdir, r), files.labels_path(workdir, r), r)
   run(config, workdir)
   out = str(tmp_path / "answers.csv")
-  count = label.export_answers(workdir, out)
+  count = page.export_answers(workdir, out)
   with open(out) as f:
     rows = list(csv.DictReader(f))
   ledger = read_ledger(workdir)

@@ -7,13 +7,14 @@ import os
 import re
 import threading
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from test_person import own_config
 
-from rlmba_jax import label
 from rlmba_jax.data.arrays import write_demo_folder
 from rlmba_jax.experiment import LabelsNeeded, run
-from test_person import own_config
+from rlmba_jax.person import page
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def server(tmp_path_factory):
   here = os.getcwd()
   os.chdir(root)
   try:
-    srv = label.serve(workdir, port=0)
+    srv = page.serve(workdir, port=0)
   finally:
     os.chdir(here)
   thread = threading.Thread(target=srv.serve_forever, daemon=True)
@@ -60,9 +61,9 @@ def _request(srv, method, path, body=b"", headers=None, host=None):
 
 
 def _token(srv):
-  status, page = _request(srv, "GET", "/")
+  status, html = _request(srv, "GET", "/")
   assert status == 200
-  return re.search(rb'name="token" content="([^"]+)"', page).group(1).decode()
+  return re.search(rb'name="token" content="([^"]+)"', html).group(1).decode()
 
 
 def _post(srv, obj, **headers):

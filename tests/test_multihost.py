@@ -13,6 +13,7 @@ import pytest
 
 from conftest import REPO, xla_flags
 
+
 pytestmark = pytest.mark.slow  # two processes, JAX distributed runtime
 
 WORKER = r'''
@@ -23,7 +24,7 @@ parallel.initialize_distributed()
 import jax
 from jax.experimental import multihost_utils
 from rlmba_jax.experiment import run
-from rlmba_jax.experiment.loop import make_trainer
+from rlmba_jax.experiment.start import make_trainer
 from rlmba_jax.paper_configs import paper_config
 from rlmba_jax.data import load_dataset
 from rlmba_jax.models import build_model
@@ -122,8 +123,9 @@ def test_two_processes(tmp_path):
 
   # One process, same parameters: the same outputs, row for row.
   import jax
+
   from rlmba_jax import parallel
-  from rlmba_jax.experiment.loop import make_trainer
+  from rlmba_jax.experiment.start import make_trainer
   from rlmba_jax.models import build_model
   c, data = _food101_fixture(tmp_path)
   mesh = parallel.make_mesh(1)

@@ -19,7 +19,8 @@ def test_a_run_with_your_own_encoder_for_a_modality(tmp_path):
   stored = json.load(open(os.path.join(tmp_path, "w", "config.json")))
   assert stored["model"]["encoders"] == "fou=own_encoders:TinyEncoder"
   import numpy as np
-  from rlmba_jax.experiment.model import load_model
+
+  from rlmba_jax.inference import load_model
   model = load_model(str(tmp_path / "w"))
   params = model._state.train.params["encoder_fou"]  # pylint: disable=protected-access
   assert {"Dense_0", "Dense_1"} <= set(params)  # the user's module's own parameters

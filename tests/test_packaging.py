@@ -58,8 +58,8 @@ def test_a_config_file_that_is_missing_or_does_not_parse_is_one_line_and_exit_2(
 
 
 def test_a_sweep_reads_run_arguments_as_the_command_does(tmp_path):
-  from rlmba_jax.experiment.errors import ConfigError
-  from rlmba_jax.experiment.sweeps import config_from_arguments
+  from rlmba_jax.errors import ConfigError
+  from rlmba_jax.studies.sweeps import config_from_arguments
   config, workdir = config_from_arguments(
       ["--config=mfeat:runlocal", f"--workdir={tmp_path}", "--config.seed=3",
        "--config.modality.amcb=false", "--config.al.rlmba.beta=0.25"])
@@ -84,7 +84,7 @@ def test_the_wheel_holds_the_configs_the_licence_and_py_typed(tmp_path):
   names = set(zipfile.ZipFile(tmp_path / wheel).namelist())
   for path in ("rlmba_jax/configs/mfeat.py", "rlmba_jax/configs/arrays.py",
                "rlmba_jax/py.typed", "rlmba_jax/data/uci_mfeat/mfeat-fou.csv.gz",
-               "rlmba_jax/label.py"):
+               "rlmba_jax/label.py", "rlmba_jax/person/page.html"):
     assert path in names, path
   assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
 
@@ -116,8 +116,8 @@ def test_without_the_data_extra_mfeat_reads_its_csvs_and_tfds_names_the_extra(mo
                                                                               tmp_path):
   from rlmba_jax import extras
   from rlmba_jax.data import load_dataset
-  from rlmba_jax.data.registry import dataset_info
   from rlmba_jax.data.loading import resolve_source
+  from rlmba_jax.data.registry import dataset_info
   from rlmba_jax.experiment.config import default_config
   cfg = default_config().data
   cfg.data_dir = str(tmp_path)

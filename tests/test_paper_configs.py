@@ -10,12 +10,12 @@ import numpy as np
 import optax
 import pytest
 
-from rlmba_jax.experiment import run
-from rlmba_jax.experiment.loop import pretrained_hook
-from rlmba_jax.paper_configs import paper_config
-from rlmba_jax.models import build_model, pretrained
-from rlmba_jax.train.trainer import lr_factor, make_optimizer
 from conftest import apply_overrides, read_ledger, read_rounds
+from rlmba_jax.experiment import run
+from rlmba_jax.experiment.start import pretrained_hook
+from rlmba_jax.models import build_model, pretrained
+from rlmba_jax.paper_configs import paper_config
+from rlmba_jax.train.optimizers import lr_factor, make_optimizer
 
 
 def _runlocal(name, tmp_path, **overrides):
@@ -65,8 +65,9 @@ def test_streamed_run_resumes_exactly(tmp_path):
 
 def test_pretrained_weights_replace_the_random_encoder(tmp_path):
   from safetensors.numpy import save_file
+
   from rlmba_jax.data import load_dataset
-  from rlmba_jax.experiment.loop import WorkdirError
+  from rlmba_jax.errors import WorkdirError
   config = _runlocal("kinetics_sounds", tmp_path, **{"data.modalities": "audio"})
   data = load_dataset(config.data)
   model = build_model(config.model, data.modalities, data.num_classes)

@@ -12,6 +12,7 @@ from rlmba_jax.data import fixtures, load_dataset, transforms
 from rlmba_jax.data.builders import SourceFileError
 from rlmba_jax.paper_configs import paper_config
 
+
 CONFIG_OF = {"upmc_food101": "upmc_food101", "kinetics_sounds": "kinetics_sounds",
              "vggsound": "vggsound"}
 
@@ -196,7 +197,8 @@ def test_a_record_data_sets_picks_are_files_the_labelling_page_shows(name, colum
   text, or a clip's first frame and its sound, written under queries/round_NNN_items/."""
   import types
   import wave
-  from rlmba_jax.experiment.asking import PersonOracle
+
+  from rlmba_jax.person.oracle import PersonOracle
   data = load_dataset(_data_cfg(name, tmp_path))
   workdir = tmp_path / "run"
   asker = types.SimpleNamespace(workdir=str(workdir), data=data)

@@ -2,7 +2,6 @@
 head over evidential modality heads), RL-MBA's difficulty from the weighted fusion of the
 modality opinions, selection diagnostics, and test kept out of the search."""
 
-import functools
 import importlib.util
 import json
 import os
@@ -20,7 +19,8 @@ from rlmba_jax.experiment import run
 from rlmba_jax.experiment.config import ConfigError, paper_protocol, validate_config
 from rlmba_jax.models.classifier import fused_head_kind
 from rlmba_jax.selection.diagnostics import percentile_rank, selection_diagnostics
-from rlmba_jax.train.trainer import make_head_losses, make_loss
+from rlmba_jax.studies import tuning
+from rlmba_jax.train.losses import make_head_losses, make_loss
 
 PAPER = {"model.head": "evidential", "model.fusion": "concat", "model.fused_head": "softmax",
          "al.diagnostics": True, "train.num_epochs": 10}
@@ -172,51 +172,39 @@ def test_selection_diagnostics_of_margins_own_picks():
   assert float(d_rl["rank_q"][0]) > 0.9
 
 
-@functools.lru_cache(maxsize=None)
-def _tune_module():
-  """launch/tune.py, loaded once (its absl flags can be defined only once per process)."""
-  spec = importlib.util.spec_from_file_location("tune", os.path.join(REPO, "launch",
-                                                                     "tune.py"))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 @pytest.mark.slow
 def test_with_eval_test_off_no_test_figure_exists_and_the_search_refuses_others(
     margin_runs, tmp_path):
-  tune = _tune_module()
   hidden = str(tmp_path / "hidden")
   summary = run(make_tiny_config(**{"al.rounds": 1, "eval.test": False}), hidden)
   assert not [k for k in summary if "test" in k] and "val_area_under_curve" in summary
   for record in read_rounds(hidden):
     assert not [k for k in record if "test" in k]
-  counts, curve = tune.validation_curve(hidden)
+  counts, curve = tuning.validation_curve(hidden)
   assert counts == [20, 30] and len(curve) == 2
   shown = str(tmp_path / "shown")
   shutil.copytree(margin_runs["paper"], shown)
-  with pytest.raises(tune.TestWasReadError, match="eval.test=True"):
-    tune.validation_curve(shown)
+  with pytest.raises(tuning.TestWasReadError, match="eval.test=True"):
+    tuning.validation_curve(shown)
   # a run whose records hold a test figure is refused even if its config says otherwise
   with open(os.path.join(shown, "config.json")) as f:
     config = json.load(f)
   config["eval"]["test"] = False
   with open(os.path.join(shown, "config.json"), "w") as f:
     json.dump(config, f)
-  with pytest.raises(tune.TestWasReadError, match="test_top1"):
-    tune.validation_curve(shown)
+  with pytest.raises(tuning.TestWasReadError, match="test_top1"):
+    tuning.validation_curve(shown)
 
 
 def test_search_trials_start_from_the_given_config_and_never_repeat():
-  tune = _tune_module()
-  space = tune.parse_space("a=1|2|3;b=x|y")
-  trials = tune.draw_trials(space, 5, seed=0, grid=False)
+  space = tuning.parse_space("a=1|2|3;b=x|y")
+  trials = tuning.draw_trials(space, 5, seed=0, grid=False)
   assert trials[0] == {} and len(trials) == 5
   assert len({tuple(sorted(t.items())) for t in trials[1:]}) == 4
-  assert trials == tune.draw_trials(space, 5, seed=0, grid=False)
-  assert len(tune.draw_trials(space, 0, seed=0, grid=True)) == 7
+  assert trials == tuning.draw_trials(space, 5, seed=0, grid=False)
+  assert len(tuning.draw_trials(space, 0, seed=0, grid=True)) == 7
   with pytest.raises(ValueError, match="no values"):
-    tune.parse_space("a=")
+    tuning.parse_space("a=")
 
 
 @pytest.mark.parametrize("name,constant", [("mfeat", "MFEAT_TUNED_RLMBA"),
@@ -228,22 +216,20 @@ def test_the_tuned_config_holds_the_values_the_search_chose(name, constant):
   values = getattr(config_lib, constant)
   with open(os.path.join(REPO, "results", f"{name}_paper", "tuning.json")) as f:
     chosen = json.load(f)["chosen"]["overrides"]
-  tune = _tune_module()
-  assert {k: tune._parse(v) for k, v in chosen.items()} == values  # pylint: disable=protected-access
+  assert {k: tuning.parse_value(v) for k, v in chosen.items()} == values
   c = _load_config(f"configs/{name}.py", "tuned")
   validate_config(c)
   assert all(_get(c, k) == v for k, v in values.items())
 
 
 def test_a_search_can_include_another_searchs_choice(tmp_path):
-  tune = _tune_module()
   path = tmp_path / "tuning.json"
   path.write_text(json.dumps({"chosen": {"overrides": {"al.rlmba.beta": "0.25",
                                                        "modality.amcb": "false"}}}))
-  assert tune.included_trial(str(path)) == {"al.rlmba.beta": "0.25", "modality.amcb": "false"}
+  assert tuning.included_trial(str(path)) == {"al.rlmba.beta": "0.25", "modality.amcb": "false"}
   path.write_text(json.dumps({"chosen": {"overrides": ["not", "a", "mapping"]}}))
   with pytest.raises(ValueError, match="not a key -> value mapping"):
-    tune.included_trial(str(path))
+    tuning.included_trial(str(path))
 
 
 def _get(config, dotted):

@@ -16,10 +16,10 @@ import pytest
 from conftest import REPO, Crash, apply_overrides, crash_at, read_ledger, read_rounds
 from rlmba_jax.data import load_dataset
 from rlmba_jax.data.arrays import UNLABELLED, write_demo_folder
-from rlmba_jax.experiment import (EXIT_CODES, DataError, LabelsError, LabelsNeeded,
-                                  SimulatedPerson, run)
-from rlmba_jax.experiment import oracle
+from rlmba_jax.experiment import EXIT_CODES, DataError, LabelsError, LabelsNeeded, run
 from rlmba_jax.experiment.config import default_config
+from rlmba_jax.person import SimulatedPerson, files
+
 
 SIZES = dict(pool_size=160, val_size=60, test_size=60)
 
@@ -157,7 +157,7 @@ def test_a_person_answers_through_files_and_the_ledger_keeps_what_they_said(
   skipped_before = set()
   for entry in ledger:
     r = entry["round"]
-    asked, rows = oracle.read_queries(oracle.queries_path(workdir, r))
+    asked, rows = files.read_queries(files.queries_path(workdir, r))
     assert entry["ids"] == asked  # the ledger records the query, in order
     assert not skipped_before & set(asked)  # a skipped item is never asked again
     for i, label in zip(entry["ids"], entry["labels"]):
@@ -185,21 +185,21 @@ def test_stop_and_go_with_bad_files_partial_answers_and_a_crash_ends_as_one_run(
   with pytest.raises(LabelsNeeded, match="round 0: label the 10 examples"):
     run(config, workdir)
   assert LabelsNeeded.exit_code == 3 and 3 in EXIT_CODES
-  person(oracle.queries_path(workdir, 0), oracle.labels_path(workdir, 0), 0)
+  person(files.queries_path(workdir, 0), files.labels_path(workdir, 0), 0)
   with pytest.raises(LabelsNeeded, match="round 1"):
     run(config, workdir)
   # a bad answers file: refused, naming file and line; nothing changes
   ledger_before = open(os.path.join(workdir, "ledger.jsonl")).read()
-  asked, _ = oracle.read_queries(oracle.queries_path(workdir, 1))
-  l1 = oracle.labels_path(workdir, 1)
-  oracle.write_answers(l1, [(asked[0], truth[asked[0]]), (asked[1], "cat")])
+  asked, _ = files.read_queries(files.queries_path(workdir, 1))
+  l1 = files.labels_path(workdir, 1)
+  files.write_answers(l1, [(asked[0], truth[asked[0]]), (asked[1], "cat")])
   with pytest.raises(LabelsError, match=r"round_001.csv, line 3: 'cat' \(id "):
     run(config, workdir)
   assert open(os.path.join(workdir, "ledger.jsonl")).read() == ledger_before
   # half the answers: the round waits for the rest
   os.remove(l1)
   SimulatedPerson(truth, skip=0.2, seed=3, answer_fraction=0.5)(
-      oracle.queries_path(workdir, 1), l1, 1)
+      files.queries_path(workdir, 1), l1, 1)
   with pytest.raises(LabelsNeeded, match="answers 5 of 10 queries"):
     run(config, workdir)
 
@@ -217,17 +217,17 @@ def test_closing_a_round_returns_the_unanswered_items_to_the_pool(folder, truth,
   person = SimulatedPerson(truth)
   with pytest.raises(LabelsNeeded, match="round 0"):
     run(config, workdir, close_round=True)  # never closes a round nobody has seen
-  person(oracle.queries_path(workdir, 0), oracle.labels_path(workdir, 0), 0)
+  person(files.queries_path(workdir, 0), files.labels_path(workdir, 0), 0)
   with pytest.raises(LabelsNeeded):
     run(config, workdir)
-  asked, _ = oracle.read_queries(oracle.queries_path(workdir, 1))
-  oracle.write_answers(oracle.labels_path(workdir, 1),
+  asked, _ = files.read_queries(files.queries_path(workdir, 1))
+  files.write_answers(files.labels_path(workdir, 1),
                        [(asked[0], truth[asked[0]]), (asked[1], "skip")])
   summary = run(config, workdir, close_round=True)  # closes round 1, not a fresh round 2
   entry = read_ledger(workdir)[1]
   assert entry["labels"][:2] == [truth[asked[0]], None] and entry["skipped"] == [asked[1]]
   assert entry["labels"][2:] == [None] * 8
-  assert os.path.exists(oracle.closed_path(workdir, 1))
+  assert os.path.exists(files.closed_path(workdir, 1))
   assert summary["final"]["num_labeled"] == 11
   assert read_rounds(workdir)[1]["unanswered"] == 8
 
@@ -236,7 +236,7 @@ def test_an_answer_edited_after_it_was_committed_is_refused(reference, folder, t
   ref_dir, _ = reference
   workdir = str(tmp_path / "w")
   shutil.copytree(ref_dir, workdir)
-  path = oracle.labels_path(workdir, 1)
+  path = files.labels_path(workdir, 1)
   with open(path) as f:
     rows = list(csv.reader(f))
   i = next(k for k, row in enumerate(rows[1:], 1) if row[1] != "skip")
@@ -261,7 +261,7 @@ def test_round_zero_is_drawn_among_the_labelled_pool_rows(folder, tmp_path):
     run(own_config(data_dir), workdir)
   entry = read_ledger(workdir)[0]
   assert "labels" not in entry and set(entry["ids"]) <= set(range(1000, 1030))
-  assert not os.path.exists(oracle.queries_path(workdir, 0))
+  assert not os.path.exists(files.queries_path(workdir, 0))
 
 
 @pytest.mark.slow
@@ -277,7 +277,7 @@ def test_the_command_line_exits_3_and_names_the_files(folder, tmp_path):
 
 
 def test_load_model_predicts_new_inputs_as_the_run_evaluated_them(reference, folder):
-  from rlmba_jax.experiment import load_model
+  from rlmba_jax.inference import load_model
   workdir, _ = reference
   model = load_model(workdir)
   assert model.round == 2 and model.modality_names == ("fou", "kar")
@@ -300,6 +300,7 @@ def test_load_model_predicts_new_inputs_as_the_run_evaluated_them(reference, fol
 
 def test_any_strategy_runs_on_your_own_model_outputs():
   import jax
+
   from rlmba_jax import selection
   from rlmba_jax.selection import PoolView
   rng = np.random.default_rng(0)
@@ -348,7 +349,7 @@ def test_your_own_photos_sounds_and_texts_built_into_array_record_and_labelled(t
   workdir = str(tmp_path / "run")
   with pytest.raises(LabelsNeeded):
     run(c, workdir)
-  _, rows = oracle.read_queries(oracle.queries_path(workdir, 0))
+  _, rows = files.read_queries(files.queries_path(workdir, 0))
   assert rows[0]["images"].startswith("images/") and rows[0]["audio"].startswith("audio/")
   summary = run(c, workdir, person=SimulatedPerson(truth))
   ledger = read_ledger(workdir)
@@ -385,30 +386,33 @@ def test_examples_csv_faults_are_one_line(tmp_path, content, words):
 
 def test_a_modality_with_no_values_per_example_is_refused(tmp_path):
   import numpy as np
+
   from rlmba_jax.data.arrays import ArraysError, _spec
   with pytest.raises(ArraysError, match="at least one value"):
     _spec("x", "x.npy", np.zeros((5, 0), np.float32))
 
 
 def test_answers_file_faults_are_one_line(tmp_path):
-  from rlmba_jax.experiment.errors import LabelsError
+  from rlmba_jax.errors import LabelsError
   path = tmp_path / "round_001.csv"
   path.write_bytes(b"id,label\n3,\xfe\n")
   with pytest.raises(LabelsError, match="not UTF-8"):
-    oracle.read_answers(str(path), [3], ["a", "b"], {}, 1)
+    files.read_answers(str(path), [3], ["a", "b"], {}, 1)
   path.write_text("id,label\n3," + "a" * 140000 + "\n")
   with pytest.raises(LabelsError, match="field"):
-    oracle.read_answers(str(path), [3], ["a", "b"], {}, 1)
+    files.read_answers(str(path), [3], ["a", "b"], {}, 1)
   path.unlink()
   path.mkdir()
   with pytest.raises(LabelsError, match="is a folder"):
-    oracle.read_answers(str(path), [3], ["a", "b"], {}, 1)
+    files.read_answers(str(path), [3], ["a", "b"], {}, 1)
 
 
 @pytest.mark.slow
 def test_examples_csv_reader_fuzz(tmp_path):
   """Any bytes: rows, or one ArraysError line; never another exception."""
-  from hypothesis import given, settings, strategies as st
+  from hypothesis import given, settings
+  from hypothesis import strategies as st
+
   from rlmba_jax.data.arrays import ArraysError, read_examples
   path = tmp_path / "examples.csv"
 
@@ -456,8 +460,8 @@ def test_an_edited_queries_file_is_not_trained_on(tmp_path):
   config = own_config(folder, **{"al.rounds": 1})
   with pytest.raises(LabelsNeeded):
     run(config, workdir)
-  path = oracle.queries_path(workdir, 0)
-  asked, _ = oracle.read_queries(path)
+  path = files.queries_path(workdir, 0)
+  asked, _ = files.read_queries(path)
   with open(os.path.join(folder, "examples.csv")) as f:
     pool = [int(r["id"]) for r in csv.DictReader(f) if r["split"] == "pool"]
   other = next(i for i in pool if i not in asked)
@@ -470,6 +474,7 @@ def test_an_edited_queries_file_is_not_trained_on(tmp_path):
 def test_a_relative_manual_dir_is_stored_resolved_and_equivalent_paths_continue(
     tmp_path, monkeypatch):
   import json
+
   from rlmba_jax.experiment import LabelsNeeded
   folder = write_demo_folder(str(tmp_path / "data"), pool_size=80, val_size=40, test_size=40)
   monkeypatch.chdir(tmp_path)
@@ -489,14 +494,14 @@ def test_a_person_run_may_change_strategy_between_rounds(tmp_path):
   folder = write_demo_folder(str(tmp_path / "data"), pool_size=80, val_size=40, test_size=40)
   with open(os.path.join(folder, "truth.csv")) as f:
     truth = {int(r["id"]): r["label"] for r in csv.DictReader(f)}
-  person = oracle.SimulatedPerson(truth)
+  person = files.SimulatedPerson(truth)
   workdir = str(tmp_path / "run")
   plan = [("random", 0), ("margin", 1), ("entropy", 2)]
   for strategy, r in plan:
     config = own_config(folder, **{"al.strategy": strategy})
     with pytest.raises(LabelsNeeded, match=f"round {r}"):
       run(config, workdir)
-    person(oracle.queries_path(workdir, r), oracle.labels_path(workdir, r), r)
+    person(files.queries_path(workdir, r), files.labels_path(workdir, r), r)
   run(own_config(folder, **{"al.strategy": "entropy"}), workdir)
   assert [e["strategy"] for e in read_ledger(workdir)] == ["random", "margin", "entropy"]
   with pytest.raises(WorkdirError, match="al.strategy"):
@@ -520,8 +525,8 @@ def test_ids_are_integers_when_all_are_else_the_text_as_given(tmp_path):
 def test_a_person_run_keeps_text_ids_as_given(tmp_path):
   """String ids (file names, keys) in examples.csv go through the queries, the answers
   (files and page), the ledger and the export as written (issue 30, 3)."""
-  from rlmba_jax import label
   from rlmba_jax.experiment import LabelsNeeded
+  from rlmba_jax.person import page
   folder = write_demo_folder(str(tmp_path / "data"), pool_size=60, val_size=30, test_size=30)
   name = lambda i: f"scan-{i}.png"
   _rewrite_csv(os.path.join(folder, "examples.csv"), lambda l: [l[0]] + [
@@ -535,23 +540,23 @@ def test_a_person_run_keeps_text_ids_as_given(tmp_path):
   config = own_config(folder, **{"al.rounds": 1, "al.strategy": "margin"})
   with pytest.raises(LabelsNeeded, match="round 0"):
     run(config, workdir)
-  asked, rows = oracle.read_queries(oracle.queries_path(workdir, 0))
+  asked, rows = files.read_queries(files.queries_path(workdir, 0))
   assert all(i.startswith("scan-") for i in asked)
   assert rows[0]["image"] == f"images/{asked[0]}.png"  # the raw item found by its id
-  session = label.LabellingSession(workdir)  # one answer through the page's session
+  session = page.LabellingSession(workdir)  # one answer through the page's session
   session.answer(asked[0], truth[asked[0]])
-  oracle.SimulatedPerson(truth)(oracle.queries_path(workdir, 0),
-                                oracle.labels_path(workdir, 0), 0)
+  files.SimulatedPerson(truth)(files.queries_path(workdir, 0),
+                                files.labels_path(workdir, 0), 0)
   with pytest.raises(LabelsNeeded, match="round 1"):
     run(config, workdir)
-  oracle.SimulatedPerson(truth)(oracle.queries_path(workdir, 1),
-                                oracle.labels_path(workdir, 1), 1)
+  files.SimulatedPerson(truth)(files.queries_path(workdir, 1),
+                                files.labels_path(workdir, 1), 1)
   run(config, workdir)
   ledger = read_ledger(workdir)
   assert ledger[0]["ids"] == asked and all(isinstance(i, str) for e in ledger for i in e["ids"])
   assert all(l == truth[i] for e in ledger for i, l in zip(e["ids"], e["labels"]))
   out = str(tmp_path / "answers.csv")
-  assert label.export_answers(workdir, out) == 20
+  assert page.export_answers(workdir, out) == 20
   with open(out) as f:
     assert {r["id"]: r["label"] for r in csv.DictReader(f)} == {
         i: truth[i] for e in ledger for i in e["ids"]}
@@ -561,8 +566,10 @@ def test_a_person_run_keeps_text_ids_as_given(tmp_path):
 def test_answers_file_reader_fuzz(tmp_path):
   """Any bytes in an answers file: answers, or one LabelsError line; never another
   exception (issue 29, 5)."""
-  from hypothesis import given, settings, strategies as st
-  from rlmba_jax.experiment.errors import LabelsError
+  from hypothesis import given, settings
+  from hypothesis import strategies as st
+
+  from rlmba_jax.errors import LabelsError
   path = tmp_path / "round_001.csv"
 
   @settings(max_examples=300, deadline=None)
@@ -572,7 +579,7 @@ def test_answers_file_reader_fuzz(tmp_path):
   def check(data):
     path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
     try:
-      answers = oracle.read_answers(str(path), [1, 2, "a"], ["a", "b"], {}, 1)
+      answers = files.read_answers(str(path), [1, 2, "a"], ["a", "b"], {}, 1)
     except LabelsError as e:
       assert "\n" not in str(e).strip()
     else:

@@ -164,7 +164,7 @@ def test_reference_curves_average_runs_over_shared_label_counts(tmp_path):
 
 
 def test_sweep_entries_parse_labels_and_overrides():
-  from rlmba_jax.experiment import sweeps as sweep  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.studies import sweeps as sweep  # pylint: disable=g-import-not-at-top
   assert sweep.parse_entry("badge") == ("badge", "badge", {})
   assert sweep.parse_entry("no_amcb=rlmba/modality.amcb=false/al.rlmba.kappa=2") == (
       "no_amcb", "rlmba", {"modality.amcb": "false", "al.rlmba.kappa": "2"})

@@ -51,14 +51,15 @@ def test_a_kernel_shows_bars_a_process_that_imported_ipykernel_does_not(monkeypa
 
 
 def _jobs(tmp_path, codes):
-  from rlmba_jax.experiment.sweeps import Job
+  from rlmba_jax.studies.sweeps import Job
   return [Job([sys.executable, "-c", code], str(tmp_path / "runs" / f"e{i}" / "seed0"))
           for i, code in enumerate(codes)]
 
 
 def test_a_sweep_shows_a_bar_over_its_runs(tmp_path, capsys, monkeypatch):
   import json
-  from rlmba_jax.experiment.sweeps import run_jobs
+
+  from rlmba_jax.studies.sweeps import run_jobs
   monkeypatch.delenv("CI", raising=False)
   failed = run_jobs([_jobs(tmp_path, ["pass", "raise SystemExit(3)"])], workers=2,
                     compile_cache="", progress="on")

@@ -8,6 +8,7 @@ import pytest
 from conftest import make_tiny_config, read_ledger, read_rounds, run_python
 from rlmba_jax.experiment import WorkdirError, run
 
+
 pytestmark = pytest.mark.slow  # end-to-end RL-MBA runs, kill and resume
 
 EVIDENTIAL = {"model.head": "evidential", "model.fusion": "evidence", "train.num_epochs": 10}
@@ -109,9 +110,9 @@ def test_the_pool_is_scored_once_per_round(tmp_path, monkeypatch):
   """Evidential runs reuse the evaluation's pool outputs for the next round's selection
   (the fused opinion is re-fused with the new AMCB weights), so each round predicts the
   pool once, not twice."""
-  from rlmba_jax.experiment import loop
+  from rlmba_jax.experiment import start
   calls = []
-  make_trainer = loop.make_trainer
+  make_trainer = start.make_trainer
 
   def counting_make_trainer(*args, **kwargs):
     trainer = make_trainer(*args, **kwargs)
@@ -124,7 +125,7 @@ def test_the_pool_is_scored_once_per_round(tmp_path, monkeypatch):
     trainer.predict = counted
     return trainer
 
-  monkeypatch.setattr(loop, "make_trainer", counting_make_trainer)
+  monkeypatch.setattr(start, "make_trainer", counting_make_trainer)
   run(make_tiny_config(**{**EVIDENTIAL, "al.strategy": "entropy"}), str(tmp_path))
   pool_size = 1398  # 1,400 less two copies of held-out rows (data.drop_pool_copies)
   assert calls.count(pool_size) == 3  # rounds 0, 1, 2: one pool pass each

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import Crash, crash_at, make_tiny_config, read_ledger, read_rounds
 from rlmba_jax.experiment import run
-from rlmba_jax.experiment.metrics import FOLDER, round_scalars
+from rlmba_jax.experiment.event_files import FOLDER, round_scalars
+
 
 pytestmark = pytest.mark.slow  # end-to-end runs
 
@@ -52,7 +53,8 @@ def test_tensorboard_holds_each_rounds_scalars_once_even_after_a_resume(tmp_path
   assert b'"strategy": "entropy"' in events  # the run's config in the text tab
   # Extended by a round: config.json (and so load_model) holds the rounds it goes on with.
   import json
-  from rlmba_jax.experiment.model import load_model
+
+  from rlmba_jax.inference import load_model
   before = open(os.path.join(workdir, "config.json")).read()
   run(config, workdir)  # a plain resume rewrites nothing
   assert open(os.path.join(workdir, "config.json")).read() == before

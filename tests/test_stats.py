@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from rlmba_jax.experiment import stats
+from rlmba_jax.studies import stats
+
 
 RNG = np.random.default_rng(7)
 SAMPLES = [RNG.normal(0.004, 0.02, 50), RNG.normal(-0.01, 0.03, 12),
@@ -101,7 +102,7 @@ def test_penalty_matrix_counts_wins_per_label_count():
 
 
 def test_paired_report_from_records(tmp_path):
-  from rlmba_jax.experiment import paired_report as pr
+  from rlmba_jax.studies import paired_report as pr
   rng = np.random.default_rng(0)
   records = []
   for seed in range(1000, 1030):
@@ -125,7 +126,7 @@ def test_paired_report_from_records(tmp_path):
 
 
 def test_records_of_a_continued_campaign_merge_only_when_they_reproduce():
-  from rlmba_jax.experiment import paired_report as pr
+  from rlmba_jax.studies import paired_report as pr
   kept = [{"strategy": "margin", "seed": 1000, "num_labeled": [20, 30], "val_top1": [.5, .6],
            "test_top1": [.4, .5], "commit": "aaa"}]
   same = [dict(kept[0], commit="bbb"),

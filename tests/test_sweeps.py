@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 from conftest import REPO, read_ledger, read_rounds
-from rlmba_jax.experiment import sweeps
+from rlmba_jax.studies import sweeps
+
 
 CONFIG = os.path.join(REPO, "configs", "mfeat.py")
 # conftest.make_tiny_config's settings, so the runs reuse the programs other tests compiled
@@ -73,6 +74,7 @@ def test_by_default_one_run_per_two_cores_on_cpu_and_one_on_an_accelerator(monke
 
 def test_ctrl_c_in_a_run_stops_the_sweep_saying_what_is_kept(tmp_path, capsys, monkeypatch):
   import logging
+
   from rlmba_jax import experiment
 
   def interrupted(config, workdir, **kwargs):
@@ -92,7 +94,7 @@ def test_ctrl_c_in_a_run_stops_the_sweep_saying_what_is_kept(tmp_path, capsys, m
 
 @pytest.mark.slow  # three seeds as two seed-batched runs, in this process
 def test_an_entrys_seeds_run_in_seed_blocks_that_readers_find(tmp_path):
-  from rlmba_jax.experiment import report
+  from rlmba_jax.studies import report
   entry = str(tmp_path / "runs" / "entropy")
   jobs = sweeps.plan_seed_runs(CONFIG, entry, "entropy", [0, 1, 2], {}, COMMON, rounds=1,
                                seeds_per_program=2)

@@ -126,13 +126,13 @@ def test_training_in_chunks_for_progress_compiles_once_and_equals_one_call():
 def test_a_later_run_of_the_same_configuration_reuses_the_compiled_trainer():
   from conftest import make_tiny_config  # pylint: disable=g-import-not-at-top
   from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment import loop  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment import start  # pylint: disable=g-import-not-at-top
   from rlmba_jax.models import build_model  # pylint: disable=g-import-not-at-top
 
   def trainer_for(callback=None, **overrides):
     config = make_tiny_config(**overrides)
     model = build_model(config.model, data.modalities, data.num_classes)
-    return loop.make_trainer(config, model, data, parallel.make_mesh(1), callback)
+    return start.make_trainer(config, model, data, parallel.make_mesh(1), callback)
 
   data = load_dataset(make_tiny_config().data)
   first, report = trainer_for(), lambda e, loss: None
@@ -144,4 +144,4 @@ def test_a_later_run_of_the_same_configuration_reuses_the_compiled_trainer():
     assert other_trainer._train_jit is not first._train_jit  # pylint: disable=protected-access
   unhashable = MultimodalClassifier(data.modalities, data.num_classes, hidden=[16])
   config = make_tiny_config()
-  assert loop.make_trainer(config, unhashable, data, parallel.make_mesh(1)).model is unhashable
+  assert start.make_trainer(config, unhashable, data, parallel.make_mesh(1)).model is unhashable

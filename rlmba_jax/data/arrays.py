@@ -22,12 +22,11 @@
 are the ones examples.csv names (``data.test_size`` / ``data.val_size`` are not used); as
 for the built-in data sets, every modality is standardised with the pool's statistics
 (``data.standardize``). The pool may be entirely unlabelled: a person then labels it
-(``config.al.oracle="person"``, ``experiment.oracle``).
+(``config.al.oracle="person"``, ``person.files``).
 """
 
 from __future__ import annotations
 
-import csv
 import glob
 import os
 from typing import Any, Callable, Mapping

@@ -137,18 +137,8 @@ def iter_examples(name: str, manual_dir: str, report: BuildReport) -> Iterator[d
           report.problem(f"clip with fewer than {NUM_FRAMES} frames", clip_dir,
                          f"missing {os.path.basename(absent[0])}")
           continue
-        frames, bad = [], None
-        for f in frame_files:
-          with open(f, "rb") as fh:
-            data = fh.read()
-          try:
-            check_image(data)
-          except ValueError as e:
-            bad = (f, str(e))
-            break
-          frames.append(data)
-        if bad:
-          report.problem("corrupt frame", *bad)
+        frames = _read_frames(frame_files, report)
+        if frames is None:
           continue
         try:
           audio = read_wave_16k(wav)
@@ -159,7 +149,26 @@ def iter_examples(name: str, manual_dir: str, report: BuildReport) -> Iterator[d
         yield {"frames": frames, "audio": audio, "label": index[label], "_id": next_id,
                "is_test": split == "test", "name": f"{label}/{clip}"}
         next_id += 1
-  # Wavs with no frames folder are clips without video: counted, never silently dropped.
+  _report_audio_without_frames(name, manual_dir, report)
+
+
+def _read_frames(frame_files: list[str], report: BuildReport) -> list[bytes] | None:
+  """A clip's frames as bytes, or None (reported) at the first that is not an image."""
+  frames = []
+  for f in frame_files:
+    with open(f, "rb") as fh:
+      data = fh.read()
+    try:
+      check_image(data)
+    except ValueError as e:
+      report.problem("corrupt frame", f, str(e))
+      return None
+    frames.append(data)
+  return frames
+
+
+def _report_audio_without_frames(name: str, manual_dir: str, report: BuildReport) -> None:
+  """Wavs with no frames folder are clips without video: counted, never silently dropped."""
   for split in ("train", "test"):
     audio_root, frames_root = _folders(name, manual_dir, split)
     for label in sorted(os.listdir(audio_root)):

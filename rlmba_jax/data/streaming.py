@@ -60,6 +60,23 @@ def index_batches(source: Any, indices: Sequence[int], *, batch_size: int, seed:
   indices = np.asarray(indices, dtype=np.int64)
   if len(indices) == 0:
     return
+  plan = _epoch_plan(indices, batch_size, seed, num_epochs, shuffle, shard_index, shard_count)
+  ds = grain.MapDataset.range(len(plan.rows)).map(functools.partial(
+      _prepare, source=source, plan=plan, transform=transform,
+      record_transform=record_transform, seed=seed if augment else None))
+  it = ds.batch(batch_size, drop_remainder=False).to_iter_dataset()
+  if worker_count > 0:
+    _ensure_flags_parsed()
+    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
+  for batch in it:  # the plan is whole batches: every batch is full
+    batch = {k: np.asarray(v) for k, v in batch.items()}
+    batch["_mask"] = batch.pop("_keep").astype(bool)
+    yield batch
+
+
+def _epoch_plan(indices: np.ndarray, batch_size: int, seed: int, num_epochs: int,
+                shuffle: bool, shard_index: int, shard_count: int) -> "_Plan":
+  """This host's rows of every epoch's global batches (``index_batches``), padding masked."""
   per_host, steps = shard_sizes(len(indices), batch_size, shard_count)
   rows, keeps, epochs = [], [], []
   for epoch in range(num_epochs):
@@ -73,18 +90,7 @@ def index_batches(source: Any, indices: Sequence[int], *, batch_size: int, seed:
     rows.append(mine(order))
     keeps.append(mine(keep))
     epochs.append(np.full(per_host, epoch, np.int32))
-  plan = _Plan(np.concatenate(rows), np.concatenate(keeps), np.concatenate(epochs))
-  ds = grain.MapDataset.range(len(plan.rows)).map(functools.partial(
-      _prepare, source=source, plan=plan, transform=transform,
-      record_transform=record_transform, seed=seed if augment else None))
-  it = ds.batch(batch_size, drop_remainder=False).to_iter_dataset()
-  if worker_count > 0:
-    _ensure_flags_parsed()
-    it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
-  for batch in it:  # the plan is whole batches: every batch is full
-    batch = {k: np.asarray(v) for k, v in batch.items()}
-    batch["_mask"] = batch.pop("_keep").astype(bool)
-    yield batch
+  return _Plan(np.concatenate(rows), np.concatenate(keeps), np.concatenate(epochs))
 
 
 class _Plan(NamedTuple):

@@ -14,14 +14,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import orbax.checkpoint as ocp
 
-from rlmba_jax.experiment.errors import CheckpointError
+from rlmba_jax.errors import CheckpointError, WorkdirError
+from rlmba_jax.policy import pretraining as pretraining_lib
+
+
+logger = logging.getLogger(__name__)
+
+# The manifest of a policy-pretraining workdir (``studies.policy_pretraining``).
+PRETRAINING_MANIFEST = "pretrain.json"
 
 
 def state_digest(state: Any) -> str:
@@ -106,3 +116,38 @@ class RoundCheckpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+def is_pretraining(path: str) -> bool:
+  """Whether ``path`` is a policy-pretraining workdir (``launch/pretrain_policy.py``)."""
+  return os.path.exists(os.path.join(path, PRETRAINING_MANIFEST))
+
+
+def load_pretrained_params(path: str, hidden, policy_inputs: str, target_params: Any) -> Any:
+  """The policy parameters of the latest checkpoint of a pretraining in ``path``."""
+  with open(os.path.join(path, PRETRAINING_MANIFEST)) as f:
+    manifest = json.load(f)
+  problems = []
+  if policy_inputs != "invariant":
+    problems.append(f"config.al.rlmba.policy_inputs={policy_inputs!r}: a pretrained "
+                    "policy reads the 'invariant' inputs; set al.rlmba.policy_inputs=invariant")
+  if list(hidden) != list(manifest["hidden"]):
+    problems.append(f"config.al.rlmba.hidden={tuple(hidden)} but the pretrained policy has "
+                    f"{tuple(manifest['hidden'])}")
+  if problems:
+    raise WorkdirError(f"config.al.rlmba.init_from={path!r}: " + "; ".join(problems))
+  checkpointer = RoundCheckpointer(os.path.join(path, "checkpoints"), 2)
+  try:
+    latest = checkpointer.latest_round()
+    if latest is None:
+      raise WorkdirError(f"config.al.rlmba.init_from={path!r} holds no pretraining "
+                         "checkpoint yet; run launch/pretrain_policy.py to the end first")
+    optimizer = optax.adam(manifest["learning_rate"])
+    target = pretraining_lib.PretrainState(target_params, optimizer.init(target_params),
+                                           jnp.zeros((), jnp.int32))
+    state, _ = checkpointer.restore(latest, target)
+  finally:
+    checkpointer.close()
+  logger.info("policy initialised from the pretraining in %s (update %d, source %s)", path,
+              latest, manifest["source"])
+  return state.params

@@ -9,7 +9,7 @@ fully written) or not valid JSON (then it was never committed and is moved aside
 ``ledger.jsonl.torn-<time>``); either way the ledger never holds a half-written round.
 Every line must carry its digest: a line without one is refused like an edited one.
 
-With a person as the oracle (``experiment.oracle``) a line also holds what the person said:
+With a person as the oracle (``person.files``) a line also holds what the person said:
 ``"labels"`` (a class name per id, null for an id skipped or left unanswered), ``"skipped"``
 and, when the answers file names them, ``"annotators"``; the digest covers them too. A line
 without ``"labels"`` was labelled from the data set.
@@ -23,9 +23,14 @@ import os
 import time
 from typing import Any, Sequence
 
+import jax
+from jax.experimental import multihost_utils
+import numpy as np
+
 from rlmba_jax.csv_files import as_id
-from rlmba_jax.experiment.errors import WorkdirError
-from rlmba_jax.experiment.io import append_line
+from rlmba_jax.durable import append_line
+from rlmba_jax.errors import WorkdirError
+from rlmba_jax.person import files as person_files
 
 
 class LedgerError(WorkdirError):
@@ -141,3 +146,68 @@ class Ledger:
     line.update({k: answers[k] for k in ANSWER_FIELDS if answers and k in answers})
     line["digest"] = line_digest(previous, round_index, ids, answers)
     append_line(self.path, json.dumps(line, separators=(",", ":")))
+
+
+def workdir_of(ledger: Ledger) -> str:
+  """The workdir a (single run's) ledger lives in."""
+  return os.path.dirname(ledger.path)
+
+
+def pending_positions(ledger: Ledger, start: int, pool_ids: np.ndarray, labelled,
+                       entries: list[dict[str, Any]], rounds: int) -> list[np.ndarray]:
+  """The pool positions of the ledger's lines from round ``start`` on (labelled after the
+  latest checkpoint), after checking that its earlier lines name exactly the labelled set
+  the checkpoint holds (a person's skipped or unanswered items are not labelled)."""
+  moved = (f" (a torn last line was moved to {ledger.moved_aside})" if ledger.moved_aside
+           else "; nothing was changed")
+  if len(entries) < start:
+    raise WorkdirError(
+        f"{ledger.path} records {len(entries)} rounds but the latest checkpoint is round "
+        f"{start - 1}: the ledger lost lines{moved}. Restore the ledger or start a new "
+        "workdir.")
+  if len(entries) > rounds + 1:
+    raise WorkdirError(
+        f"{ledger.path} records {len(entries)} rounds (0-{len(entries) - 1}) but "
+        f"al.rounds={rounds} runs rounds 0-{rounds}: raise al.rounds to {len(entries) - 1} to "
+        f"continue it, or restore the ledger{moved}.")
+  position_of = {str(i): p for p, i in enumerate(pool_ids)}  # str(id): any id
+  positions = []
+  for r, entry in enumerate(entries):
+    unknown = [i for i in entry["ids"] if str(i) not in position_of]
+    if unknown:
+      raise WorkdirError(f"ledger round {r} names ids {unknown[:5]} that are not in the "
+                         f"pool of this data split{moved}")
+    positions.append(np.asarray([position_of[str(i)] for i in entry["ids"]], np.int32))
+  mask = np.zeros(len(pool_ids), bool)
+  for p, entry in zip(positions[:start], entries):
+    mask[p[person_files.answered(entry)]] = True
+  restored = np.asarray(jax.device_get(labelled), bool)
+  if not np.array_equal(mask, restored):
+    raise WorkdirError(
+        f"the labelled set of checkpoint {start - 1} ({int(restored.sum())} examples) is not "
+        f"the one the ledger's rounds 0-{start - 1} name ({int(mask.sum())}): the ledger or "
+        f"the checkpoints were edited or mixed up{moved}. Restore them or start a new "
+        "workdir.")
+  return positions[start:]
+
+
+def share_from_process_zero(positions: list[np.ndarray] | None, refused: bool = False
+                             ) -> list[np.ndarray] | None:
+  """Process 0's pending ledger lines on every process: only process 0 reads the ledger, and
+  every process must replay the same lines rather than select again. ``refused``: process 0
+  refused the ledger; the others stop too instead of waiting for it."""
+  if jax.process_count() == 1:
+    return positions
+  count = int(multihost_utils.broadcast_one_to_all(
+      np.int32(-1 if refused else len(positions or []))))
+  if count < 0:
+    if jax.process_index() == 0:
+      return None
+    raise WorkdirError("process 0 refused the workdir's ledger; its message says why")
+  shared = []
+  for i in range(count):
+    size = int(multihost_utils.broadcast_one_to_all(
+        np.int32(len(positions[i]) if positions is not None else 0)))
+    mine = positions[i] if positions is not None else np.zeros(size, np.int32)
+    shared.append(np.asarray(multihost_utils.broadcast_one_to_all(mine), np.int32))
+  return shared

@@ -20,7 +20,8 @@ import shutil
 import socket
 from typing import Iterator
 
-from rlmba_jax.experiment.errors import WorkdirError, WorkdirLockedError
+from rlmba_jax.errors import WorkdirError, WorkdirLockedError
+
 
 LOCK_NAME = ".lock"
 

@@ -138,19 +138,23 @@ def convert_state_dict(state: Mapping[str, np.ndarray], variables: Mapping[str, 
   missing = ["/".join(p) for p in params if ("params", p) not in filled]
   missing += ["batch_stats/" + "/".join(p) for p in stats if ("batch_stats", p) not in filled]
   if missing or unexpected or mismatched:
-    def show(items):
-      return ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "")
-    parts = []
-    if mismatched:
-      parts.append(f"shape mismatches: {show(mismatched)}")
-    if missing:
-      parts.append(f"model weights with no tensor in the file: {show(missing)}")
-    if unexpected:
-      parts.append(f"tensors the model has no place for: {show(unexpected)}")
-    raise PretrainedWeightsError(
-        f"{source} does not fit this encoder ({'; '.join(parts)}). Check that the file is "
-        "the architecture the config names (and its config.json for BERT).")
+    raise PretrainedWeightsError(_misfit_message(source, missing, unexpected, mismatched))
   return new
+
+
+def _misfit_message(source: str, missing: list[str], unexpected: list[str],
+                    mismatched: list[str]) -> str:
+  def show(items):
+    return ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "")
+  parts = []
+  if mismatched:
+    parts.append(f"shape mismatches: {show(mismatched)}")
+  if missing:
+    parts.append(f"model weights with no tensor in the file: {show(missing)}")
+  if unexpected:
+    parts.append(f"tensors the model has no place for: {show(unexpected)}")
+  return (f"{source} does not fit this encoder ({'; '.join(parts)}). Check that the file is "
+          "the architecture the config names (and its config.json for BERT).")
 
 
 def load_encoder_weights(path: str, variables: Mapping[str, Any]) -> dict[str, Any]:

@@ -3,5 +3,6 @@
 from rlmba_jax.train.metrics import (classification_metrics, confusion_matrix,
                                      expected_calibration_error, macro_f1, nll,
                                      per_class_accuracy, top1)
-from rlmba_jax.train.trainer import (TrainLog, Trainer, TrainState, make_evidential_loss,
-                                     make_loss, make_optimizer, multimodal_cross_entropy)
+from rlmba_jax.train.losses import make_loss, multimodal_cross_entropy
+from rlmba_jax.train.optimizers import make_optimizer
+from rlmba_jax.train.trainer import TrainLog, Trainer, TrainState

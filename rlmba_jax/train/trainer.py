@@ -18,13 +18,10 @@ import jax.numpy as jnp
 import optax
 from jax.sharding import Mesh
 
-from rlmba_jax import fusion as fusion_lib
 from rlmba_jax import parallel
-from rlmba_jax.data.specs import parse_assignments
-from rlmba_jax.models.classifier import fused_head_kind
+from rlmba_jax.train.losses import multimodal_cross_entropy
 
 Inputs = Mapping[str, jnp.ndarray]
-OPTIMIZERS = ("adamw", "adam")  # train.optimizer; "adam" is PyTorch's Adam (L2 in the gradient)
 
 
 class TrainState(NamedTuple):
@@ -40,146 +37,6 @@ class TrainLog(NamedTuple):
   epoch_loss: jnp.ndarray
   epoch_grad_norm: jnp.ndarray
   num_steps: jnp.ndarray
-
-
-def multimodal_cross_entropy(outputs: Mapping[str, Any], labels: jnp.ndarray,
-                             weights: jnp.ndarray, epoch: jnp.ndarray | None = None
-                             ) -> jnp.ndarray:
-  """Mean of the fused and every unimodal cross-entropy (the paper's training loss).
-
-  Args:
-    outputs: the classifier's outputs (``fused_logits [B, C]``, ``logits`` m -> ``[B, C]``).
-    labels: ``[B]`` int class labels.
-    weights: ``[B]`` example weights (0 for padding).
-
-  Returns:
-    scalar: sum_b weights_b * (CE_fused + sum_m CE_m)_b / (M + 1) / sum_b weights_b.
-  """
-  del epoch
-  chex.assert_shape(labels, outputs["fused_logits"].shape[:1])
-  per_head = [optax.softmax_cross_entropy_with_integer_labels(outputs["fused_logits"], labels)]
-  per_head += [optax.softmax_cross_entropy_with_integer_labels(l, labels)
-               for l in outputs["logits"].values()]
-  return _weighted_mean(sum(per_head) / len(per_head), weights)
-
-
-def _weighted_mean(per_example: jnp.ndarray, weights: jnp.ndarray) -> jnp.ndarray:
-  """``sum_b w_b x_b / sum_b w_b`` (0 when every weight is 0, e.g. an all-padding batch)."""
-  return jnp.sum(per_example * weights) / jnp.maximum(jnp.sum(weights), 1.0)
-
-
-def make_evidential_loss(annealing_epochs: float):
-  """Mean of the fused and every unimodal evidential loss (TMC's objective, averaged).
-
-  Returns ``loss(outputs, labels, weights, epoch)``; the KL term is annealed by
-  ``min(1, epoch / annealing_epochs)`` with ``epoch`` counted from 0 in each round.
-  """
-  return make_head_losses("evidential", "evidential", annealing_epochs)
-
-
-def make_head_losses(fused_kind: str, modality_kind: str, annealing_epochs: float):
-  """Mean over the M + 1 heads of each head's own loss: cross-entropy for a softmax head,
-  the evidential loss for a Dirichlet head (KL annealed by ``min(1, epoch / T)``).
-
-  ``fused_kind="softmax", modality_kind="evidential"`` is the paper's protocol: the
-  multimodal head trained as BMMAL's, the modality heads as TMC's.
-  Returns ``loss(outputs, labels, weights, epoch)``.
-  """
-  def head_loss(kind, logits, alpha, labels, annealing):
-    if kind == "evidential":
-      return fusion_lib.evidential_loss(alpha, labels, annealing)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-
-  def loss(outputs, labels, weights, epoch):
-    chex.assert_shape(labels, outputs["fused_logits"].shape[:1])
-    annealing = fusion_lib.annealing_coefficient(epoch, annealing_epochs)
-    per_head = [head_loss(fused_kind, outputs["fused_logits"], outputs.get("fused_alpha"),
-                          labels, annealing)]
-    alphas = outputs.get("alpha", {})
-    per_head += [head_loss(modality_kind, l, alphas.get(m), labels, annealing)
-                 for m, l in outputs["logits"].items()]
-    return _weighted_mean(sum(per_head) / len(per_head), weights)
-  return loss
-
-
-def make_loss(model_cfg, train_cfg):
-  """The training loss for the configured heads."""
-  fused = fused_head_kind(model_cfg.head, model_cfg.fusion, model_cfg.fused_head)
-  if fused == model_cfg.head == "softmax":
-    return multimodal_cross_entropy
-  return make_head_losses(fused, model_cfg.head, train_cfg.annealing_epochs)
-
-
-def _base_optimizer(train_cfg, learning_rate: float) -> optax.GradientTransformation:
-  betas = tuple(train_cfg.betas)
-  if train_cfg.optimizer == "adam":
-    # PyTorch's Adam(weight_decay=...): L2 added to the gradient before the moments.
-    return optax.chain(optax.add_decayed_weights(train_cfg.weight_decay),
-                       optax.adam(learning_rate, b1=betas[0], b2=betas[1]))
-  return optax.adamw(learning_rate, b1=betas[0], b2=betas[1],
-                     weight_decay=train_cfg.weight_decay)
-
-
-def make_optimizer(train_cfg) -> optax.GradientTransformation:
-  """AdamW (or Adam with L2, ``train.optimizer``), with per-modality encoder learning rates.
-
-  ``train.encoder_learning_rates="video=2e-3,audio=1e-3"`` gives the parameters under
-  ``encoder_{modality}`` their own rate (the reference code's per-module groups); everything
-  else uses ``train.learning_rate``. The warm-up / step schedule is applied by the trainer as
-  a factor on the update (``lr_factor``), which for Adam-type updates scales the rate.
-  """
-  parts = []
-  if train_cfg.grad_clip_norm > 0:
-    parts.append(optax.clip_by_global_norm(train_cfg.grad_clip_norm))
-  rates = {m: float(v) for m, v in parse_assignments(
-      train_cfg.encoder_learning_rates, "train.encoder_learning_rates").items()}
-  if not rates:
-    parts.append(_base_optimizer(train_cfg, train_cfg.learning_rate))
-    return optax.chain(*parts)
-  groups = {"default": _base_optimizer(train_cfg, train_cfg.learning_rate)}
-  groups.update({m: _base_optimizer(train_cfg, lr) for m, lr in rates.items()})
-
-  def labels(params):
-    return {k: jax.tree.map(lambda _, k=k: k[len("encoder_"):] if k.startswith("encoder_")
-                            and k[len("encoder_"):] in rates else "default", v)
-            for k, v in params.items()}
-
-  parts.append(optax.multi_transform(groups, labels))
-  return optax.chain(*parts)
-
-
-def lr_factor(epoch: jnp.ndarray, step: jnp.ndarray, steps_per_epoch: jnp.ndarray,
-              warmup_epochs: float = 0.0, milestones: tuple[float, ...] = (),
-              decay: float = 0.1) -> jnp.ndarray:
-  """The learning-rate multiplier of step ``step`` (0-based) of epoch ``epoch`` of a round.
-
-  Linear warm-up ``(global step + 1) / warm-up steps`` over the first ``warmup_epochs``
-  epochs (the reference code's per-step warm-up), then ``decay`` for each milestone epoch
-  passed (PyTorch's ``MultiStepLR``, stepped per epoch). 1 when neither is set.
-
-  Not an optax schedule on purpose: the steps per epoch grow with the labelled set every
-  round and are a traced value inside one compiled round, while ``optax.linear_schedule``
-  and ``optax.piecewise_constant_schedule`` take their step boundaries as Python numbers;
-  building them per round would recompile the round for every labelled-set size.
-  """
-  factor = jnp.asarray(1.0, jnp.float32)
-  if warmup_epochs > 0:
-    done = (epoch * steps_per_epoch + step + 1).astype(jnp.float32)
-    factor = jnp.minimum(1.0, done / (warmup_epochs * steps_per_epoch))
-  for m in milestones:
-    factor = factor * jnp.where(epoch >= m, decay, 1.0)
-  return factor
-
-
-def schedule_from_config(train_cfg):
-  """``(epoch, step, steps_per_epoch) -> factor`` for ``train.warmup_epochs``,
-  ``train.lr_milestones`` and ``train.lr_decay``; None when the rate is constant."""
-  warmup = float(train_cfg.warmup_epochs)
-  milestones = tuple(float(m) for m in train_cfg.lr_milestones)
-  decay = float(train_cfg.lr_decay)
-  if warmup <= 0 and not milestones:
-    return None
-  return lambda e, i, n: lr_factor(e, i, n, warmup, milestones, decay)
 
 
 def epoch_chunk(num_epochs: int) -> int:

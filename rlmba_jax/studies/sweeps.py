@@ -29,6 +29,7 @@ from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 from rlmba_jax import compilation_cache
 from rlmba_jax.experiment.progress import progress_wanted
 
+
 # The default persistent compilation cache of sweeps (a per-user folder).
 DEFAULT_COMPILE_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "rlmba_jax", "xla")
 
@@ -206,8 +207,9 @@ def config_from_arguments(args: Sequence[str], with_seeds: bool = False):
   arguments it would refuse. ``with_seeds``: ``(config, workdir, seeds, vmap_width)``."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
   from rlmba_jax import config_names  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.errors import ConfigError  # pylint: disable=g-import-not-at-top
   argv = ["rlmba_jax.main", *args]
   values = flags.FlagValues()
   try:
@@ -240,11 +242,14 @@ def _run_in_process(job: Job, on_round=None) -> tuple[str, int, float]:
   import contextlib  # pylint: disable=g-import-not-at-top
   import logging  # pylint: disable=g-import-not-at-top
   import traceback  # pylint: disable=g-import-not-at-top
+
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment import errors, run  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment.loop import finished_line  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.experiment.seeds import parse_seeds  # pylint: disable=g-import-not-at-top
+
+  from rlmba_jax import errors  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment import run
   from rlmba_jax.experiment.logs import configure_logging  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment.seeds import parse_seeds  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.experiment.summary import finished_line  # pylint: disable=g-import-not-at-top
   configure_logging()  # as the command: our lines at INFO, libraries' at WARNING
   os.makedirs(job.workdir, exist_ok=True)
   t0 = time.time()
@@ -290,7 +295,7 @@ def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
 
   With one worker, the ``rlmba_jax.main`` jobs run one after the other in this process
   (unless ``separate_processes``), so a run reuses the traced and compiled programs of the
-  runs before it (``experiment.loop.make_trainer``) and pays no interpreter start; the
+  runs before it (``experiment.start.make_trainer``) and pays no interpreter start; the
   results are the same as from separate processes (tests/test_sweeps.py).
   """
   workers = workers or default_workers()

@@ -27,10 +27,10 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from rlmba_jax import csv_files
+from rlmba_jax import csv_files, durable
 from rlmba_jax.csv_files import as_id, parse_id
-from rlmba_jax.experiment import io
-from rlmba_jax.experiment.errors import LabelsError, LabelsNeeded, WorkdirError
+from rlmba_jax.errors import LabelsError, LabelsNeeded, WorkdirError
+
 
 ORACLES = ("dataset", "person")
 SKIP = "skip"
@@ -141,9 +141,9 @@ def write_queries(workdir: str, r: int, ids: Sequence[int], columns: Mapping[str
   path = queries_path(workdir, r)
   os.makedirs(os.path.dirname(path), exist_ok=True)
   os.makedirs(os.path.dirname(labels_path(workdir, r)), exist_ok=True)
-  io.write_atomic(classes_path(workdir), "".join(f"{c}\n" for c in class_names))
-  io.write_atomic(path + ".sha256", _sha256(buffer.getvalue().encode()) + "\n")
-  io.write_atomic(path, buffer.getvalue())
+  durable.write_atomic(classes_path(workdir), "".join(f"{c}\n" for c in class_names))
+  durable.write_atomic(path + ".sha256", _sha256(buffer.getvalue().encode()) + "\n")
+  durable.write_atomic(path, buffer.getvalue())
   return path
 
 
@@ -301,7 +301,7 @@ def collect(workdir: str, r: int, queried: Sequence[int], class_names: Sequence[
         f"`python -m rlmba_jax.label --workdir={workdir}` for a labelling page; then run "
         "the same command again")
   if closed and missing and not os.path.exists(closed_path(workdir, r)):
-    io.write_atomic(closed_path(workdir, r), f"closed with {len(answers)} answers\n")
+    durable.write_atomic(closed_path(workdir, r), f"closed with {len(answers)} answers\n")
   index = {c: i for i, c in enumerate(class_names)}
   labels, skipped, annotators = [], [], {}
   for i in (as_id(i) for i in queried):
@@ -397,7 +397,7 @@ def write_answers(path: str, rows: Sequence[Sequence[Any]]) -> None:
   for row in rows:
     w.writerow([row[0], row[1], row[2] if len(row) > 2 else ""])
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  io.write_atomic(path, buffer.getvalue())
+  durable.write_atomic(path, buffer.getvalue())
 
 
 def answered(entry: Mapping[str, Any]) -> np.ndarray:

@@ -23,11 +23,11 @@ from rlmba_jax import parallel
 from rlmba_jax.data import load_dataset
 from rlmba_jax.data.loading import apply_standardization, standardization_stats
 from rlmba_jax.data.specs import MultimodalArrays
+from rlmba_jax.errors import WorkdirError
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
 from rlmba_jax.experiment.config import config_from_stored
-from rlmba_jax.experiment.errors import WorkdirError
-from rlmba_jax.experiment.loop import make_trainer
-from rlmba_jax.experiment.rounds import RoundState, initial_state, make_env
+from rlmba_jax.experiment.round_env import RoundState, initial_state, make_env
+from rlmba_jax.experiment.start import make_trainer
 from rlmba_jax.models import build_model
 from rlmba_jax.selection import efda_difficulty
 from rlmba_jax.selection.uncertainty import predictive_entropy

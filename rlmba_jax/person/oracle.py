@@ -1,6 +1,8 @@
 """The loop's side of a person as the oracle: what is known of the pool's labels, which
-items may still be asked, and one round's ask -> answers -> commit (``experiment.oracle``
-holds the files and their checks).
+items may still be asked, and one round's ask -> answers -> commit (``person.files`` holds
+the files and their checks). ``env`` and ``state`` are the round's
+``experiment.round_env.RoundEnv`` and ``RoundState``; the loop hands in its ``select_round``
+(this module imports nothing of the experiment, which imports it).
 
 The ledger is the record: on every start the labels a person gave and the items skipped are
 rebuilt from its lines, so a run stopped at any point (waiting for answers, killed while
@@ -11,20 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import numpy as np
 
+from rlmba_jax import durable
 from rlmba_jax.csv_files import as_id
 from rlmba_jax.data import av_clips
 from rlmba_jax.data.arrays import UNLABELLED
 from rlmba_jax.data.records import RecordSplit
 from rlmba_jax.data.registry import dataset_info
-from rlmba_jax.experiment import io
-from rlmba_jax.experiment import oracle
-from rlmba_jax.experiment.errors import ConfigError, DataError, WorkdirError
-from rlmba_jax.experiment.rounds import RoundEnv, RoundState, Selection, select_round
+from rlmba_jax.errors import ConfigError, DataError, WorkdirError
+from rlmba_jax.person import files
 
 
 def check_oracle(config, data) -> None:
@@ -50,12 +51,15 @@ def check_oracle(config, data) -> None:
 class PersonOracle:
   """What a person said so far, and the steps of a round a person answers.
 
-  Round 0 is drawn among the pool's labelled examples and labelled from the data when the
+  ``select_given``: ``experiment.rounds.select_round``, to replay the picks of a queries
+  file written by an earlier attempt. Round 0 is drawn among the pool's labelled examples and labelled from the data when the
   pool has any labels; otherwise it is queried like every later round.
   """
 
-  def __init__(self, workdir: str, data, person: oracle.Person | None, close: bool):
+  def __init__(self, workdir: str, data, person: files.Person | None, close: bool,
+               select_given: Callable):
     self.workdir, self.data, self.person, self.close = workdir, data, person, close
+    self.select_given = select_given
     self.class_names = tuple(data.class_names)
     self.class_index = {c: i for i, c in enumerate(self.class_names)}
     self.position_of = {str(i): p for p, i in enumerate(data.pool.ids)}  # str(id): any id
@@ -63,22 +67,22 @@ class PersonOracle:
     self.known = np.full(len(data.pool), UNLABELLED, np.int32)
     self.skipped = np.zeros(len(data.pool), bool)
     self.ledger_labels: dict[int, str] = {}
-    self.answers: oracle.Answers | None = None
+    self.answers: files.Answers | None = None
 
   def asks(self, r: int) -> bool:
     """Whether round ``r`` is answered by the person (else by the data: round 0)."""
     return r > 0 or not self.data_labelled.any()
 
-  def replay(self, env: RoundEnv, entries: Sequence[Mapping[str, Any]], start: int
-             ) -> RoundEnv:
+  def replay(self, env, entries: Sequence[Mapping[str, Any]], start: int
+             ):
     """Applies the ledger's lines before round ``start`` (after checking the answer files
     against all of them); -> the env with the labels known so far."""
-    oracle.check_answer_files(self.workdir, entries)
+    files.check_answer_files(self.workdir, entries)
     for entry in entries[:start]:
       self._apply(entry)
     return self._put(env)
 
-  def selection_state(self, env: RoundEnv, state: RoundState, r: int) -> RoundState:
+  def selection_state(self, env, state, r: int):
     """``state`` as selection must see it: skipped items (and, for a round 0 labelled from
     the data, the unlabelled pool) count as taken, so they are never picked."""
     if r == 0 and not self.asks(0):
@@ -90,47 +94,47 @@ class PersonOracle:
     mask = jax.device_put(exclude, state.labelled.sharding)
     return state._replace(labelled=state.labelled | mask)
 
-  def ask(self, env: RoundEnv, chooser: RoundState, r: int, history, picked: Selection,
-          phase) -> Selection:
+  def ask(self, env, chooser, r: int, history, picked,
+          phase):
     """Writes round ``r``'s queries (unless written by an earlier attempt, which then
     stand) and collects the answers into ``self.answers``; ``LabelsNeeded`` until they are
     complete or the round is closed."""
     ids = [as_id(i) for i in self.data.pool.ids[picked.positions]]
-    path = oracle.queries_path(self.workdir, r)
+    path = files.queries_path(self.workdir, r)
     shown = os.path.exists(path)  # a person may have seen these queries
     if shown:
-      oracle.check_queries_unedited(path)
-      asked, _ = oracle.read_queries(path)
+      files.check_queries_unedited(path)
+      asked, _ = files.read_queries(path)
       if asked != ids:  # written by a run on other hardware: the file is what was asked
         unknown = [i for i in asked if str(i) not in self.position_of]
         if unknown:
           raise WorkdirError(f"{path} names ids {unknown[:5]} that are not in the pool")
         given = np.asarray([self.position_of[str(i)] for i in asked], np.int32)
-        picked = select_round(env, chooser, r, [history], None, [given])
+        picked = self.select_given(env, chooser, r, [history], None, [given])
         ids = asked
     else:
-      oracle.write_queries(self.workdir, r, ids,
+      files.write_queries(self.workdir, r, ids,
                            self._columns(env, chooser, picked.positions, r),
                            self.class_names)
     phase(r, "asked")
     # close_round ends only a round whose queries were out before this run started (never
     # one it has just written, which nobody has seen).
-    self.answers = oracle.collect(self.workdir, r, ids, self.class_names, self.ledger_labels,
+    self.answers = files.collect(self.workdir, r, ids, self.class_names, self.ledger_labels,
                                   close=self.close and shown, person=self.person)
     return picked
 
-  def commit(self, env: RoundEnv, positions: np.ndarray, entry: Mapping[str, Any]
-             ) -> tuple[RoundEnv, np.ndarray]:
+  def commit(self, env, positions: np.ndarray, entry: Mapping[str, Any]
+             ) -> tuple[Any, np.ndarray]:
     """Applies a round's ledger line; -> (env with the new labels, the positions to train
     on: those answered)."""
     self._apply(entry)
-    return self._put(env), np.asarray(positions)[oracle.answered(entry)]
+    return self._put(env), np.asarray(positions)[files.answered(entry)]
 
   def round_fields(self, entry: Mapping[str, Any]) -> dict[str, int]:
     """What ``rounds.jsonl`` records of a person's round."""
     if "labels" not in entry:
       return {}
-    done = oracle.answered(entry)
+    done = files.answered(entry)
     return {"queried": len(entry["ids"]), "skipped": len(entry.get("skipped", ())),
             "unanswered": int(len(done) - done.sum() - len(entry.get("skipped", ())))}
 
@@ -154,18 +158,18 @@ class PersonOracle:
     for i in entry.get("skipped", ()):
       self.skipped[self.position_of[str(i)]] = True
 
-  def _stored_rows(self, env: RoundEnv, positions: np.ndarray, r: int) -> dict[str, list]:
+  def _stored_rows(self, env, positions: np.ndarray, r: int) -> dict[str, list]:
     """A built-in data set's picks as the page can show them: each modality's stored rows
     in ``queries/round_NNN_items.npz`` (cells ``queries/round_NNN_items.npz:<m>[k]``, drawn
     as images or plots), and the original files where the data set names them
     (``DatasetInfo.source_files``: av_digits' recordings, played by the page)."""
     ids = self.data.pool.ids[positions]
     inputs = getattr(self.data.pool, "inputs", None) or {}
-    name = os.path.basename(oracle.items_path(self.workdir, r))
+    name = os.path.basename(files.items_path(self.workdir, r))
     stored = {m: np.asarray(inputs[m])[positions] for m in env.names
               if isinstance(inputs.get(m), np.ndarray)}
     if stored:
-      io.write_npz(oracle.items_path(self.workdir, r), stored)
+      durable.write_npz(files.items_path(self.workdir, r), stored)
     columns = {m: ([f"queries/{name}:{m}[{k}]" for k in range(len(ids))] if m in stored
                    else [f"record {as_id(i)}" for i in ids]) for m in env.names}
     info = dataset_info(env.config.data.name)
@@ -177,22 +181,22 @@ class PersonOracle:
   def _record_files(self, positions: np.ndarray, r: int) -> dict[str, list]:
     """A record data set's picks as files under ``queries/round_NNN_items/`` (image, text,
     a clip's first frame, its audio as a wav), shown by the page."""
-    folder = os.path.splitext(oracle.items_path(self.workdir, r))[0]
+    folder = os.path.splitext(files.items_path(self.workdir, r))[0]
     columns: dict[str, list] = {}
     for k, p in enumerate(positions):
-      files = oracle.write_record_media(self.data.pool[int(p)], folder, f"{k:03d}",
-                                        sample_rate=av_clips.SAMPLE_RATE)
-      for column, path in files.items():
+      media = files.write_record_media(self.data.pool[int(p)], folder, f"{k:03d}",
+                                       sample_rate=av_clips.SAMPLE_RATE)
+      for column, path in media.items():
         columns.setdefault(column, [""] * len(positions))[k] = os.path.relpath(
             path, self.workdir)
     return columns or {"record": [f"record {as_id(i)}" for i in
                                   self.data.pool.ids[positions]]}
 
-  def _put(self, env: RoundEnv) -> RoundEnv:
+  def _put(self, env):
     pool = dataclasses.replace(self.data.pool, labels=self.known.copy())
     return env._replace(pool_labels=env.trainer.put_labels(pool))
 
-  def _columns(self, env: RoundEnv, state: RoundState, positions: np.ndarray, r: int
+  def _columns(self, env, state, positions: np.ndarray, r: int
                ) -> dict[str, list]:
     """What a queries file shows of each pick: each modality's source, the pick's rank in
     the strategy's order, and the model's guesses (empty before round 0 has trained)."""

@@ -15,6 +15,7 @@ import os
 import shutil
 from typing import Any, Mapping
 
+
 FOLDER = "tensorboard"
 # rounds.jsonl fields written as scalars (nested dicts become one scalar per key).
 _SCALARS = ("val_top1", "val_nll", "val_ece", "test_top1", "test_nll", "test_ece",

@@ -9,6 +9,7 @@ fixed.
 
 from __future__ import annotations
 
+
 # Exit codes (docs/experiments.md, "When a run stops").
 EXIT_CODES = {
     0: "finished",

@@ -25,24 +25,24 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 
 from rlmba_jax import parallel
 from rlmba_jax.data.loading import load_dataset
-from rlmba_jax.experiment.checkpoint import RoundCheckpointer
-from rlmba_jax.experiment.errors import WorkdirError
-from rlmba_jax.experiment.io import append_jsonl, write_atomic, write_json
+from rlmba_jax.durable import append_jsonl, write_atomic, write_json
+from rlmba_jax.errors import WorkdirError
+from rlmba_jax.experiment.checkpoint import PRETRAINING_MANIFEST as MANIFEST
+from rlmba_jax.experiment.checkpoint import RoundCheckpointer, load_pretrained_params
 from rlmba_jax.experiment.progress import progress_wanted
 from rlmba_jax.experiment.workdir import read_stored_json
 from rlmba_jax.policy import episodes as episodes_lib
 from rlmba_jax.policy import pretraining as pretraining_lib
 
+
 logger = logging.getLogger(__name__)
 
-MANIFEST = "pretrain.json"
 LOG = "pretrain.jsonl"
 
 
@@ -232,44 +232,10 @@ def _progress(options, done: int):
               dynamic_ncols=True)
 
 
-def is_pretraining(path: str) -> bool:
-  return os.path.exists(os.path.join(path, MANIFEST))
-
-
-def load_pretrained_params(path: str, hidden, policy_inputs: str, target_params: Any) -> Any:
-  """The policy parameters of the latest checkpoint of a pretraining in ``path``."""
-  with open(os.path.join(path, MANIFEST)) as f:
-    manifest = json.load(f)
-  problems = []
-  if policy_inputs != "invariant":
-    problems.append(f"config.al.rlmba.policy_inputs={policy_inputs!r}: a pretrained "
-                    "policy reads the 'invariant' inputs; set al.rlmba.policy_inputs=invariant")
-  if list(hidden) != list(manifest["hidden"]):
-    problems.append(f"config.al.rlmba.hidden={tuple(hidden)} but the pretrained policy has "
-                    f"{tuple(manifest['hidden'])}")
-  if problems:
-    raise WorkdirError(f"config.al.rlmba.init_from={path!r}: " + "; ".join(problems))
-  checkpointer = RoundCheckpointer(os.path.join(path, "checkpoints"), 2)
-  try:
-    latest = checkpointer.latest_round()
-    if latest is None:
-      raise WorkdirError(f"config.al.rlmba.init_from={path!r} holds no pretraining "
-                         "checkpoint yet; run launch/pretrain_policy.py to the end first")
-    optimizer = optax.adam(manifest["learning_rate"])
-    target = pretraining_lib.PretrainState(target_params, optimizer.init(target_params),
-                                           jnp.zeros((), jnp.int32))
-    state, _ = checkpointer.restore(latest, target)
-  finally:
-    checkpointer.close()
-  logger.info("policy initialised from the pretraining in %s (update %d, source %s)", path,
-              latest, manifest["source"])
-  return state.params
-
-
 def read_log(path: str) -> list[dict[str, Any]]:
   with open(os.path.join(path, LOG)) as f:
     return [json.loads(l) for l in f if l.strip()]
 
 
 __all__ = ["default_options", "episode_spec", "pretrain_policy", "evaluate_pretrained",
-           "is_pretraining", "load_pretrained_params", "read_log"]
+           "read_log"]

@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rlmba_jax.experiment.loop import area_under_curve
+from rlmba_jax.experiment.summary import area_under_curve
+
 
 Runs = Mapping[str, Mapping[int, list[dict[str, Any]]]]  # label -> seed -> round records
 
@@ -30,7 +31,7 @@ def read_rounds(workdir: str) -> list[dict[str, Any]]:
 def collect(sweep_dir: str) -> dict[str, dict[int, list[dict[str, Any]]]]:
   """``{label: {seed: [round records]}}`` for every seed's run under ``sweep_dir/runs``
   (single runs or seed blocks: ``sweeps.seed_run_folders``)."""
-  from rlmba_jax.experiment.sweeps import seed_run_folders  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.studies.sweeps import seed_run_folders  # pylint: disable=g-import-not-at-top
   runs: dict[str, dict[int, list[dict[str, Any]]]] = {}
   root = os.path.join(sweep_dir, "runs")
   if not os.path.isdir(root):

@@ -4,7 +4,7 @@
 seed): label counts, test and validation curves, their areas and final values. They are
 kept as ``results/<study>/seeds.jsonl``, and ``paired_report(records, families)`` makes the
 study's report from that file alone (so anyone can recompute it): mean +- sample std per
-row, then each family of paired comparisons (``experiment.stats``) with Holm-adjusted p and
+row, then each family of paired comparisons (``studies.stats``) with Holm-adjusted p and
 a verdict ("tied" only when TOST says so), and the pairwise penalty matrix.
 """
 
@@ -16,10 +16,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from rlmba_jax.experiment import report
-from rlmba_jax.experiment import stats
-from rlmba_jax.experiment.loop import area_under_curve
-from rlmba_jax.experiment.sweeps import is_finished, seed_run_folders
+from rlmba_jax.experiment.summary import area_under_curve
+from rlmba_jax.studies import report, stats
+from rlmba_jax.studies.sweeps import is_finished, seed_run_folders
+
 
 Family = tuple[str, Sequence[tuple[str, str]]]  # (title, [(a, b), ...]): a - b
 
