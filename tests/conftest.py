@@ -92,7 +92,7 @@ def crash_at(round_index: int, phase: str):
 # off below), so the longest start first and the short ones fill in at the end: the two
 # workers finish together instead of one waiting out a notebook run alone.
 COLD_SECONDS = {
-    "test_colab.py": 104, "test_rlmba_loop.py": 94, "test_multidevice.py": 110,
+    "test_colab.py": 2, "test_rlmba_loop.py": 94, "test_multidevice.py": 110,
     "test_seeds.py": 80, "test_mechanisms.py": 60, "test_stats.py": 6,
     "test_label_server.py": 15, "test_stopping.py": 20, "test_own_encoder.py": 15, "test_light_configs.py": 4,
     "test_paper_configs.py": 79, "test_loop_strategies.py": 67, "test_multihost.py": 60,

@@ -15,6 +15,8 @@ from rlmba_jax.data import load_dataset
 from rlmba_jax.errors import WorkdirError
 from rlmba_jax.experiment import checkpoint
 from rlmba_jax.policy import episodes, inputs, pretraining
+from rlmba_jax.policy.agent import RLMBAAgent
+from rlmba_jax.policy.reinforce import Transition
 from rlmba_jax.selection import PoolView
 from rlmba_jax.selection.rlmba import score_candidates
 from rlmba_jax.studies import policy_pretraining
@@ -149,10 +151,11 @@ def _pretrain_config():
                              "data.modalities": "fou,kar", "al.rlmba.diversity": "labelled"})
 
 
-def _params(workdir, hidden=(8,), inputs_kind="invariant"):
+def _params(workdir, hidden=(8,), inputs_kind="invariant", prior_temperature=0.1):
   fresh = pretraining.pretrain_init(jax.random.key(0), pretraining.make_policy((8,), 0.1),
                                     optax.adam(1e-3)).params
-  return fresh, checkpoint.load_pretrained_params(str(workdir), hidden, inputs_kind, fresh)
+  return fresh, checkpoint.load_pretrained_params(str(workdir), hidden, inputs_kind, fresh,
+                                                  prior_temperature=prior_temperature)
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +202,10 @@ def test_a_pretraining_killed_and_resumed_ends_with_the_same_parameters(
     _params(pretrained, inputs_kind="per_modality")
   with pytest.raises(WorkdirError, match="hidden"):
     _params(pretrained, hidden=(16,))
+  # the logits are q / T + the correction: parameters learned at one T are refused at another
+  with pytest.raises(WorkdirError, match="prior_temperature=0.3 but the policy was "
+                     "pretrained with 0.1"):
+    _params(pretrained, prior_temperature=0.3)
   with open(pretrained / "pretrain.json") as f:
     assert json.load(f)["source"] == "uci_mfeat"
 
@@ -232,3 +239,43 @@ def test_an_experiment_starts_its_policy_from_a_pretraining(pretrained, tmp_path
 
   with pytest.raises(WorkdirError, match="policy_inputs=invariant"):
     run(make_tiny_config(**rlmba), str(tmp_path / "bad"))
+
+
+def test_the_agent_and_the_episodes_draw_with_one_selection_step():
+  """The loop's agent and the simulated episodes call one RL-MBA selection step
+  (``policy.selection_step``): on one pool, one round's scalars, the same keys and settings
+  (difficulty weight included, which the simulator used to ignore) they give the same
+  candidates, picks and transition."""
+  rng = np.random.default_rng(0)
+  n, c, b, names = 50, 4, 3, ("a", "b")
+  alphas = {m: jnp.asarray(1 + 5 * rng.uniform(size=(n, c)), jnp.float32) for m in names}
+  pool = PoolView(jax.nn.softmax(jnp.asarray(rng.normal(size=(n, c)), jnp.float32)),
+                  {m: a / a.sum(-1, keepdims=True) for m, a in alphas.items()},
+                  {m: jnp.asarray(rng.normal(size=(n, 5)), jnp.float32) for m in names},
+                  jnp.asarray(rng.uniform(size=n) < 0.2), modality_alphas=alphas,
+                  modality_weights=jnp.asarray([0.6, 0.4], jnp.float32), modality_names=names)
+  settings = dict(kappa=4, beta=0.25, efda=True, lloyd_iterations=3, diversity="labelled",
+                  difficulty_weight=0.5)
+  options = {**make_tiny_config().al.rlmba.to_dict(), **settings, "hidden": (8,),
+             "policy_inputs": "invariant"}
+  agent = RLMBAAgent(options, names, b, n)
+  params = _policy_params(agent.network)
+  curve = [1.0, 0.8, 0.7, 0.65]
+  record = {"val_top1": 0.7, "val_nll": 0.9, "val_ece": 0.05, "top1_gap": {"a": 0.02, "b": -0.05},
+            "train_loss_curve": curve, "train_grad_norm": 0.3}
+  key = jax.random.key(2)
+  picks, transition, _ = agent.select(agent.init(key)._replace(params=params),
+                                      *jax.random.split(key), pool, record, 0.25)
+  spec = episodes.EpisodeSpec(names=names, num_classes=c, budget=(b, b), **settings)
+  view = episodes.RoundView(pool, jnp.float32(0.7), jnp.float32(0.9), jnp.float32(0.05),
+                            jnp.asarray([0.02, -0.05], jnp.float32),
+                            inputs.relative_loss_change(jnp.asarray(curve, jnp.float32)),
+                            jnp.float32(0.3))
+  got_picks, got = episodes.policy_choice(spec, agent.network, params, key, view, jnp.int32(b),
+                                          jnp.float32(0.25))
+  np.testing.assert_array_equal(np.asarray(got_picks), np.asarray(picks))
+  for name in Transition._fields:
+    np.testing.assert_allclose(np.asarray(getattr(got, name)),
+                               np.asarray(getattr(transition, name)), rtol=1e-6, err_msg=name)
+  assert len(set(np.asarray(picks).tolist())) == b
+  assert not np.asarray(pool.labelled)[np.asarray(picks)].any()

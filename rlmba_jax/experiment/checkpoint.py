@@ -123,8 +123,11 @@ def is_pretraining(path: str) -> bool:
   return os.path.exists(os.path.join(path, PRETRAINING_MANIFEST))
 
 
-def load_pretrained_params(path: str, hidden, policy_inputs: str, target_params: Any) -> Any:
-  """The policy parameters of the latest checkpoint of a pretraining in ``path``."""
+def load_pretrained_params(path: str, hidden, policy_inputs: str, target_params: Any, *,
+                           prior_temperature: float) -> Any:
+  """The policy parameters of the latest checkpoint of a pretraining in ``path``, for a
+  policy of the same size and prior temperature (its logits are q / T + the learned
+  correction, so parameters learned at one T are another policy at another)."""
   with open(os.path.join(path, PRETRAINING_MANIFEST)) as f:
     manifest = json.load(f)
   problems = []
@@ -134,6 +137,10 @@ def load_pretrained_params(path: str, hidden, policy_inputs: str, target_params:
   if list(hidden) != list(manifest["hidden"]):
     problems.append(f"config.al.rlmba.hidden={tuple(hidden)} but the pretrained policy has "
                     f"{tuple(manifest['hidden'])}")
+  stored_temperature = manifest.get("prior_temperature")
+  if stored_temperature is not None and float(stored_temperature) != float(prior_temperature):
+    problems.append(f"config.al.rlmba.prior_temperature={prior_temperature} but the policy "
+                    f"was pretrained with {stored_temperature}")
   if problems:
     raise WorkdirError(f"config.al.rlmba.init_from={path!r}: " + "; ".join(problems))
   checkpointer = RoundCheckpointer(os.path.join(path, "checkpoints"), 2)

@@ -44,14 +44,14 @@ import ml_collections
 import numpy as np
 
 from rlmba_jax import compilation_cache, durable, parallel
-from rlmba_jax.csv_files import as_id
 from rlmba_jax.errors import ConfigError, WorkdirError
 from rlmba_jax.experiment import stopping
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer
 from rlmba_jax.experiment.config import resolve_paths, validate_config
 from rlmba_jax.experiment.event_files import RoundLogger
-from rlmba_jax.experiment.ledger import (Ledger, pending_positions, share_from_process_zero,
-                                         workdir_of)
+from rlmba_jax.experiment.hooks import round_hooks
+from rlmba_jax.experiment.ledger import Ledger, pending_positions, share_from_process_zero
+from rlmba_jax.experiment.oracle import DatasetOracle, Oracle
 from rlmba_jax.experiment.progress import RunProgress, progress_wanted
 from rlmba_jax.experiment.round_env import RoundEnv, RoundState
 from rlmba_jax.experiment.rounds import (add_stopping, evaluate_round, round_records, select_round,
@@ -59,9 +59,8 @@ from rlmba_jax.experiment.rounds import (add_stopping, evaluate_round, round_rec
 from rlmba_jax.experiment.seeds import SeedBatch, default_vmap_width, parse_seeds, seed_folder
 from rlmba_jax.experiment.start import (SEEDS_FILE, check_and_record, check_workdir, load_data,
                                         make_run_env, record_config, resume)
-from rlmba_jax.experiment.summary import log_round, run_summary, seed_text, seeds_summary
+from rlmba_jax.experiment.summary import run_summary, seed_text, seeds_summary
 from rlmba_jax.experiment.workdir import claim, read_stored_json
-from rlmba_jax.person import files as person_files
 from rlmba_jax.person.files import Person
 from rlmba_jax.person.oracle import PersonOracle
 
@@ -99,7 +98,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       notebooks, fault-injection tests); with a person as the oracle also ``"asked"``
       once a round's queries file is written.
     person: with ``al.oracle="person"``, called as ``(queries_file, labels_file, round)``
-      to answer a round before the run would stop for one (``oracle.SimulatedPerson``).
+      to answer a round before the run would stop for one (``person.SimulatedPerson``).
     close_round: with ``al.oracle="person"``, end the waiting round with the answers given
       so far (the unanswered items go back to the pool).
 
@@ -126,10 +125,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     check_workdir(workdir, config)
     data = load_data(config)
     check_and_record(config, workdir, data, writer)
-    asker = (PersonOracle(workdir, data, person, close_round, select_round)
-             if config.al.oracle == "person" else None)
+    oracle = (PersonOracle(workdir, data, person, close_round, select_round)
+              if config.al.oracle == "person" else DatasetOracle(data.pool.ids))
     return _run_rounds(config, workdir, data, mesh, phase_callback or (lambda r, p: None),
-                       t_start, asker)
+                       t_start, oracle)
 
 
 def _run_seeds(config, workdir: str, seeds, vmap_width: int | None, phase_callback,
@@ -216,10 +215,12 @@ def seed_outputs(config, workdir: str, seeds: SeedBatch) -> list[SeedOutputs]:
 
 
 def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start: float,
-                asker: PersonOracle | None = None, seeds: SeedBatch | None = None
+                oracle: Oracle | None = None, seeds: SeedBatch | None = None
                 ) -> dict[str, Any]:
-  """Resumes from the latest checkpoint, replays the ledger's later lines, runs the rest."""
+  """Resumes from the latest checkpoint, replays the ledger's later lines, runs the rest
+  (``oracle``: who labels, the data set by default)."""
   writer = jax.process_index() == 0
+  oracle = oracle or DatasetOracle(data.pool.ids)
   seeds = seeds or SeedBatch((config.seed,), mesh=mesh, batched=False)
   bars = RunProgress(writer and progress_wanted(config.eval.progress),
                      strategy=config.al.strategy, num_epochs=config.train.num_epochs,
@@ -233,30 +234,26 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
                        "and run again (the run then replays its ledger). Nothing was changed.")
   checkpointer = RoundCheckpointer(folder, config.checkpoint.max_to_keep)
   state, histories, start = resume(env, mesh, checkpointer)
-  env, pending = _replay_ledgers(env, outs, asker, start, data, state)
-  for out, history in zip(outs, histories):
-    if writer:
-      durable.write_jsonl(out.rounds_path, history)  # the checkpoint's history is the truth
-    out.board.start(history)
+  env, pending = _replay_ledgers(env, outs, oracle, start, data, state)
   last = _last_round_done(config, workdir, histories, start)
-  bars.begin(config.al.rounds, start)
+  hooks = round_hooks(config, outs, writer, phase, bars)
+  for hook in hooks:
+    hook.start(histories)
   pool_outputs = None  # the last evaluation's pool outputs (evidential heads), reused once
   try:
     for r in range(last + 1, config.al.rounds + 1):
       given = [p[r - start] if r - start < len(p) else None for p in pending]
-      env, state, records, pool_outputs = _one_round(env, data, state, r, histories,
-                                                     pool_outputs, given, outs, asker,
+      env, state, records, pool_outputs = _one_round(env, state, r, histories,
+                                                     pool_outputs, given, outs, oracle,
                                                      phase, bars)
-      _commit_round(config, seeds, r, state, records, histories, outs, checkpointer, phase,
-                    bars)
+      _commit_round(seeds, r, state, records, histories, checkpointer, phase, hooks)
       if stopping.should_stop(records[0], config.al.stop_when):
         logger.info("round %d: stopping (al.stop_when=%r): %s", r, config.al.stop_when,
                     stopping.stop_reason(records[0]))
         break
   finally:
-    for out in outs:
-      out.board.close()
-    bars.close()
+    for hook in hooks:
+      hook.close()
   checkpointer.close()
   summaries = [run_summary(out.config, history, mesh, t_start)
                for out, history in zip(outs, histories)]
@@ -286,22 +283,16 @@ def _last_round_done(config, workdir: str, histories, start: int) -> int:
   return start - 1
 
 
-def _commit_round(config, seeds: SeedBatch, r: int, state: RoundState, records, histories,
-                  outs, checkpointer: RoundCheckpointer, phase: PhaseCallback, bars) -> None:
+def _commit_round(seeds: SeedBatch, r: int, state: RoundState, records, histories,
+                  checkpointer: RoundCheckpointer, phase: PhaseCallback, hooks) -> None:
   """Round ``r``'s durable steps in their order: the checkpoint (with every seed's history),
-  then rounds.jsonl, then TensorBoard and the progress line."""
+  then the hooks (``experiment.hooks``: rounds.jsonl, TensorBoard, the progress line)."""
   for history, record in zip(histories, records):
     history.append(record)
   checkpointer.save(r, state.checkpoint(), _checkpoint_meta(seeds, histories))
   phase(r, "checkpointed")
-  if jax.process_index() == 0:
-    for out, record in zip(outs, records):
-      durable.append_jsonl(out.rounds_path, record)
-  phase(r, "reported")
-  for out, record in zip(outs, records):
-    out.board.write(record)
-  bars.round_done(records)
-  log_round(config, records, bars)
+  for hook in hooks:
+    hook.round_done(r, records)
 
 
 def _checkpoint_meta(seeds: SeedBatch, histories: list[list[dict[str, Any]]]) -> dict:
@@ -312,7 +303,7 @@ def _checkpoint_meta(seeds: SeedBatch, histories: list[list[dict[str, Any]]]) ->
           "histories": {str(s): h for s, h in zip(seeds.seeds, histories)}}
 
 
-def _replay_ledgers(env: RoundEnv, outs: list[SeedOutputs], asker: PersonOracle | None,
+def _replay_ledgers(env: RoundEnv, outs: list[SeedOutputs], oracle: Oracle,
                     start: int, data, state: RoundState
                     ) -> tuple[RoundEnv, list[list[np.ndarray]]]:
   """Each seed's ledger against the checkpoint (``_replay_ledger``) -> (env, per seed the
@@ -320,12 +311,12 @@ def _replay_ledgers(env: RoundEnv, outs: list[SeedOutputs], asker: PersonOracle 
   labelled = env.seeds.split(state.labelled)
   pending = []
   for out, seed_labelled in zip(outs, labelled):
-    env, seed_pending = _replay_ledger(env, out.ledger, asker, start, data, seed_labelled)
+    env, seed_pending = _replay_ledger(env, out.ledger, oracle, start, data, seed_labelled)
     pending.append(seed_pending)
   return env, pending
 
 
-def _replay_ledger(env: RoundEnv, ledger: Ledger, asker: PersonOracle | None, start: int,
+def _replay_ledger(env: RoundEnv, ledger: Ledger, oracle: Oracle, start: int,
                    data, labelled) -> tuple[RoundEnv, list[np.ndarray]]:
   """Process 0 checks the ledger against the checkpoint's labelled set (and a person's
   answers against the ledger); every process gets the positions of its lines after the
@@ -334,8 +325,7 @@ def _replay_ledger(env: RoundEnv, ledger: Ledger, asker: PersonOracle | None, st
   if jax.process_index() == 0:
     try:
       entries = ledger.read()
-      if asker is not None:
-        env = asker.replay(env, entries, start)
+      env = oracle.replay(env, entries, start)
       pending = pending_positions(ledger, start, data.pool.ids, labelled, entries,
                                    env.config.al.rounds)
     except WorkdirError as e:
@@ -346,43 +336,18 @@ def _replay_ledger(env: RoundEnv, ledger: Ledger, asker: PersonOracle | None, st
   return env, pending
 
 
-def _one_round(env: RoundEnv, data, state: RoundState, r: int, histories, pool_outputs,
-               given, outs: list[SeedOutputs], asker: PersonOracle | None,
+def _one_round(env: RoundEnv, state: RoundState, r: int, histories, pool_outputs,
+               given, outs: list[SeedOutputs], oracle: Oracle,
                phase: PhaseCallback, bars: RunProgress):
   """Round ``r`` of every seed up to its checkpoint: select (or replay ``given``, one entry
-  per seed), commit the ledger lines (a person's answers first, with ``asker``), train,
+  per seed), the oracle commits the ledger lines (a person's answers first), train,
   evaluate, update the AMCB weights and the policy. -> (env, the new state, the round's
   record of each seed, its pool outputs)."""
-  seeds = env.seeds
   bars.phase(r, "select")
-  chooser = state if asker is None else asker.selection_state(env, state, r)
+  chooser = oracle.selection_state(env, state, r)
   picked = select_round(env, chooser, r, histories, pool_outputs, given)
-  positions = picked.positions
-  entry = None
-  if asker is not None:  # one seed
-    ledger = outs[0].ledger
-    if given[0] is not None:
-      logger.info("round %d: using the %d ids already in the ledger", r, len(given[0]))
-    elif asker.asks(r):
-      bars.phase(r, "waiting for answers")
-      picked = asker.ask(env, chooser, r, histories[0], picked, phase)
-      asked = person_files.queries_path(workdir_of(ledger), r)
-      _, rows = person_files.read_queries(asked)
-      ledger.append(r, asker.answers.ids, asker.answers.ledger_fields(
-          data.class_names, person_files.queries_digest(asked),
-          strategy=(rows[0].get("strategy") if rows else None)))
-    elif jax.process_index() == 0:
-      ledger.append(r, [as_id(i) for i in data.pool.ids[picked.positions]])
-    entry = ledger.read()[r]
-    env, positions = asker.commit(env, picked.positions, entry)
-  else:
-    seed_positions = picked.positions if seeds.batched else [picked.positions]
-    for out, g, p in zip(outs, given, seed_positions):
-      if g is not None:
-        if not seeds.batched:
-          logger.info("round %d: using the %d ids already in the ledger", r, len(g))
-      elif jax.process_index() == 0:
-        out.ledger.append(r, [as_id(i) for i in data.pool.ids[p]])
+  env, picked, positions, fields = oracle.label(env, chooser, r, histories, picked, given,
+                                                outs, phase, bars)
   phase(r, "labelled")
   bars.phase(r, "train")
   trained, train_log, train_seconds = train_round(env, state, r, positions)
@@ -393,8 +358,7 @@ def _one_round(env: RoundEnv, data, state: RoundState, r: int, histories, pool_o
   records = round_records(env, r, trained, weights, evaluation, train_log, picked,
                           train_seconds)
   add_stopping(env, records, histories, evaluation)
-  if entry is not None:
-    records[0].update(asker.round_fields(entry))
+  records[0].update(fields)  # a person's round: queried, skipped, unanswered
   policy = state.policy
   if picked.transition is not None:
     policy, logs = update_policy(env, policy, picked.transition, records, histories)

@@ -306,7 +306,8 @@ def initial_policy(env: RoundEnv, target: RoundState, mesh):
   if checkpoint.is_pretraining(source):
     params = checkpoint.load_pretrained_params(
         source, config.al.rlmba.hidden, config.al.rlmba.policy_inputs,
-        seeds.take(target.policy.params, 0))
+        seeds.take(target.policy.params, 0),
+        prior_temperature=config.al.rlmba.prior_temperature)
     policy = env.agent.start_from(params)
     return policy if seeds.batched else parallel.put_replicated(policy, mesh)
   if not seeds.batched:

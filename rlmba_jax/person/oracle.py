@@ -12,6 +12,7 @@ ingesting them) continues with exactly what was committed.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any, Callable, Mapping, Sequence
 
@@ -26,6 +27,9 @@ from rlmba_jax.data.records import RecordSplit
 from rlmba_jax.data.registry import dataset_info
 from rlmba_jax.errors import ConfigError, DataError, WorkdirError
 from rlmba_jax.person import files
+
+
+logger = logging.getLogger(__name__)
 
 
 def check_oracle(config, data) -> None:
@@ -122,6 +126,28 @@ class PersonOracle:
     self.answers = files.collect(self.workdir, r, ids, self.class_names, self.ledger_labels,
                                   close=self.close and shown, person=self.person)
     return picked
+
+  def label(self, env, chooser, r: int, histories, picked, given, outs, phase, bars):
+    """Round ``r``'s ledger line (``experiment.oracle.Oracle``; one seed): the person's
+    answers once the queries are out and answered, the picks' ids for a round 0 the data
+    labels, or the line already there. -> (env with the labels known, the selection, the
+    positions to train on: those answered, the fields of the round's record)."""
+    ledger = outs[0].ledger
+    if given[0] is not None:
+      logger.info("round %d: using the %d ids already in the ledger", r, len(given[0]))
+    elif self.asks(r):
+      bars.phase(r, "waiting for answers")
+      picked = self.ask(env, chooser, r, histories[0], picked, phase)
+      asked = files.queries_path(self.workdir, r)
+      _, rows = files.read_queries(asked)
+      ledger.append(r, self.answers.ids, self.answers.ledger_fields(
+          self.data.class_names, files.queries_digest(asked),
+          strategy=(rows[0].get("strategy") if rows else None)))
+    elif jax.process_index() == 0:
+      ledger.append(r, [as_id(i) for i in self.data.pool.ids[picked.positions]])
+    entry = ledger.read()[r]
+    env, positions = self.commit(env, picked.positions, entry)
+    return env, picked, positions, self.round_fields(entry)
 
   def commit(self, env, positions: np.ndarray, entry: Mapping[str, Any]
              ) -> tuple[Any, np.ndarray]:

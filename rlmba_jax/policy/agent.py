@@ -1,7 +1,8 @@
 """RL-MBA's learning selector as the experiment loop runs it (docs/experiments.md, "RL-MBA": candidates, policy, reward).
 
-``RLMBAAgent`` ties candidate scoring (``selection.rlmba``), the policy network, Plackett–Luce
-draws and REINFORCE together with the round state and the reward. Everything it keeps between
+``RLMBAAgent`` ties RL-MBA's selection step (``policy.selection_step``: candidate scoring, the
+policy network, Plackett–Luce draws; the same step the simulated episodes run) and REINFORCE
+together with the round state and the reward. Everything it keeps between
 rounds is a ``PolicyState`` (checkpointed with the round), so a resumed run is exact.
 """
 
@@ -17,14 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rlmba_jax import fusion as fusion_lib
 from rlmba_jax.policy import inputs as inputs_lib
 from rlmba_jax.policy.network import CandidatePolicy
-from rlmba_jax.policy.plackett_luce import gumbel_top_k
-from rlmba_jax.policy.reinforce import (PolicyState, Transition, reinforce_init,
-                                        reinforce_state, reinforce_update)
+from rlmba_jax.policy.reinforce import (PolicyState, Transition, reinforce_init, reinforce_state,
+                                        reinforce_update)
+from rlmba_jax.policy.selection_step import SelectionSettings, make_selection_step
 from rlmba_jax.selection.base import PoolView
-from rlmba_jax.selection.rlmba import score_candidates
+
 
 REWARDS = ("relative", "incremental", "absolute")
 
@@ -134,7 +134,8 @@ class RLMBAAgent:
     self.network = CandidatePolicy(tuple(self.options["hidden"]),
                                    self.options["prior_temperature"])
     self.optimizer = optax.adam(self.options["learning_rate"])
-    self._select = jax.jit(self._select_impl)
+    self._select = jax.jit(make_selection_step(
+        self.network, SelectionSettings.from_options(self.options, budget)))
     self._update = jax.jit(functools.partial(
         reinforce_update, network=self.network, optimizer=self.optimizer,
         baseline_momentum=self.options["baseline_momentum"],
@@ -157,34 +158,6 @@ class RLMBAAgent:
     parameters in a seed-batched agent)."""
     state = reinforce_state(params, self.optimizer)
     return state if self.seeds is None else self.seeds.tile(state)
-
-  def _select_impl(self, params, score_key, draw_key, pool: PoolView, state_part):
-    o = self.options
-    candidates = score_candidates(score_key, pool, self.budget, kappa=o["kappa"],
-                                  beta=o["beta"], efda=o["efda"],
-                                  lloyd_iterations=o["lloyd_iterations"],
-                                  diversity=o["diversity"],
-                                  difficulty_weight=o.get("difficulty_weight", 0.0))
-    features = candidates.features
-    if self.inputs == "invariant":
-      weights = (fusion_lib.uniform_weights(len(self.names)) if pool.modality_weights is None
-                 else pool.modality_weights)
-      top1, nll, ece, gaps, change, grad_norm, fraction = state_part
-      round_state = inputs_lib.invariant_round_state(
-          top1, nll, ece, gaps, weights, change, grad_norm, fraction, candidates.summary,
-          pool.probs.shape[-1])
-      features = inputs_lib.invariant_candidate_features(features, len(self.names))
-    else:
-      round_state = jnp.concatenate([state_part, candidates.summary])
-    logits = self.network.apply({"params": params}, features, round_state)
-    if o["greedy"]:
-      order = jax.lax.top_k(jnp.where(candidates.valid, logits, -jnp.inf), self.budget)[1]
-    else:
-      order = gumbel_top_k(draw_key, logits, self.budget, candidates.valid)
-    order = order.astype(jnp.int32)
-    return (candidates.positions[order],
-            Transition(features, round_state, candidates.valid, order),
-            candidates.positions)
 
   def select(self, policy: PolicyState, score_key: jax.Array, draw_key: jax.Array,
              pool: PoolView, previous_record, labelled_fraction):

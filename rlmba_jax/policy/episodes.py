@@ -13,9 +13,9 @@ devices):
   linear head over the concatenated features (the experiment's classifier, linear), trained
   from zero for ``train_steps`` Adam steps on the labelled rows, every round.
 * **Selection**: the round's ``PoolView`` (fused and modality probabilities, Dirichlet
-  parameters, AMCB weights from the validation top-1 gaps) goes through RL-MBA's candidate
-  scoring (``selection.rlmba.score_candidates``, K = kappa b), then the policy draws b
-  candidates (Plackett–Luce, Gumbel-top-k) from its ``invariant`` inputs.
+  parameters, AMCB weights from the validation top-1 gaps) goes through RL-MBA's selection
+  step (``policy.selection_step``, the one the loop's agent runs: candidate scoring,
+  K = kappa b, then b candidates drawn by the policy from its ``invariant`` inputs).
 * **Reward**: the paper's relative reward, on the episode's validation split only:
   ``r_t = top1_policy(t+1) - mean_ref top1_ref(t+1)``, the references (random and BADGE by
   default) run on the same episode (same pool, validation split, initial set, b and R)
@@ -38,11 +38,12 @@ import optax
 from rlmba_jax import fusion as fusion_lib
 from rlmba_jax.modality.weights import amcb_weights
 from rlmba_jax.policy import inputs as inputs_lib
-from rlmba_jax.policy.plackett_luce import gumbel_top_k
 from rlmba_jax.policy.reinforce import Transition
+from rlmba_jax.policy.selection_step import SelectionSettings, make_selection_step
 from rlmba_jax.selection.base import PoolView, available_strategies, get_strategy
-from rlmba_jax.selection.rlmba import DIVERSITIES, score_candidates
+from rlmba_jax.selection.rlmba import DIVERSITIES
 from rlmba_jax.train import metrics as metrics_lib
+
 
 # A modality with more values per example than this is summarised (``episode_features``).
 MAX_FLAT_WIDTH = 1024
@@ -110,6 +111,7 @@ class EpisodeSpec:
   efda: bool = True
   lloyd_iterations: int = 5
   diversity: str = "labelled"
+  difficulty_weight: float = 0.0
   amcb: bool = True
   modality_temperature: float = 0.1
   modality_floor: float = 0.02
@@ -266,25 +268,25 @@ def draw_episode(spec: EpisodeSpec, key: jax.Array, source_size: int) -> Episode
                      between(k_rounds, spec.rounds))
 
 
-def policy_inputs(spec: EpisodeSpec, view: RoundView, key: jax.Array, budget: jnp.ndarray,
-                  labelled_fraction: jnp.ndarray):
-  """RL-MBA's candidates of the round and the policy's invariant inputs.
+def selection_settings(spec: EpisodeSpec) -> SelectionSettings:
+  """The episode's RL-MBA selection step (the loop's agent runs the same one), on the
+  policy's ``invariant`` inputs, at the largest budget (an episode masks to its own)."""
+  return SelectionSettings(budget=spec.budget[1], kappa=spec.kappa, beta=spec.beta,
+                           efda=spec.efda, lloyd_iterations=spec.lloyd_iterations,
+                           diversity=spec.diversity, difficulty_weight=spec.difficulty_weight,
+                           policy_inputs="invariant")
 
-  -> ``(candidate positions [K], features [K, 7], round state [16], valid [K])``; only the
-  first ``kappa * budget`` candidates are valid (the episode's own K).
-  """
-  candidates = score_candidates(key, view.pool, spec.budget[1], kappa=spec.kappa,
-                                beta=spec.beta, efda=spec.efda,
-                                lloyd_iterations=spec.lloyd_iterations,
-                                diversity=spec.diversity)
-  m = len(spec.names)
-  valid = candidates.valid & (jnp.arange(candidates.valid.shape[0]) < spec.kappa * budget)
-  features = inputs_lib.invariant_candidate_features(candidates.features, m)
-  state = inputs_lib.invariant_round_state(
-      view.val_top1, view.val_nll, view.val_ece, view.gaps, view.pool.modality_weights,
-      view.loss_change, view.grad_norm, labelled_fraction, candidates.summary,
-      spec.num_classes)
-  return candidates.positions, jnp.where(valid[:, None], features, 0.0), state, valid
+
+def policy_choice(spec: EpisodeSpec, network, params: Any, key: jax.Array, view: RoundView,
+                  budget: jnp.ndarray, labelled_fraction: jnp.ndarray):
+  """The policy's draw in an episode's round (``policy.selection_step`` with the round's
+  scalars from ``view``): -> (``[b_max]`` pool positions, ``Transition``)."""
+  k_score, k_draw = jax.random.split(key)
+  state_part = (view.val_top1, view.val_nll, view.val_ece, view.gaps, view.loss_change,
+                view.grad_norm, labelled_fraction)
+  picks, transition, _ = make_selection_step(network, selection_settings(spec))(
+      params, k_score, k_draw, view.pool, state_part, budget)
+  return picks, transition
 
 
 class EpisodeOutcome(NamedTuple):
@@ -338,12 +340,7 @@ def simulate_episode(spec: EpisodeSpec, network, params: Any, source: EpisodeSou
   draw = draw_episode(spec, k_draw, source.labels.shape[0])
 
   def policy_choose(k, view, fraction):
-    k_score, k_draw_ = jax.random.split(k)
-    positions, features, state, valid = policy_inputs(spec, view, k_score, draw.budget,
-                                                      fraction)
-    logits = network.apply({"params": params}, features, state)
-    order = gumbel_top_k(k_draw_, logits, spec.budget[1], valid)
-    return positions[order], Transition(features, state, valid, order)
+    return policy_choice(spec, network, params, k, view, draw.budget, fraction)
 
   policy_top1, transitions = _run_strategy(spec, source, draw, k_policy, policy_choose)
   reference_top1 = []

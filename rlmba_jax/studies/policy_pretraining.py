@@ -74,6 +74,7 @@ def episode_spec(config: ml_collections.ConfigDict, names, num_classes: int,
       val_size=options.val_size, initial=tuple(options.initial), budget=tuple(options.budget),
       rounds=tuple(options.rounds), train_steps=options.train_steps, kappa=r.kappa,
       beta=r.beta, efda=r.efda, lloyd_iterations=r.lloyd_iterations, diversity=r.diversity,
+      difficulty_weight=r.difficulty_weight,
       amcb=config.modality.amcb, modality_temperature=config.modality.temperature,
       modality_floor=config.modality.floor, references=tuple(options.references))
 
@@ -198,7 +199,8 @@ def evaluate_pretrained(config: ml_collections.ConfigDict, workdir: str,
                                        options.learning_rate, options.entropy_weight)
   fresh = pretraining_lib.pretrain_init(jax.random.key(options.seed), network,
                                         optimizer).params
-  trained = load_pretrained_params(workdir, config.al.rlmba.hidden, "invariant", fresh)
+  trained = load_pretrained_params(workdir, config.al.rlmba.hidden, "invariant", fresh,
+                                   prior_temperature=config.al.rlmba.prior_temperature)
   simulate = pretraining_lib.jitted_simulation(spec, network)
   # Both sets of parameters as host arrays (a restored checkpoint is placed otherwise than
   # a fresh init), so the two share one compiled simulation.
