@@ -12,7 +12,7 @@ a softmax multimodal head over the concatenated features plus an evidential head
 modality; AMCB and the weighted evidence fusion act in RL-MBA's selection only; 4 rounds
 (20 -> 100 labels).
 
-  python launch/sweep.py --config=configs/av_digits.py:paper --seeds=5 \
+  python -m rlmba_jax.sweep --config=configs/av_digits.py:paper --seeds=5 \
       --workdir=runs/av_digits_paper --config.data.manual_dir=../shared/data/fsdd \
       --strategies=random,margin,badge,bmmal,gcnal,rlmba
 """

@@ -13,7 +13,7 @@ fusion act in RL-MBA's selection only. 20 initial labels, 8 rounds of 10 (20 -> 
 where accuracy is still well below the full-data 99 %); kappa = 5 as the paper states;
 selection diagnostics recorded.
 
-  python launch/sweep.py --config=configs/mfeat.py:paper --seeds=5 --workdir=runs/mfeat_paper \
+  python -m rlmba_jax.sweep --config=configs/mfeat.py:paper --seeds=5 --workdir=runs/mfeat_paper \
       --strategies=random,margin,badge,bmmal,gcnal,rlmba
 
 ``tuned``: ``paper`` with RL-MBA's open values chosen on mfeat's validation

@@ -29,7 +29,7 @@ MFEAT_TUNED=results/mfeat_paper/tuning.json
 # then not run again), else where this campaign's AS writes it.
 AV_TUNED=results/av_digits_paired/tuning.json
 [ -f "$AV_TUNED" ] || AV_TUNED=$out/av_digits/tune/tuning.json
-# The rows (launch/sweep.py entries) of the plans; {tuned} is the data set's search.
+# The rows (rlmba_jax.sweep entries) of the plans; {tuned} is the data set's search.
 BASE="random,margin,badge,bmmal,gcnal,deepfool"
 CORE="rlmba,rlmba_tuned=rlmba{tuned},rlmba_prior=rlmba{tuned}/al.rlmba.learning_rate=0/al.rlmba.entropy_weight=0,rlmba_topq=rlmba{tuned}/al.rlmba.policy=false"
 MECH="power_margin,power_entropy,rlmba_uniform=rlmba{tuned}/al.rlmba.prior_temperature=1000000.0/al.rlmba.learning_rate=0/al.rlmba.entropy_weight=0,rlmba_u_in_q=rlmba{tuned}/al.rlmba.difficulty_weight=1.0,rlmba_weaker=rlmba{tuned}/modality.favour=weaker"
@@ -69,7 +69,7 @@ sweep() {  # sweep DIR CONFIG TUNED ENTRIES SEEDS REFERENCES [config flags...]
       return 0
     fi
   fi
-  python launch/sweep.py --config="$cfg" --workdir="$dir" --tuned="$tuned" \
+  python -m rlmba_jax.sweep --config="$cfg" --workdir="$dir" --tuned="$tuned" \
     --strategies="$entries" --seed_list="$seeds" --references="$refs" --workers=1 \
     --seeds_per_program=10 --progress=off "${only[@]}" "$@" >> "$dir.log" 2>&1
 }
@@ -112,7 +112,7 @@ run_stage() {
       done ;;
     AS)  # av_digits: the search on validation, tuning seeds 100-102 (space fixed in the plan)
       if [ -z "${REPORT_ONLY:-}" ] && [ "$AV_TUNED" != results/av_digits_paired/tuning.json ]; then
-        python launch/tune.py --config=configs/av_digits.py:paper --workdir="$out/av_digits/tune" \
+        python -m rlmba_jax.tune --config=configs/av_digits.py:paper --workdir="$out/av_digits/tune" \
           --trials=8 --seeds=100,101,102 --include=results/mfeat_paper/tuning.json \
           --refine_top=1 --refine_space='al.rlmba.diversity=labelled;modality.amcb=true|false;al.rlmba.efda=true|false' \
           --workers=1 --progress=off --config.data.manual_dir="$fsdd" >> "$out/av_digits_tune.log" 2>&1

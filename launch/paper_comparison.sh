@@ -2,7 +2,7 @@
 # The paper-protocol comparison of one data set, from nothing to results/<data set>_paper/:
 #   1. the classifier's multimodal head (softmax vs evidential), chosen on validation with
 #      random sampling on the tuning seeds 100-102 (test never evaluated);
-#   2. RL-MBA's open values, chosen on validation on the same tuning seeds (launch/tune.py:
+#   2. RL-MBA's open values, chosen on validation on the same tuning seeds (rlmba_jax.tune:
 #      a random search, then its 3 best trials with the labelled-distance diversity);
 #   3. the comparison on the report seeds 0-4: the eleven baselines, RL-MBA with the paper's
 #      values (kappa = 5) and our defaults where it is silent (`rlmba`), with the tuned values
@@ -25,7 +25,7 @@
 #
 # Env: PRETRAIN (runs/pretrain: the pretrained policies), NO_PRETRAIN=1 (leave out stage 4),
 # OUT (runs/<data set>_paper), TRIALS (24), REFINE (3), WORKERS (2), RESULTS
-# (results/<data set>_paper), FSDD (../shared/data/fsdd), TUNE_EXTRA (more launch/tune.py
+# (results/<data set>_paper), FSDD (../shared/data/fsdd), TUNE_EXTRA (more rlmba_jax.tune
 # flags, e.g. --include=... --refine_space=...); TUNED=path/tuning.json skips the
 # search and takes its chosen values (e.g. another data set's search); REPORT_ONLY=1 runs
 # nothing and rewrites the reports from the finished runs.
@@ -45,14 +45,14 @@ esac
 
 only=()
 [ -n "${REPORT_ONLY:-}" ] && only=(--report_only)
-python launch/sweep.py --config="$cfg" --workdir="$out/classifier" --first_seed=100 --seeds=3 \
+python -m rlmba_jax.sweep --config="$cfg" --workdir="$out/classifier" --first_seed=100 --seeds=3 \
   --workers="$workers" "${only[@]}" --config.eval.test=False "${extra[@]}" \
   --title="$ds: the multimodal head chosen on validation (random sampling, tuning seeds)" \
   --strategies=fused_softmax=random/model.fused_head=softmax,fused_evidential=random/model.fused_head=evidential
 
 tuned=${TUNED:-}
 if [ -z "$tuned" ] && [ -z "${REPORT_ONLY:-}" ]; then
-  python launch/tune.py --config="$cfg" --workdir="$out/tune" --trials="$trials" \
+  python -m rlmba_jax.tune --config="$cfg" --workdir="$out/tune" --trials="$trials" \
     --seeds=100,101,102 --refine_top="${REFINE:-3}" --workers="$workers" "${extra[@]}" \
     ${TUNE_EXTRA:-}
 fi
@@ -90,7 +90,7 @@ ablations+=",rlmba_neither=rlmba{tuned}/modality.amcb=false/al.rlmba.efda=false"
 ablations+=",rlmba_no_policy=rlmba{tuned}/al.rlmba.policy=false"
 rewards="rlmba_absolute=rlmba{tuned}/al.rlmba.reward=absolute"
 rewards+=",rlmba_incremental=rlmba{tuned}/al.rlmba.reward=incremental"
-python launch/sweep.py --config="$cfg" --workdir="$out/compare" --seeds=5 --workers="$workers" \
+python -m rlmba_jax.sweep --config="$cfg" --workdir="$out/compare" --seeds=5 --workers="$workers" \
   "${only[@]}" \
   --tuned="$tuned" --reading="$results/reading.md" "${extra[@]}" \
   --title="$ds, paper protocol: eleven baselines, RL-MBA (paper values and tuned), ablations, rewards" \

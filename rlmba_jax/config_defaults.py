@@ -207,9 +207,9 @@ def default_config() -> ml_collections.ConfigDict:
 
   c.eval = ml_collections.ConfigDict()
   # False: the test split is never evaluated; records and the summary hold validation
-  # figures only (hyper-parameter search: launch/tune.py sets it, and refuses runs without).
+  # figures only (hyper-parameter search: rlmba_jax.tune sets it, and refuses runs without).
   c.eval.test = True
-  # Each round's scalars as TensorBoard event files in WORKDIR/tensorboard
+  # Each round's scalars as TensorBoard event files in the workdir
   # (experiment.event_files; rounds.jsonl stays the record).
   c.eval.tensorboard = True
   # A progress bar per round (selection, training epochs, evaluation): "auto" (when stderr is
@@ -242,7 +242,7 @@ def paper_protocol(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
 
 # RL-MBA's values the paper leaves open, chosen on mfeat's validation (mean validation AUC
 # over the tuning seeds 100-102, never test) by
-#   python launch/tune.py --config=configs/mfeat.py:paper --workdir=runs/mfeat_paper/tune \
+#   python -m rlmba_jax.tune --config=configs/mfeat.py:paper --workdir=runs/mfeat_paper/tune \
 #       --trials=12 --seeds=100,101,102 --refine_top=3 --workers=2
 # (results/mfeat_paper/tuning.md: validation AUC 91.3 +- 0.8, against 88.3 +- 1.4 for the
 # paper's kappa = 5 with our earlier defaults). configs/mfeat.py:tuned sets them.
@@ -252,7 +252,7 @@ MFEAT_TUNED_RLMBA = {"al.rlmba.beta": 0.25, "al.rlmba.kappa": 10,
                      "modality.temperature": 0.1, "al.rlmba.diversity": "labelled"}
 
 # The same, chosen on av_digits' validation (tuning seeds 100-102, never test) by
-#   FSDD=../shared/data/fsdd python launch/tune.py --config=configs/av_digits.py:paper \
+#   FSDD=../shared/data/fsdd python -m rlmba_jax.tune --config=configs/av_digits.py:paper \
 #       --workdir=runs/av_digits_paper/tune --trials=8 --seeds=100,101,102 \
 #       --include=results/mfeat_paper/tuning.json --refine_top=1 \
 #       --refine_space='al.rlmba.diversity=labelled;modality.amcb=true|false;al.rlmba.efda=true|false' \

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import pathlib
+import sys
 
 
 def packaged_configs() -> dict[str, str]:
@@ -20,6 +21,22 @@ def packaged_configs() -> dict[str, str]:
     root = pathlib.Path(__file__).resolve().parent.parent / "configs"
   return {f.name[:-3]: str(f) for f in root.iterdir()
           if f.name.endswith(".py") and not f.name.startswith("_")}
+
+
+def default_config(name: str) -> str:
+  """``configs/<name>.py`` in the working folder (a checkout), else the packaged file."""
+  local = os.path.join("configs", f"{name}.py")
+  return local if os.path.exists(local) else packaged_configs()[name]
+
+
+def resolve_or_exit(argv: list[str]) -> None:
+  """``resolve_config_names``; a name that is neither a file nor a packaged config ends the
+  command with that one line (exit code 2)."""
+  try:
+    resolve_config_names(argv)
+  except ValueError as e:
+    print(f"{os.path.basename(argv[0])}: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 def resolve_config_names(argv: list[str]) -> None:

@@ -84,9 +84,32 @@ def test_the_wheel_holds_the_configs_the_licence_and_py_typed(tmp_path):
   names = set(zipfile.ZipFile(tmp_path / wheel).namelist())
   for path in ("rlmba_jax/configs/mfeat.py", "rlmba_jax/configs/arrays.py",
                "rlmba_jax/py.typed", "rlmba_jax/data/uci_mfeat/mfeat-fou.csv.gz",
-               "rlmba_jax/label.py", "rlmba_jax/person/page.html"):
+               "rlmba_jax/label.py", "rlmba_jax/person/page.html", "rlmba_jax/sweep.py",
+               "rlmba_jax/tune.py"):
     assert path in names, path
   assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+  # the sweeps and the search run from an installed wheel, as commands
+  entry_points, = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+  text = zipfile.ZipFile(tmp_path / wheel).read(entry_points).decode()
+  for line in ("rlmba-sweep = rlmba_jax.sweep:entry_point",
+               "rlmba-tune = rlmba_jax.tune:entry_point"):
+    assert line in text
+
+
+def test_a_packaged_config_name_works_for_the_sweep_command(tmp_path):
+  """``--config=mfeat:runlocal`` from any folder (the wheel's configs), and a wrong name is
+  one line with exit code 2."""
+  env = dict(os.environ, PYTHONPATH=REPO)
+  done = subprocess.run([sys.executable, "-m", "rlmba_jax.sweep", "--config=mfeat:runlocal",
+                         f"--workdir={tmp_path / 'sweep'}", "--strategies=random",
+                         "--seeds=1", "--report_only"], cwd=tmp_path, env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert (tmp_path / "sweep" / "report.md").exists()
+  wrong = subprocess.run([sys.executable, "-m", "rlmba_jax.sweep", "--config=mfeet",
+                          f"--workdir={tmp_path / 'w'}"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=300)
+  assert wrong.returncode == 2 and "neither a config file nor a packaged" in wrong.stderr
 
 
 def test_a_missing_extra_names_what_to_install(monkeypatch, tmp_path):

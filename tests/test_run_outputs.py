@@ -1,7 +1,6 @@
 """What a run shows and writes besides rounds.jsonl: TensorBoard event files (one point per
 round, rewritten on resume) and progress bars that leave the numbers unchanged."""
 
-import glob
 import os
 import struct
 
@@ -9,7 +8,7 @@ import pytest
 
 from conftest import Crash, crash_at, make_tiny_config, read_ledger, read_rounds
 from rlmba_jax.experiment import run
-from rlmba_jax.experiment.event_files import FOLDER, round_scalars
+from rlmba_jax.experiment.event_files import event_files, round_scalars
 
 
 pytestmark = pytest.mark.slow  # end-to-end runs
@@ -19,7 +18,7 @@ def read_scalars(workdir) -> dict[str, list[tuple[int, float]]]:
   """tag -> [(step, value)] from the event files (TFRecord framing, Event protos)."""
   from tensorboardX.proto import event_pb2
   out: dict[str, list] = {}
-  for path in sorted(glob.glob(os.path.join(workdir, FOLDER, "events.out.tfevents.*"))):
+  for path in event_files(workdir):
     data = open(path, "rb").read()
     i = 0
     while i < len(data):
@@ -37,7 +36,12 @@ def test_tensorboard_holds_each_rounds_scalars_once_even_after_a_resume(tmp_path
 
   with pytest.raises(Crash):
     run(config, workdir, phase_callback=crash_at(1, "reported"))
+  old = os.path.join(workdir, "tensorboard")  # where earlier versions wrote (run names
+  os.makedirs(old)                             # ended in /tensorboard): removed on resume
+  open(os.path.join(old, "events.out.tfevents.1.old"), "wb").close()
   run(config, workdir)
+  assert not os.path.exists(old)
+  assert {os.path.dirname(p) for p in event_files(workdir)} == {workdir}  # run name: workdir
   rounds = read_rounds(workdir)
   scalars = read_scalars(workdir)
   want = [(r["num_labeled"], pytest.approx(r["val_top1"])) for r in rounds]
@@ -48,8 +52,7 @@ def test_tensorboard_holds_each_rounds_scalars_once_even_after_a_resume(tmp_path
     assert len(scalars[f"per_modality_val_top1/{m}"]) == 3
   assert "seconds/train" in scalars and "balance" in round_scalars(rounds[0])
   assert "stopping/kappa" in scalars and len(scalars["stopping/kappa"]) == 2  # rounds 1, 2
-  events = b"".join(open(p, "rb").read() for p in glob.glob(
-      os.path.join(workdir, FOLDER, "events.out.tfevents.*")))
+  events = b"".join(open(p, "rb").read() for p in event_files(workdir))
   assert b'"strategy": "entropy"' in events  # the run's config in the text tab
   # Extended by a round: config.json (and so load_model) holds the rounds it goes on with.
   import json
@@ -73,4 +76,4 @@ def test_progress_bars_show_rounds_and_epochs_and_change_no_number(tmp_path, cap
   assert "random" in err and "round" in err and "epoch" in err and "val_top1" in err
   assert read_ledger(quiet) == read_ledger(shown)
   assert read_rounds(quiet) == read_rounds(shown)  # the epoch callback changes nothing
-  assert not os.path.exists(os.path.join(quiet, FOLDER))
+  assert not event_files(quiet)

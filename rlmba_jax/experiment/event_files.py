@@ -1,9 +1,10 @@
 """Every round's scalars as TensorBoard event files: ``tensorboard --logdir WORKDIR``.
 
-``rounds.jsonl`` stays the record of truth; the event files in ``WORKDIR/tensorboard`` are
+``rounds.jsonl`` stays the record of truth; the event files in the workdir itself are
 rewritten from it when a run starts (so a resumed run never holds duplicate points) and get
-one point per finished round after that. The x axis is the number of labelled examples, so
-the runs of a sweep (one workdir per strategy and seed) overlay in one TensorBoard:
+one point per finished round after that. The x axis is the number of labelled examples, and
+TensorBoard names a run by its folder, so the runs of a sweep (one workdir per strategy and
+seed) overlay in one TensorBoard as ``margin/seed_1000``, ``badge/seed_1000``, ...:
 ``tensorboard --logdir runs/sweep``. The writer keeps CLU's ``metric_writers`` interface
 (``write_scalars(step, scalars)``, ``flush``, ``close``) over tensorboardX, which writes
 TensorBoard's format without TensorFlow.
@@ -11,18 +12,25 @@ TensorBoard's format without TensorFlow.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from typing import Any, Mapping
 
 
-FOLDER = "tensorboard"
+EVENT_FILES = "events.out.tfevents.*"
+_OLD_FOLDER = "tensorboard"  # where versions before 0.2 wrote them (run names ended in it)
 # rounds.jsonl fields written as scalars (nested dicts become one scalar per key).
 _SCALARS = ("val_top1", "val_nll", "val_ece", "test_top1", "test_nll", "test_ece",
             "test_macro_f1", "balance", "pool_uncertainty", "train_loss", "train_grad_norm",
             "select_seconds", "train_seconds", "eval_seconds", "skipped", "unanswered")
 _PER_MODALITY = ("per_modality_val_top1", "per_modality_test_top1", "modality_weights",
                  "shapley", "top1_gap")
+
+
+def event_files(workdir: str) -> list[str]:
+  """The TensorBoard event files a run wrote in ``workdir``."""
+  return sorted(glob.glob(os.path.join(workdir, EVENT_FILES)))
 
 
 def round_scalars(record: Mapping[str, Any]) -> dict[str, float]:
@@ -76,7 +84,7 @@ class RoundLogger:
   """Writes the rounds of one run; ``start(history)`` rewrites what a resumed run had."""
 
   def __init__(self, workdir: str, enabled: bool = True, config_text: str = ""):
-    self.logdir = os.path.join(workdir, FOLDER)
+    self.logdir = workdir
     self.enabled = enabled
     self.config_text = config_text  # shown in TensorBoard's text tab ("config")
     self._writer: MetricWriter | None = None
@@ -84,8 +92,11 @@ class RoundLogger:
   def start(self, history: list[Mapping[str, Any]]) -> None:
     if not self.enabled:
       return
-    if os.path.isdir(self.logdir):
-      shutil.rmtree(self.logdir)
+    for path in event_files(self.logdir):
+      os.remove(path)
+    old = os.path.join(self.logdir, _OLD_FOLDER)
+    if os.path.isdir(old):
+      shutil.rmtree(old)
     self._writer = MetricWriter(self.logdir)
     if self.config_text:
       self._writer.write_text("config", self.config_text)

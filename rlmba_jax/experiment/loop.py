@@ -25,11 +25,11 @@ interrupted.
 A seed-batched run (``run(config, workdir, seeds=[...])``, ``experiment.seeds``) computes
 S seeds in lockstep and writes, for each seed, exactly what a single run of that seed
 writes into ``WORKDIR/seed_NNNN/`` (config.json, ledger.jsonl, rounds.jsonl, summary.json,
-tensorboard/); ``WORKDIR`` itself holds ``config.json``, ``seeds.json`` (the seeds and how
-their programs are shared), one checkpoint of the stacked state per round (``checkpoints/``,
-every seed's history in it), ``summary.json`` over the seeds and the lock. The commit order
-is the same, each step for every seed: the ledger lines of round r (seed by seed), then
-train, evaluate, the checkpoint, the rounds.jsonl lines.
+TensorBoard event files); ``WORKDIR`` itself holds ``config.json``, ``seeds.json`` (the
+seeds and how their programs are shared), one checkpoint of the stacked state per round
+(``checkpoints/``, every seed's history in it), ``summary.json`` over the seeds and the
+lock. The commit order is the same, each step for every seed: the ledger lines of round r
+(seed by seed), then train, evaluate, the checkpoint, the rounds.jsonl lines.
 """
 
 from __future__ import annotations

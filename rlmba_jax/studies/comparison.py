@@ -1,4 +1,4 @@
-"""A comparison of strategies over seeds on one config (``launch/sweep.py``): its entries
+"""A comparison of strategies over seeds on one config (``rlmba_jax.sweep``): its entries
 expanded, its runs planned with RL-MBA's reference runs first, and its report written from
 the finished runs."""
 
@@ -19,7 +19,7 @@ Entry = tuple[str, str, dict[str, str]]  # (label, strategy, config overrides)
 
 def expand_entries(strategies: Sequence[str], tuned_path: str = "") -> list[Entry]:
   """The ``LABEL=NAME/key=value`` entries, ``{tuned}`` replaced by the values the search in
-  ``tuned_path`` (``launch/tune.py``'s tuning.json) chose on validation."""
+  ``tuned_path`` (``rlmba_jax.tune``'s tuning.json) chose on validation."""
   tuned = ""
   if tuned_path:
     with open(tuned_path) as f:

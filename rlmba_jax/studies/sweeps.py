@@ -1,6 +1,6 @@
 """Many runs of one config: entries x seeds as resumable subprocesses (sweeps and searches).
 
-``launch/sweep.py`` (the comparison) and ``launch/tune.py`` (the search on validation) plan
+``rlmba_jax.sweep`` (the comparison) and ``rlmba_jax.tune`` (the search on validation) plan
 their runs with ``parse_entry`` / ``plan_seed_runs`` and execute them with ``run_jobs``:
 ``python -m rlmba_jax.main`` runs on their own workdirs (log in ``log.txt`` there),
 ``workers`` processes at a time, or with one worker one after the other in this process;
@@ -375,7 +375,7 @@ class RunnerFlags(NamedTuple):
 
 def define_runner_flags() -> RunnerFlags:
   """Defines ``--workers``, ``--compile_cache``, ``--progress`` and ``--separate_processes``
-  (``launch/sweep.py``, ``launch/tune.py``)."""
+  (``rlmba_jax.sweep``, ``rlmba_jax.tune``)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   return RunnerFlags(
       flags.DEFINE_integer("workers", 0, "Parallel runs (0: one per two cores on CPU, one "

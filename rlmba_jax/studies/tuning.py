@@ -1,4 +1,4 @@
-"""The search on validation of ``launch/tune.py``: its space and trials, each trial's
+"""The search on validation of ``rlmba_jax.tune``: its space and trials, each trial's
 config checked before anything runs, its runs planned with the reference runs first, its
 scores (the area under the validation curve, from runs that never read test), and its
 result files (``tuning.json``, ``tuning.md``)."""

@@ -1,6 +1,6 @@
 r"""Chooses the values the paper leaves open on validation only, on tuning seeds.
 
-  python launch/tune.py --config=configs/mfeat.py:paper --workdir=runs/mfeat_tune \
+  python -m rlmba_jax.tune --config=configs/mfeat.py:paper --workdir=runs/mfeat_tune \
       --trials=24 --seeds=100,101,102
 
 Trial 0 is the config as given (the paper's values and our defaults); trials 1.. draw
@@ -20,7 +20,7 @@ cannot be read while choosing. RL-MBA's relative reward reads reference runs of
 A trial's score is its mean over seeds of the area under the validation top-1 curve; the
 best trial's values are written to ``WORKDIR/tuning.md`` and ``tuning.json`` with every
 trial's score and the command that produced them. Runs are resumable and share a
-persistent compilation cache, as in ``launch/sweep.py``. Use the tuning seeds for nothing
+persistent compilation cache, as in ``rlmba_jax.sweep``. Use the tuning seeds for nothing
 else: report seeds (0..4) never appear here.
 """
 
@@ -32,13 +32,15 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from rlmba_jax import config_names
 from rlmba_jax.experiment.progress import progress_wanted
 from rlmba_jax.studies import sweeps, tuning
 from rlmba_jax.studies.sweeps import define_runner_flags
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/mfeat.py:paper", "Config file.",
-                                          lock_config=False)
+config_names.resolve_or_exit(sys.argv)  # --config=mfeat:paper: the packaged file
+_CONFIG = config_flags.DEFINE_config_file("config", config_names.default_config("mfeat") + ":paper",
+                                          "Config file.", lock_config=False)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Search folder.")
 _STRATEGY = flags.DEFINE_string("strategy", "rlmba", "The strategy whose values are chosen.")
 _SPACE = flags.DEFINE_string("space", tuning.DEFAULT_SPACE, "key=v1|v2|...;key=...")
@@ -67,7 +69,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
     print(f"{os.path.basename(sys.argv[0])} needs --workdir=FOLDER, where the search's runs "
-          "and report go (an existing one is continued); e.g. python launch/tune.py "
+          "and report go (an existing one is continued); e.g. python -m rlmba_jax.tune "
           "--workdir=runs/tune --trials=8 --seeds=100,101,102", file=sys.stderr)
     sys.exit(2)
   seeds = [int(s) for s in _SEEDS.value]
@@ -96,7 +98,7 @@ def main(argv):
       raise app.UsageError(str(e)) from None
     trials = trials + [t for t in refined if t not in trials]
     _run_trials(workdir, seeds, trials, common)
-  command = "python launch/tune.py " + " ".join(sys.argv[1:])
+  command = "python -m rlmba_jax.tune " + " ".join(sys.argv[1:])
   try:
     print(tuning.write_result(workdir, command, _STRATEGY.value, seeds, space, trials))
   except ValueError as e:
@@ -129,8 +131,12 @@ def _run_trials(workdir: str, seeds: list[int], trials, common: list[str]) -> No
     _RUNNER.run_jobs(phases)
 
 
-if __name__ == "__main__":
+def entry_point():
   try:
     app.run(main)
   except KeyboardInterrupt:  # run_jobs said what is kept
     sys.exit(130)
+
+
+if __name__ == "__main__":
+  entry_point()

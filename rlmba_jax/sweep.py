@@ -1,11 +1,11 @@
 r"""Runs strategies x seeds on one config (resumable, in parallel processes), then a report.
 
-  python launch/sweep.py --config=configs/mfeat.py:curves \
+  python -m rlmba_jax.sweep --config=configs/mfeat.py:curves \
       --strategies=random,entropy,badge,bmmal --seeds=3 --workdir=runs/curves
 
 A strategy entry is a registered name, or ``LABEL=NAME/key=value/key=value`` for a variant
 (``--strategies=gcn_u=gcnal/al.gcnal.method=uncertaingcn``); with ``--tuned=tuning.json``
-(``launch/tune.py``'s output) ``{tuned}`` in an entry stands for the values chosen on
+(``rlmba_jax.tune``'s output) ``{tuned}`` in an entry stands for the values chosen on
 validation (``rlmba_tuned=rlmba{tuned}``). On in-memory data sets an entry's seeds run as
 seed-batched runs (``--seeds_per_program`` seeds at most in each, ``--vmap_width``) in
 ``WORKDIR/runs/<label>/seeds_A-B/``, each seed's outputs in ``seed_NNNN/`` there;
@@ -27,13 +27,15 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from rlmba_jax import config_names
 from rlmba_jax.experiment.progress import progress_wanted
 from rlmba_jax.studies import comparison, sweeps
 from rlmba_jax.studies.sweeps import define_runner_flags
 
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/mfeat.py", "Config file.",
-                                          lock_config=False)
+config_names.resolve_or_exit(sys.argv)  # --config=mfeat:paper: the packaged file
+_CONFIG = config_flags.DEFINE_config_file("config", config_names.default_config("mfeat"),
+                                          "Config file.", lock_config=False)
 _STRATEGIES = flags.DEFINE_list("strategies", ["random", "entropy"], "Entries to compare.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "How many seeds: first_seed .. first_seed + N - 1.")
 _SEED_LIST = flags.DEFINE_string("seed_list", "", "The seeds as a list or ranges (1000-1049); "
@@ -46,7 +48,7 @@ _TITLE = flags.DEFINE_string("title", "Active-learning comparison", "Report titl
 _REFERENCES = flags.DEFINE_list("references", ["gcnal", "badge", "bmmal"],
                                 "Labels whose runs give RL-MBA's relative reward.")
 _TUNED = flags.DEFINE_string(
-    "tuned", "", "tuning.json of launch/tune.py: '{tuned}' in an entry becomes its chosen "
+    "tuned", "", "tuning.json of rlmba_jax.tune: '{tuned}' in an entry becomes its chosen "
     "values ('rlmba_tuned=rlmba{tuned}' -> 'rlmba_tuned=rlmba/al.rlmba.beta=0.25/...').")
 _READING = flags.DEFINE_string(
     "reading", "", "A markdown file (the analysis of the figures) appended to report.md.")
@@ -59,7 +61,7 @@ def main(argv):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not _WORKDIR.value:
     print(f"{os.path.basename(sys.argv[0])} needs --workdir=FOLDER, where the sweep's runs "
-          "and report go (an existing one is continued); e.g. python launch/sweep.py "
+          "and report go (an existing one is continued); e.g. python -m rlmba_jax.sweep "
           "--workdir=runs/sweep --strategies=random,margin --seeds=3", file=sys.stderr)
     sys.exit(2)
   config, config_arg = _CONFIG.value, flags.FLAGS["config"].config_filename
@@ -94,8 +96,12 @@ def _seeds() -> list[int]:
     raise app.UsageError(f"--seed_list: {e}") from None
 
 
-if __name__ == "__main__":
+def entry_point():
   try:
     app.run(main)
   except KeyboardInterrupt:  # run_jobs said what is kept
     sys.exit(130)
+
+
+if __name__ == "__main__":
+  entry_point()
