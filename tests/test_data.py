@@ -126,3 +126,14 @@ def test_no_feature_row_is_in_two_splits():
   cfg.drop_pool_copies = False
   before = load_dataset(cfg)
   assert shared(before) == 2 and len(before.pool) == 1400
+
+
+def test_mfeat_pix_as_a_vector_when_not_an_image():
+  """``data.pix_as_image=False``: the pix view is its 240 values, read by an MLP encoder."""
+  assert uci_mfeat.modality_specs(("pix",), True)[0].shape == (16, 15, 1)
+  spec, = uci_mfeat.modality_specs(("pix",), False)
+  assert (spec.shape, spec.kind) == ((240,), "vector")
+  c = default_config()
+  c.data.source, c.data.modalities, c.data.pix_as_image = "files", "pix,fou", False
+  data = load_dataset(c.data)
+  assert data.pool.inputs["pix"].shape[1:] == (240,)

@@ -162,3 +162,17 @@ def test_evidential_amcb_run_resumes_exactly(tmp_path):
   run(make_tiny_config(**cfg), staged)
   assert _ledger(staged) == _ledger(straight)
   assert _rounds(staged) == rounds
+
+
+@pytest.mark.slow
+def test_train_warm_start_trains_on_from_the_previous_round(tmp_path):
+  """``train.warm_start``: a round after the first trains on from the previous round's
+  parameters (a fresh optimiser), so its first epoch starts well below a fresh
+  initialisation's; round 0 is the same either way."""
+  base = {"al.strategy": "entropy", "al.rounds": 1, "data.modalities": "fou,kar"}
+  fresh, warm = str(tmp_path / "fresh"), str(tmp_path / "warm")
+  run(make_tiny_config(**base), fresh)
+  run(make_tiny_config(**{**base, "train.warm_start": True}), warm)
+  f, w = _rounds(fresh), _rounds(warm)
+  assert f[0]["train_loss_curve"] == w[0]["train_loss_curve"]
+  assert w[1]["train_loss_curve"][0] < 0.8 * f[1]["train_loss_curve"][0]

@@ -172,3 +172,53 @@ def test_sweep_entries_parse_labels_and_overrides():
     sweep.parse_entry("x=rlmba/oops")
   assert sweep.parse_entry("p=rlmba/al.rlmba.init_from=/w/runs/pre/mfeat/al.rlmba.kappa=10") == (
       "p", "rlmba", {"al.rlmba.init_from": "/w/runs/pre/mfeat", "al.rlmba.kappa": "10"})
+
+
+def _agent(**options):
+  from rlmba_jax.experiment.config import default_config  # pylint: disable=g-import-not-at-top
+  return policy.RLMBAAgent({**default_config().al.rlmba.to_dict(), **options}, ("a", "b"),
+                           budget=2, pool_size=30)
+
+
+def test_the_reward_adds_lambda_times_the_balance():
+  """``al.rlmba.balance_weight``: reward = the chosen kind's value + lambda * balance."""
+  record = {"val_top1": 0.8, "num_labeled": 40, "balance": 0.5}
+  history = [{"val_top1": 0.7}]
+  assert _agent(reward="relative").reward(record, history, {40: 0.75}) == pytest.approx(0.05)
+  assert _agent(reward="relative", balance_weight=0.2).reward(
+      record, history, {40: 0.75}) == pytest.approx(0.05 + 0.2 * 0.5)
+  assert _agent(reward="incremental", balance_weight=1.0).reward(
+      record, history, None) == pytest.approx(0.1 + 0.5)
+  with pytest.raises(policy.ReferenceRunError, match="no reference val_top1 at 40"):
+    _agent(reward="relative").reward(record, history, {30: 0.7})
+
+
+def test_greedy_takes_the_policys_best_whatever_the_draw_key():
+  """``al.rlmba.greedy``: the b highest logits among the valid candidates, in order, the
+  same for every draw key; a Plackett–Luce draw varies with the key."""
+  from rlmba_jax.policy.selection_step import SelectionSettings, make_selection_step  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(1)
+  n, c, names = 40, 3, ("a", "b")
+  alphas = {m: jnp.asarray(1 + 4 * rng.uniform(size=(n, c)), jnp.float32) for m in names}
+  pool = selection.PoolView(
+      jax.nn.softmax(jnp.asarray(rng.normal(size=(n, c)), jnp.float32)),
+      {m: a / a.sum(-1, keepdims=True) for m, a in alphas.items()},
+      {m: jnp.asarray(rng.normal(size=(n, 4)), jnp.float32) for m in names},
+      jnp.zeros(n, bool), modality_alphas=alphas, modality_names=names)
+  agent = _agent(kappa=4)
+  params = agent.init(jax.random.key(0)).params
+  state = jnp.zeros((6 + len(names),), jnp.float32)
+  settings = SelectionSettings(budget=3, kappa=4, beta=0.5, efda=True, lloyd_iterations=2,
+                               diversity="centroid")
+  greedy = make_selection_step(agent.network, settings._replace(greedy=True))
+  drawn = make_selection_step(agent.network, settings)
+  picks = [np.asarray(greedy(params, jax.random.key(0), jax.random.key(k), pool, state)[0])
+           for k in range(4)]
+  assert all((p == picks[0]).all() for p in picks)
+  _, transition, candidates = greedy(params, jax.random.key(0), jax.random.key(0), pool, state)
+  logits = agent.network.apply({"params": params}, transition.candidate_features,
+                               transition.round_state)
+  np.testing.assert_array_equal(picks[0], np.asarray(candidates)[np.argsort(-logits)[:3]])
+  draws = {tuple(np.asarray(drawn(params, jax.random.key(0), jax.random.key(k), pool,
+                                  state)[0])) for k in range(8)}
+  assert len(draws) > 1
