@@ -29,8 +29,8 @@ from ml_collections import config_flags
 
 from rlmba_jax import config_names
 from rlmba_jax.experiment.progress import progress_wanted
-from rlmba_jax.studies import comparison, sweeps
-from rlmba_jax.studies.sweeps import define_runner_flags
+from rlmba_jax.studies import command_flags, comparison, sweeps
+from rlmba_jax.studies.command_flags import define_runner_flags
 
 
 config_names.resolve_or_exit(sys.argv)  # --config=mfeat:paper: the packaged file
@@ -53,17 +53,13 @@ _TUNED = flags.DEFINE_string(
 _READING = flags.DEFINE_string(
     "reading", "", "A markdown file (the analysis of the figures) appended to report.md.")
 _RUNNER = define_runner_flags()  # --workers, --compile_cache, --progress, --separate_processes
-flags.adopt_module_key_flags(sweeps)  # listed by --helpshort too
+flags.adopt_module_key_flags(command_flags)  # listed by --helpshort too
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    print(f"{os.path.basename(sys.argv[0])} needs --workdir=FOLDER, where the sweep's runs "
-          "and report go (an existing one is continued); e.g. python -m rlmba_jax.sweep "
-          "--workdir=runs/sweep --strategies=random,margin --seeds=3", file=sys.stderr)
-    sys.exit(2)
+  command_flags.check_command_line(argv, _WORKDIR.value, "the sweep's runs and report",
+                            "python -m rlmba_jax.sweep "
+                            "--workdir=runs/sweep --strategies=random,margin --seeds=3")
   config, config_arg = _CONFIG.value, flags.FLAGS["config"].config_filename
   seeds = _seeds()
   # Flags given to this script as --config.x=y apply to every run.
@@ -97,6 +93,7 @@ def _seeds() -> list[int]:
 
 
 def entry_point():
+  command_flags.list_in_help(sys.modules[__name__], command_flags)
   try:
     app.run(main)
   except KeyboardInterrupt:  # run_jobs said what is kept

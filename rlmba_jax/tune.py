@@ -34,8 +34,8 @@ from ml_collections import config_flags
 
 from rlmba_jax import config_names
 from rlmba_jax.experiment.progress import progress_wanted
-from rlmba_jax.studies import sweeps, tuning
-from rlmba_jax.studies.sweeps import define_runner_flags
+from rlmba_jax.studies import command_flags, tuning
+from rlmba_jax.studies.command_flags import define_runner_flags
 
 
 config_names.resolve_or_exit(sys.argv)  # --config=mfeat:paper: the packaged file
@@ -61,17 +61,13 @@ _REFINE_SPACE = flags.DEFINE_string("refine_space", "al.rlmba.diversity=labelled
 _REPORT_SEEDS = flags.DEFINE_list("report_seeds", ["0", "1", "2", "3", "4"],
                                   "Seeds reserved for reports: refused as tuning seeds.")
 _RUNNER = define_runner_flags()  # --workers, --compile_cache, --progress, --separate_processes
-flags.adopt_module_key_flags(sweeps)  # listed by --helpshort too
+flags.adopt_module_key_flags(command_flags)  # listed by --helpshort too
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _WORKDIR.value:
-    print(f"{os.path.basename(sys.argv[0])} needs --workdir=FOLDER, where the search's runs "
-          "and report go (an existing one is continued); e.g. python -m rlmba_jax.tune "
-          "--workdir=runs/tune --trials=8 --seeds=100,101,102", file=sys.stderr)
-    sys.exit(2)
+  command_flags.check_command_line(argv, _WORKDIR.value, "the search's runs and report",
+                            "python -m rlmba_jax.tune "
+                            "--workdir=runs/tune --trials=8 --seeds=100,101,102")
   seeds = [int(s) for s in _SEEDS.value]
   reserved = sorted(set(seeds) & {int(s) for s in _REPORT_SEEDS.value})
   if reserved:
@@ -132,6 +128,7 @@ def _run_trials(workdir: str, seeds: list[int], trials, common: list[str]) -> No
 
 
 def entry_point():
+  command_flags.list_in_help(sys.modules[__name__], command_flags)
   try:
     app.run(main)
   except KeyboardInterrupt:  # run_jobs said what is kept

@@ -12,7 +12,9 @@ import ml_collections
 
 from rlmba_jax.experiment.config import validate_config
 from rlmba_jax.studies import report, sweeps
-from rlmba_jax.studies.sweeps import Job, RunnerFlags, is_finished, parse_entry
+from rlmba_jax.studies.command_flags import RunnerFlags
+from rlmba_jax.studies.sweeps import Job, is_finished, parse_entry
+
 
 Entry = tuple[str, str, dict[str, str]]  # (label, strategy, config overrides)
 

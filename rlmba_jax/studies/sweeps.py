@@ -24,7 +24,7 @@ import re
 import subprocess
 import sys
 import time
-from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 from rlmba_jax import compilation_cache
 from rlmba_jax.experiment.progress import progress_wanted
@@ -344,57 +344,6 @@ def run_jobs(phases: Sequence[Sequence[Job]], workers: int = 0,
   if failed:
     print(f"{len(failed)} runs failed; see log.txt in: {', '.join(failed)}", flush=True)
   return failed
-
-
-class RunnerFlags(NamedTuple):
-  """The command-line flags of a script that runs jobs (``define_runner_flags``)."""
-  workers: Any
-  compile_cache: Any
-  progress: Any
-  separate_processes: Any
-  batch_seeds: Any
-  seeds_per_program: Any
-  vmap_width: Any
-
-  def seed_runs(self, config, config_arg: str, entry_dir: str, strategy: str,
-                seeds: Sequence[int], overrides: dict[str, str], common: Iterable[str]
-                ) -> list[Job]:
-    """``plan_seed_runs`` with the flags' values (seed blocks only for in-memory data)."""
-    from rlmba_jax.data.registry import dataset_info  # pylint: disable=g-import-not-at-top
-    batch = self.batch_seeds.value and dataset_info(config.data.name).kind == "arrays"
-    return plan_seed_runs(config_arg, entry_dir, strategy, seeds, overrides, common,
-                          config.al.rounds, batch_seeds=batch,
-                          seeds_per_program=self.seeds_per_program.value,
-                          vmap_width=self.vmap_width.value)
-
-  def run_jobs(self, phases: Sequence[Sequence[Job]]) -> list[str]:
-    """``run_jobs`` with the flags' values."""
-    return run_jobs(phases, self.workers.value, self.compile_cache.value,
-                    self.progress.value, self.separate_processes.value)
-
-
-def define_runner_flags() -> RunnerFlags:
-  """Defines ``--workers``, ``--compile_cache``, ``--progress`` and ``--separate_processes``
-  (``rlmba_jax.sweep``, ``rlmba_jax.tune``)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  return RunnerFlags(
-      flags.DEFINE_integer("workers", 0, "Parallel runs (0: one per two cores on CPU, one "
-                           "on a GPU or TPU)."),
-      flags.DEFINE_string("compile_cache", DEFAULT_COMPILE_CACHE,
-                          "Persistent XLA compilation cache shared by the runs ('' = off)."),
-      flags.DEFINE_enum("progress", "auto", ["auto", "on", "off"], "A bar over the runs: "
-                        "auto shows it in a terminal or a notebook, not under CI."),
-      flags.DEFINE_bool("separate_processes", False, "Run each run in its own Python "
-                        "process even with one worker (by default one worker runs them in "
-                        "this process, reusing compiled programs)."),
-      flags.DEFINE_bool("batch_seeds", True, "On in-memory data sets, run an entry's seeds "
-                        "as seed-batched runs (blocks of --seeds_per_program) instead of "
-                        "one run per seed."),
-      flags.DEFINE_integer("seeds_per_program", 0, "At most this many seeds in one "
-                           "seed-batched run (0: all of an entry's seeds), to cap memory."),
-      flags.DEFINE_integer("vmap_width", None, "Seeds vectorised together in a seed-batched "
-                           "run (1: one after another, bit-identical to single runs; 0: "
-                           "all); default 1 on a CPU, 0 on a GPU or TPU."))
 
 
 def default_workers() -> int:

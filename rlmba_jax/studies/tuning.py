@@ -17,7 +17,8 @@ import numpy as np
 from rlmba_jax.experiment.config import validate_config
 from rlmba_jax.experiment.summary import area_under_curve
 from rlmba_jax.studies import report, sweeps
-from rlmba_jax.studies.sweeps import Job, RunnerFlags
+from rlmba_jax.studies.command_flags import RunnerFlags
+from rlmba_jax.studies.sweeps import Job
 
 
 # The values the paper does not give (tau, eps: AMCB; beta, kappa, the prior temperature,
