@@ -128,11 +128,7 @@ def _run_trials(workdir: str, seeds: list[int], trials, common: list[str]) -> No
 
 
 def entry_point():
-  command_flags.list_in_help(sys.modules[__name__], command_flags)
-  try:
-    app.run(main)
-  except KeyboardInterrupt:  # run_jobs said what is kept
-    sys.exit(130)
+  command_flags.run_command(main, sys.modules[__name__])
 
 
 if __name__ == "__main__":

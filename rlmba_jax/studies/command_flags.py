@@ -82,3 +82,14 @@ def list_in_help(*modules) -> None:
   for module in modules:
     for flag in flags.FLAGS.get_key_flags_for_module(module):
       flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
+def run_command(main, module) -> None:
+  """absl's ``app.run(main)`` for a sweep command defined in ``module`` (its flags listed
+  by ``--helpshort``); Ctrl-C ends it with exit code 130 (``run_jobs`` said what is kept)."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+  list_in_help(module, sys.modules[__name__])
+  try:
+    app.run(main)
+  except KeyboardInterrupt:
+    sys.exit(130)
