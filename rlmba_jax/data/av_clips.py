@@ -31,10 +31,9 @@ import numpy as np
 
 from rlmba_jax import extras
 from rlmba_jax.data import fixtures
-from rlmba_jax.data.builders import BuildReport, record_builder_base
+from rlmba_jax.data.builders import BuildReport, read_checked_image, record_builder_base
 from rlmba_jax.data.specs import DatasetInfo
 from rlmba_jax.data.transforms import record_modality_specs
-from rlmba_jax.data.upmc_food101 import check_image
 
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 10
@@ -156,12 +155,8 @@ def _read_frames(frame_files: list[str], report: BuildReport) -> list[bytes] | N
   """A clip's frames as bytes, or None (reported) at the first that is not an image."""
   frames = []
   for f in frame_files:
-    with open(f, "rb") as fh:
-      data = fh.read()
-    try:
-      check_image(data)
-    except ValueError as e:
-      report.problem("corrupt frame", f, str(e))
+    data = read_checked_image(f, report, "corrupt frame")
+    if data is None:
       return None
     frames.append(data)
   return frames

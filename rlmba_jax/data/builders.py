@@ -9,6 +9,7 @@ import contextlib
 import contextvars
 import functools
 import hashlib
+import io
 import json
 import logging
 import os
@@ -189,3 +190,25 @@ def record_builder_base() -> type:
                                   self.examples(manual_dir, report))
 
   return RecordBuilder
+
+
+def check_image(data: bytes) -> None:
+  """Raises ``ValueError`` when PIL cannot fully decode the image."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  try:
+    with Image.open(io.BytesIO(data)) as im:
+      im.convert("RGB").load()
+  except Exception as e:  # pylint: disable=broad-except  (PIL raises many types)
+    raise ValueError(f"cannot decode the image ({type(e).__name__}: {e})") from e
+
+
+def read_checked_image(path: str, report: "BuildReport", problem: str) -> bytes | None:
+  """The file's bytes when they decode as an image; else None, reported as ``problem``."""
+  with open(path, "rb") as f:
+    data = f.read()
+  try:
+    check_image(data)
+  except ValueError as e:
+    report.problem(problem, path, str(e))
+    return None
+  return data

@@ -67,7 +67,7 @@ def item_file(manual_dir: str, modality: str, example_id: int) -> str | None:
 def iter_examples(manual_dir: str, report: BuildReport) -> Iterator[dict]:
   """One record per row of examples.csv, in its order (record index = row)."""
   from rlmba_jax.data.av_clips import read_wave_16k  # pylint: disable=g-import-not-at-top
-  from rlmba_jax.data.upmc_food101 import check_image  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.data.builders import check_image  # pylint: disable=g-import-not-at-top
   folder = check_folder(manual_dir)
   ids, splits, labels = arrays_lib.read_examples(os.path.join(folder, arrays_lib.EXAMPLES_FILE))
   names = arrays_lib.read_class_names(folder, labels)

@@ -18,7 +18,6 @@ marker and a jpeg PIL cannot decode stop the build, naming the file, or with
 from __future__ import annotations
 
 import functools
-import io
 import os
 import re
 from typing import Iterator
@@ -28,7 +27,7 @@ import numpy as np
 from rlmba_jax import extras
 from rlmba_jax.data import text as text_lib
 from rlmba_jax.data import fixtures
-from rlmba_jax.data.builders import BuildReport, record_builder_base
+from rlmba_jax.data.builders import BuildReport, read_checked_image, record_builder_base
 from rlmba_jax.data.specs import DatasetInfo
 from rlmba_jax.data.transforms import record_modality_specs
 
@@ -56,16 +55,6 @@ def class_names(manual_dir: str) -> list[str]:
     raise FileNotFoundError(f"upmc_food101: no class folders in "
                             f"{os.path.join(manual_dir, 'images', 'train')!r}")
   return names
-
-
-def check_image(data: bytes) -> None:
-  """Raises ``ValueError`` when PIL cannot fully decode the image."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  try:
-    with Image.open(io.BytesIO(data)) as im:
-      im.convert("RGB").load()
-  except Exception as e:  # pylint: disable=broad-except  (PIL raises many types)
-    raise ValueError(f"cannot decode the image ({type(e).__name__}: {e})") from e
 
 
 def iter_examples(manual_dir: str, report: BuildReport) -> Iterator[dict]:
@@ -100,12 +89,8 @@ def iter_examples(manual_dir: str, report: BuildReport) -> Iterator[dict]:
         except text_lib.MissingMarkerError:
           report.problem("recipe text without the 'ingredients' marker", text_path)
           continue
-        with open(path, "rb") as f:
-          data = f.read()
-        try:
-          check_image(data)
-        except ValueError as e:
-          report.problem("corrupt image", path, str(e))
+        data = read_checked_image(path, report, "corrupt image")
+        if data is None:
           continue
         report.kept += 1
         yield {"image": data, "text": " ".join(words), "label": index[label],
