@@ -17,9 +17,25 @@ modality; AMCB and the weighted evidence fusion act in RL-MBA's selection only; 
       --strategies=random,margin,badge,bmmal,gcnal,rlmba
 """
 
-from rlmba_jax.config_defaults import (AV_DIGITS_TUNED_RLMBA, default_config, paper_protocol,
-                                       parse_arg)
+from rlmba_jax.config_defaults import default_config, paper_protocol, parse_arg
 
+
+# RL-MBA's values the paper leaves open, chosen on av_digits' validation (tuning seeds 100-102, never test) by
+#   FSDD=../shared/data/fsdd python -m rlmba_jax.tune --config=configs/av_digits.py:paper \
+#       --workdir=runs/av_digits_paper/tune --trials=8 --seeds=100,101,102 \
+#       --include=results/mfeat_paper/tuning.json --refine_top=1 \
+#       --refine_space='al.rlmba.diversity=labelled;modality.amcb=true|false;al.rlmba.efda=true|false' \
+#       --workers=2 --config.data.manual_dir=../shared/data/fsdd
+# (results/av_digits_paper/tuning.md: validation AUC 80.5 +- 1.1, against 78.2 +- 3.5 for
+# the paper's values and 76.6 +- 3.5 for mfeat's). The search turned AMCB and EFDA off: on
+# av_digits' validation the policy does best over softmax uncertainty and the distance to
+# the labelled set alone (80.0 +- 1.9 with both on and the centroid distance: within noise).
+# ``tuned`` sets them.
+TUNED_RLMBA = {"al.rlmba.beta": 0.25, "al.rlmba.kappa": 10,
+               "al.rlmba.learning_rate": 0.003, "al.rlmba.prior_temperature": 0.3,
+               "al.rlmba.reward_ema": 0.0, "modality.floor": 0.0,
+               "modality.temperature": 2.0, "al.rlmba.diversity": "labelled",
+               "al.rlmba.efda": False, "modality.amcb": False}
 
 def get_config(arg=None):
   args = parse_arg(arg, allowed=("runlocal", "paper", "tuned"), exclusive=("paper", "tuned"),
@@ -46,8 +62,8 @@ def get_config(arg=None):
     # labels margin, BADGE and BMMAL are all at 97-98 %); it also halves a run's time.
     config.al.rounds = 4
     if "tuned" in args:
-      # av_digits' own search on validation (experiment.config.AV_DIGITS_TUNED_RLMBA).
-      config.update_from_flattened_dict(AV_DIGITS_TUNED_RLMBA)
+      # av_digits' own search on validation (TUNED_RLMBA above).
+      config.update_from_flattened_dict(TUNED_RLMBA)
   if "runlocal" in args:
     config.al.rounds = 2
     config.train.num_epochs = 5

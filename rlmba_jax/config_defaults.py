@@ -240,35 +240,6 @@ def paper_protocol(config: ml_collections.ConfigDict) -> ml_collections.ConfigDi
   return config
 
 
-# RL-MBA's values the paper leaves open, chosen on mfeat's validation (mean validation AUC
-# over the tuning seeds 100-102, never test) by
-#   python -m rlmba_jax.tune --config=configs/mfeat.py:paper --workdir=runs/mfeat_paper/tune \
-#       --trials=12 --seeds=100,101,102 --refine_top=3 --workers=2
-# (results/mfeat_paper/tuning.md: validation AUC 91.3 +- 0.8, against 88.3 +- 1.4 for the
-# paper's kappa = 5 with our earlier defaults). configs/mfeat.py:tuned sets them.
-MFEAT_TUNED_RLMBA = {"al.rlmba.beta": 0.25, "al.rlmba.kappa": 10,
-                     "al.rlmba.learning_rate": 0.01, "al.rlmba.prior_temperature": 1.0,
-                     "al.rlmba.reward_ema": 0.5, "modality.floor": 0.02,
-                     "modality.temperature": 0.1, "al.rlmba.diversity": "labelled"}
-
-# The same, chosen on av_digits' validation (tuning seeds 100-102, never test) by
-#   FSDD=../shared/data/fsdd python -m rlmba_jax.tune --config=configs/av_digits.py:paper \
-#       --workdir=runs/av_digits_paper/tune --trials=8 --seeds=100,101,102 \
-#       --include=results/mfeat_paper/tuning.json --refine_top=1 \
-#       --refine_space='al.rlmba.diversity=labelled;modality.amcb=true|false;al.rlmba.efda=true|false' \
-#       --workers=2 --config.data.manual_dir=../shared/data/fsdd
-# (results/av_digits_paper/tuning.md: validation AUC 80.5 +- 1.1, against 78.2 +- 3.5 for
-# the paper's values and 76.6 +- 3.5 for mfeat's). The search turned AMCB and EFDA off: on
-# av_digits' validation the policy does best over softmax uncertainty and the distance to
-# the labelled set alone (80.0 +- 1.9 with both on and the centroid distance: within noise).
-# configs/av_digits.py:tuned sets them.
-AV_DIGITS_TUNED_RLMBA = {"al.rlmba.beta": 0.25, "al.rlmba.kappa": 10,
-                         "al.rlmba.learning_rate": 0.003, "al.rlmba.prior_temperature": 0.3,
-                         "al.rlmba.reward_ema": 0.0, "modality.floor": 0.0,
-                         "modality.temperature": 2.0, "al.rlmba.diversity": "labelled",
-                         "al.rlmba.efda": False, "modality.amcb": False}
-
-
 def parse_arg(arg: str | None, *, allowed: Sequence[str], exclusive: Sequence[str] = (),
               where: str = "this config file") -> frozenset[str]:
   """A config file's argument as a set of words: ``"paper,runlocal"`` -> both (the idea of

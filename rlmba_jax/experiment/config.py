@@ -19,7 +19,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 import ml_collections
 
 from rlmba_jax.config_defaults import (  # pylint: disable=unused-import  (re-exported)
-    AV_DIGITS_TUNED_RLMBA, MFEAT_TUNED_RLMBA, default_config, paper_protocol, parse_arg)
+    default_config, paper_protocol, parse_arg)
 from rlmba_jax.data.builders import ON_ERROR
 from rlmba_jax.data.loading import SOURCES
 from rlmba_jax.data.registry import DATASETS
