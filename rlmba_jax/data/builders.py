@@ -15,10 +15,11 @@ import logging
 import os
 
 from rlmba_jax import extras
+from rlmba_jax.config_choices import ON_ERROR
+
 
 logger = logging.getLogger(__name__)
 
-ON_ERROR = ("stop", "skip")
 
 _SHOW_BUILD_PROGRESS = contextvars.ContextVar("rlmba_jax_build_progress", default=False)
 

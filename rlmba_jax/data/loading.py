@@ -7,25 +7,24 @@ pipeline for data sets that do not fit in memory; both are driven by ``config.da
 
 from __future__ import annotations
 
-import os
-
 import logging
+import os
 
 import numpy as np
 
 from rlmba_jax import extras
-from rlmba_jax.data import builders
-from rlmba_jax.data import record_datasets
+from rlmba_jax.config_choices import DATA_SOURCES as SOURCES
+from rlmba_jax.data import builders, record_datasets
 from rlmba_jax.data import splits as splits_lib
 from rlmba_jax.data.builders import check_source, default_data_dir
 from rlmba_jax.data.registry import dataset_info, modality_specs
 from rlmba_jax.data.specs import DatasetInfo, DatasetSplits, ModalitySpec, MultimodalArrays
 
+
 logger = logging.getLogger(__name__)
 
 # data.source of the in-memory data sets: the ArrayRecord copy (tfds.data_source + grain), the
 # files, or "auto": the ArrayRecord copy when the [data] extra is installed, else the files.
-SOURCES = ("auto", "tfds", "files")
 
 
 def _read_tfds_records(info: DatasetInfo, data_dir: str, manual_dir: str | None,

@@ -18,28 +18,20 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 import ml_collections
 
+from rlmba_jax.config_choices import CONTRIBUTIONS
+from rlmba_jax.config_choices import DATA_SOURCES as SOURCES
+from rlmba_jax.config_choices import DIVERSITIES, DTYPES, EVIDENCE_ACTIVATIONS, FAVOUR, GCN_METHODS
+from rlmba_jax.config_choices import GREEDY_ORACLE as ORACLE
+from rlmba_jax.config_choices import GREEDY_ORACLE_SOURCES as ORACLE_SOURCES
+from rlmba_jax.config_choices import (ON_ERROR, OPTIMIZERS, ORACLES, POLICY_INPUTS, POOLINGS,
+                                      PROGRESS, REWARDS, STOP_WHEN)
 from rlmba_jax.config_defaults import (  # pylint: disable=unused-import  (re-exported)
     default_config, paper_protocol, parse_arg)
-from rlmba_jax.data.builders import ON_ERROR
-from rlmba_jax.data.loading import SOURCES
 from rlmba_jax.data.registry import DATASETS
 from rlmba_jax.data.specs import parse_assignments, parse_modalities
 from rlmba_jax.errors import ConfigError
-from rlmba_jax.experiment.headroom import ORACLE
-from rlmba_jax.experiment.headroom import SOURCES as ORACLE_SOURCES
-from rlmba_jax.experiment.progress import PROGRESS
-from rlmba_jax.experiment.stopping import WHEN as STOP_WHEN
-from rlmba_jax.fusion import EVIDENCE_ACTIVATIONS
-from rlmba_jax.modality.weights import CONTRIBUTIONS, FAVOUR
-from rlmba_jax.models.bert import POOLINGS
-from rlmba_jax.models.classifier import DTYPES, check_head_and_fusion, encoder_names
-from rlmba_jax.person.files import ORACLES
-from rlmba_jax.policy.agent import REWARDS
-from rlmba_jax.policy.inputs import POLICY_INPUTS
+from rlmba_jax.models.classifier import check_head_and_fusion, encoder_names
 from rlmba_jax.selection import available_strategies
-from rlmba_jax.selection.gcn import GCN_METHODS
-from rlmba_jax.selection.rlmba import DIVERSITIES
-from rlmba_jax.train.optimizers import OPTIMIZERS
 
 
 # Keys that may differ when an existing workdir is continued (they change how far the run

@@ -20,11 +20,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlmba_jax.config_choices import GREEDY_ORACLE as ORACLE
+from rlmba_jax.config_choices import GREEDY_ORACLE_SOURCES as SOURCES
 from rlmba_jax.selection.rlmba import score_candidates
 from rlmba_jax.train import TrainState, top1
-
-ORACLE = "greedy_oracle"
-SOURCES = ("candidates", "pool")
 
 
 def _subset_program(trainer, num_subsets: int):

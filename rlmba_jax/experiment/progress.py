@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from typing import Any, Mapping, Sequence
+import warnings
 
-PROGRESS = ("auto", "on", "off")
+from rlmba_jax.config_choices import PROGRESS
 
 
 def progress_wanted(setting: str) -> bool:

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-WHEN = ("", "stabilized", "plateau", "either")
+from rlmba_jax.config_choices import STOP_WHEN as WHEN
 
 
 def stop_set_positions(pool_size: int, size: int, split_seed: int) -> np.ndarray:

@@ -15,9 +15,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from rlmba_jax.config_choices import EVIDENCE_ACTIVATIONS
+
+
 # Activations clip evidence here; S = C * 1e30 stays finite in float32 for C < 1e8.
 MAX_EVIDENCE = 1e30
-EVIDENCE_ACTIVATIONS = ("softplus", "relu", "exp")
 
 
 def evidence_from_logits(logits: jnp.ndarray, activation: str = "softplus") -> jnp.ndarray:

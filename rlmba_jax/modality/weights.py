@@ -13,14 +13,11 @@ import chex
 import jax
 import jax.numpy as jnp
 
-from rlmba_jax.fusion import uniform_weights
-
-
 # What AMCB's Delta_m measures: the top-1 gap top1(head_m) - top1(fused head), or the mean
 # Shapley value; and which modalities gain weight: "stronger" (softmax(+Delta / tau), the
 # paper's) or "weaker" (softmax(-Delta / tau)).
-CONTRIBUTIONS = ("top1_gap", "shapley")
-FAVOUR = ("stronger", "weaker")
+from rlmba_jax.config_choices import CONTRIBUTIONS, FAVOUR
+from rlmba_jax.fusion import uniform_weights
 
 
 class ModalityWeightState(NamedTuple):

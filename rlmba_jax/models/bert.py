@@ -20,6 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rlmba_jax.config_choices import POOLINGS
+
 
 @dataclasses.dataclass(frozen=True)
 class BertConfig:
@@ -156,9 +158,6 @@ class BertEmbeddings(nn.Module):
          + embed(c.type_vocab_size, "token_type_embeddings")(jnp.zeros_like(ids)))
     x = _layer_norm(c, self.dtype)(x)
     return nn.Dropout(c.hidden_dropout_prob, deterministic=not train)(x)
-
-
-POOLINGS = ("cls", "mean")
 
 
 class Bert(nn.Module):

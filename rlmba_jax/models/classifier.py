@@ -25,10 +25,12 @@ import jax
 import jax.numpy as jnp
 
 from rlmba_jax import fusion as fusion_lib
+from rlmba_jax.config_choices import DTYPES
 from rlmba_jax.data.specs import ModalitySpec, parse_assignments
 from rlmba_jax.models import bert as bert_lib
 from rlmba_jax.models import resnet as resnet_lib
 from rlmba_jax.models.encoders import ConvEncoder, MLPEncoder
+
 
 HEADS = ("softmax", "evidential")
 # Encoders by name; "auto" picks mlp for vectors, cnn for images, r2plus1d_18 for clips and
@@ -36,7 +38,6 @@ HEADS = ("softmax", "evidential")
 ENCODERS = ("auto", "mlp", "cnn", "resnet18", "resnet101", "r2plus1d_18", "bert")
 FUSIONS = ("concat", "tmc", "evidence")
 FUSED_HEADS = ("auto",) + HEADS
-DTYPES = ("float32", "bfloat16")  # model.dtype: what large encoders compute in
 
 
 def check_head_and_fusion(head: str, fusion: str, fused_head: str = "auto") -> None:

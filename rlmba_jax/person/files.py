@@ -21,18 +21,18 @@ same files, for tests and notebooks: ``run(config, workdir, person=SimulatedPers
 from __future__ import annotations
 
 import csv
-import io as io_lib
+import io
 import os
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from rlmba_jax import csv_files, durable
+from rlmba_jax.config_choices import ORACLES
 from rlmba_jax.csv_files import as_id, parse_id
 from rlmba_jax.errors import LabelsError, LabelsNeeded, WorkdirError
 
 
-ORACLES = ("dataset", "person")
 SKIP = "skip"
 LABELS_HEADER = ("id", "label")  # then optionally "annotator"
 
@@ -133,7 +133,7 @@ def write_queries(workdir: str, r: int, ids: Sequence[int], columns: Mapping[str
 
   ``columns``: column -> one value per id, in the order they appear after ``id``.
   """
-  buffer = io_lib.StringIO()
+  buffer = io.StringIO()
   w = csv.writer(buffer, lineterminator="\n")
   w.writerow(["id", *columns])
   for i, example_id in enumerate(ids):
@@ -391,7 +391,7 @@ class SimulatedPerson:
 
 def write_answers(path: str, rows: Sequence[Sequence[Any]]) -> None:
   """Writes an answers file atomically: rows of (id, label[, annotator])."""
-  buffer = io_lib.StringIO()
+  buffer = io.StringIO()
   w = csv.writer(buffer, lineterminator="\n")
   w.writerow(["id", "label", "annotator"])
   for row in rows:

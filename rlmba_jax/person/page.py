@@ -12,7 +12,7 @@ import csv
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import importlib.resources
-import io as io_lib
+import io
 import json
 import mimetypes
 import os
@@ -188,7 +188,7 @@ def export_answers(workdir: str, path: str) -> int:
     for example_id, answer in zip(entry["ids"], entry.get("labels") or ()):
       if answer is not None:
         rows.append((example_id, answer, annotators.get(str(example_id), ""), entry["round"]))
-  buffer = io_lib.StringIO()
+  buffer = io.StringIO()
   writer = csv.writer(buffer, lineterminator="\n")
   writer.writerow(["id", "label", "annotator", "round"])
   writer.writerows(rows)
@@ -226,7 +226,7 @@ def _png(x: np.ndarray) -> bytes:
   image = Image.fromarray(img if img.ndim == 2 else img[..., :3])
   scale = max(1, 128 // max(image.size))
   image = image.resize((image.size[0] * scale, image.size[1] * scale), Image.NEAREST)
-  out = io_lib.BytesIO()
+  out = io.BytesIO()
   image.save(out, format="PNG")
   return out.getvalue()
 

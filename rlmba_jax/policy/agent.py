@@ -18,15 +18,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rlmba_jax.config_choices import REWARDS
 from rlmba_jax.policy import inputs as inputs_lib
 from rlmba_jax.policy.network import CandidatePolicy
 from rlmba_jax.policy.reinforce import (PolicyState, Transition, reinforce_init, reinforce_state,
                                         reinforce_update)
 from rlmba_jax.policy.selection_step import SelectionSettings, make_selection_step
 from rlmba_jax.selection.base import PoolView
-
-
-REWARDS = ("relative", "incremental", "absolute")
 
 
 class ReferenceRunError(ValueError):

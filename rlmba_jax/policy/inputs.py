@@ -26,7 +26,9 @@ import chex
 import jax.numpy as jnp
 import numpy as np
 
-POLICY_INPUTS = ("per_modality", "invariant")
+from rlmba_jax.config_choices import POLICY_INPUTS
+
+
 INVARIANT_FEATURE_DIM = 7
 INVARIANT_STATE_DIM = 16
 SUMMARY_DIM = 4  # RoundCandidates.summary

@@ -26,11 +26,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rlmba_jax.config_choices import GCN_METHODS
 from rlmba_jax.selection.base import PoolView, register, top_scores
 from rlmba_jax.selection.diversity import kcenter_greedy
 
+
 _HIGHEST = jax.lax.Precision.HIGHEST
-GCN_METHODS = ("coregcn", "uncertaingcn")
 
 
 def cosine_graph_propagation(features: jnp.ndarray) -> Callable[[jnp.ndarray], jnp.ndarray]:

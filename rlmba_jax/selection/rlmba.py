@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 
 from rlmba_jax import fusion as fusion_lib
+from rlmba_jax.config_choices import DIVERSITIES
 from rlmba_jax.selection.base import PoolView, register
 from rlmba_jax.selection.diversity import (kmeans_centroids, min_squared_distance_to_set,
                                            squared_distances)
@@ -132,9 +133,6 @@ class CandidateTerms(NamedTuple):
   difficulty: jnp.ndarray
   q: jnp.ndarray
   weights: jnp.ndarray
-
-
-DIVERSITIES = ("centroid", "labelled")
 
 
 def candidate_terms(key: jax.Array, pool: PoolView, budget: int, *, beta: float = 0.5,

@@ -7,10 +7,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import optax
+
+from rlmba_jax.config_choices import OPTIMIZERS
 from rlmba_jax.data.specs import parse_assignments
-
-
-OPTIMIZERS = ("adamw", "adam")  # train.optimizer; "adam" is PyTorch's Adam (L2 in the gradient)
 
 
 def _base_optimizer(train_cfg, learning_rate: float) -> optax.GradientTransformation:
