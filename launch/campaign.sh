@@ -24,6 +24,11 @@ stages=${STAGES:-M1 AS A1 M2 MH AH A2}
 mkdir -p "$out"
 echo "campaign at commit $(git rev-parse HEAD) $(date -u +%FT%TZ): $stages" >> "$out/commits.txt"
 
+# The commands as the checkout this script runs in has them (a worktree at an earlier
+# commit has launch/sweep.py and launch/tune.py; later ones the package's commands).
+SWEEP=(python -m rlmba_jax.sweep); TUNE=(python -m rlmba_jax.tune)
+[ -f launch/sweep.py ] && SWEEP=(python launch/sweep.py) && TUNE=(python launch/tune.py)
+
 MFEAT_TUNED=results/mfeat_paper/tuning.json
 # The av_digits search's choice: committed to results/ once a session finished it (AS is
 # then not run again), else where this campaign's AS writes it.
@@ -48,8 +53,15 @@ results_of() {  # the study folder whose seeds.jsonl keeps a sweep folder's reco
 missing() {  # missing RESULTS ENTRIES SEEDS REFS -> the entries with a seed not recorded
   python - "$1/seeds.jsonl" "$2" "$3" "$4" <<'EOF'
 import os, sys
-from rlmba_jax.studies.paired_report import missing_entries, read_records
 path, entries, seeds, refs = sys.argv[1:]
+try:
+  from rlmba_jax.studies.paired_report import missing_entries, read_records
+except ImportError:
+  try:  # a checkout before the studies package
+    from rlmba_jax.experiment.paired_report import missing_entries, read_records
+  except ImportError:  # before missing_entries: every row (the sweep skips finished runs)
+    print(entries)
+    sys.exit(0)
 first, last = map(int, seeds.split("-"))
 records = read_records(path) if os.path.exists(path) else []
 print(",".join(missing_entries(records, entries.split(","), range(first, last + 1),
@@ -69,7 +81,7 @@ sweep() {  # sweep DIR CONFIG TUNED ENTRIES SEEDS REFERENCES [config flags...]
       return 0
     fi
   fi
-  python -m rlmba_jax.sweep --config="$cfg" --workdir="$dir" --tuned="$tuned" \
+  "${SWEEP[@]}" --config="$cfg" --workdir="$dir" --tuned="$tuned" \
     --strategies="$entries" --seed_list="$seeds" --references="$refs" --workers=1 \
     --seeds_per_program=10 --progress=off "${only[@]}" "$@" >> "$dir.log" 2>&1
 }
@@ -112,7 +124,7 @@ run_stage() {
       done ;;
     AS)  # av_digits: the search on validation, tuning seeds 100-102 (space fixed in the plan)
       if [ -z "${REPORT_ONLY:-}" ] && [ "$AV_TUNED" != results/av_digits_paired/tuning.json ]; then
-        python -m rlmba_jax.tune --config=configs/av_digits.py:paper --workdir="$out/av_digits/tune" \
+        "${TUNE[@]}" --config=configs/av_digits.py:paper --workdir="$out/av_digits/tune" \
           --trials=8 --seeds=100,101,102 --include=results/mfeat_paper/tuning.json \
           --refine_top=1 --refine_space='al.rlmba.diversity=labelled;modality.amcb=true|false;al.rlmba.efda=true|false' \
           --workers=1 --progress=off --config.data.manual_dir="$fsdd" >> "$out/av_digits_tune.log" 2>&1
