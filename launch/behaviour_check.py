@@ -34,18 +34,14 @@ FILES = ("ledger.jsonl", "rounds.jsonl")
 
 
 def _config(spec: str, overrides: list[str], rounds: int):
-  """``configs/x.py:arg`` with ``--config.a.b=value`` overrides (typed as the default)."""
-  import runpy
-  path, _, arg = spec.partition(":")
-  config = runpy.run_path(path)["get_config"](arg or None)
-  for item in [f"--config.al.rounds={rounds}", *overrides]:
-    key, value = item.removeprefix("--config.").split("=", 1)
-    *parents, leaf = key.split(".")
-    node = config
-    for p in parents:
-      node = node[p]
-    old = node[leaf]
-    node[leaf] = type(old)(value) if old is not None and not isinstance(old, str) else value
+  """``configs/x.py:arg`` with ``--config.a.b=value`` overrides, parsed as the command
+  parses them (``sweeps.config_from_arguments``, wherever the checked-out commit has it)."""
+  try:
+    from rlmba_jax.studies.sweeps import config_from_arguments
+  except ImportError:  # a commit before the studies package
+    from rlmba_jax.experiment.sweeps import config_from_arguments
+  config, _ = config_from_arguments([f"--config={spec}", "--workdir=unused",
+                                     f"--config.al.rounds={rounds}", *overrides])
   return config
 
 

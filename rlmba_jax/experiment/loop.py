@@ -126,7 +126,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     data = load_data(config)
     check_and_record(config, workdir, data, writer)
     oracle = (PersonOracle(workdir, data, person, close_round, select_round)
-              if config.al.oracle == "person" else DatasetOracle(data.pool.ids))
+              if config.al.oracle == "person" else None)  # None: the data set's
     return _run_rounds(config, workdir, data, mesh, phase_callback or (lambda r, p: None),
                        t_start, oracle)
 
