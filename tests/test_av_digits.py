@@ -173,11 +173,16 @@ def test_a_person_labelling_av_digits_sees_and_hears_every_item(tmp_path):
   rows = list(csv.DictReader(open(path)))
   assert rows and set(rows[0]) >= {"id", "audio", "image", "recording"}
   session = page.LabellingSession(workdir)
+  stored = np.load(os.path.join(workdir, "queries", "round_001_items.npz"))
   for k, row in enumerate(rows):
     assert row["audio"] == f"queries/round_001_items.npz:audio[{k}]"
     for modality in ("audio", "image"):
       kind, body = session.content(row[modality])
       assert kind == "image/png" and body.startswith(b"\x89PNG")
+      # the log-mel is drawn with its lowest band (row 0) at the bottom, the image upright
+      x = stored[modality][k]
+      assert body == page._png(x[::-1] if modality == "audio" else x)
+      assert body != page._png(x[::-1] if modality == "image" else x)
     kind, body = session.content(row["recording"])
     wav = os.path.join(FIXTURE, row["recording"])
     assert kind.startswith("audio/") and body == open(wav, "rb").read()

@@ -53,7 +53,9 @@ def modality_specs(names: tuple[str, ...]) -> tuple[ModalitySpec, ...]:
   unknown = [n for n in names if n not in shapes]
   if unknown:
     raise ValueError(f"av_digits has no modality {unknown}; choose from {MODALITIES}")
-  return tuple(ModalitySpec(n, shapes[n], "image") for n in names)
+  # the log-mel's row 0 is its lowest band: drawn at the bottom on the labelling page
+  return tuple(ModalitySpec(n, shapes[n], "image", "lower" if n == "audio" else "upper")
+               for n in names)
 
 
 def recordings_dir(manual_dir: str) -> str:

@@ -17,11 +17,14 @@ class ModalitySpec(NamedTuple):
 
   ``kind`` is ``"vector"`` (shape ``(D,)``, an MLP encoder), ``"image"`` (shape
   ``(H, W, channels)``, a CNN or ResNet), ``"clip"`` (``(T, H, W, 3)``, R(2+1)D) or
-  ``"tokens"`` (``(L,)`` int token ids, BERT).
+  ``"tokens"`` (``(L,)`` int token ids, BERT). ``origin`` says where row 0 of a 2-D example
+  goes when it is drawn for a person (matplotlib's ``imshow`` origin): ``"upper"`` for
+  pictures, ``"lower"`` for a spectrogram, whose row 0 is its lowest band.
   """
   name: str
   shape: tuple[int, ...]
   kind: ModalityKind = "vector"
+  origin: Literal["upper", "lower"] = "upper"
 
 
 class DatasetInfo(NamedTuple):

@@ -224,6 +224,6 @@ def record_modality_specs(data_cfg, names: tuple[str, ...]) -> tuple[ModalitySpe
                                       data_cfg.frame_size, 3), "clip"),
       # librosa's centred STFT: n_fft // 2 + 1 bins, 1 + samples // hop frames.
       "audio": ModalitySpec("audio", (257, 1 + int(16000 * data_cfg.audio_seconds) // 159, 1),
-                            "image"),
+                            "image", "lower"),
   }
   return tuple(shapes[n] for n in names)

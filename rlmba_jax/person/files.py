@@ -49,6 +49,12 @@ def items_path(workdir: str, r: int) -> str:
   return os.path.join(workdir, "queries", f"round_{r:03d}_items.npz")
 
 
+# The key of an items file naming the modalities whose row 0 the page draws at the bottom
+# (``ModalitySpec.origin == "lower"``: spectrograms); not a modality name (those are
+# identifiers without a leading underscore).
+ORIGIN_LOWER_KEY = "_origin_lower"
+
+
 def write_record_media(record: Mapping[str, Any], folder: str, stem: str,
                        sample_rate: int) -> dict[str, str]:
   """A record data set's item as files a browser shows (the labelling page): ``image``

@@ -187,7 +187,8 @@ class PersonOracle:
   def _stored_rows(self, env, positions: np.ndarray, r: int) -> dict[str, list]:
     """A built-in data set's picks as the page can show them: each modality's stored rows
     in ``queries/round_NNN_items.npz`` (cells ``queries/round_NNN_items.npz:<m>[k]``, drawn
-    as images or plots), and the original files where the data set names them
+    as images or plots; its ``files.ORIGIN_LOWER_KEY`` names the modalities drawn with row
+    0 at the bottom), and the original files where the data set names them
     (``DatasetInfo.source_files``: av_digits' recordings, played by the page)."""
     ids = self.data.pool.ids[positions]
     inputs = getattr(self.data.pool, "inputs", None) or {}
@@ -195,7 +196,10 @@ class PersonOracle:
     stored = {m: np.asarray(inputs[m])[positions] for m in env.names
               if isinstance(inputs.get(m), np.ndarray)}
     if stored:
-      durable.write_npz(files.items_path(self.workdir, r), stored)
+      lower = [s.name for s in self.data.modalities if s.name in stored and
+               getattr(s, "origin", "upper") == "lower"]
+      durable.write_npz(files.items_path(self.workdir, r),
+                        {**stored, files.ORIGIN_LOWER_KEY: np.asarray(lower, dtype=str)})
     columns = {m: ([f"queries/{name}:{m}[{k}]" for k in range(len(ids))] if m in stored
                    else [f"record {as_id(i)}" for i in ids]) for m in env.names}
     info = dataset_info(env.config.data.name)

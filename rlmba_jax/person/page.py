@@ -152,6 +152,8 @@ class LabellingSession:
     if m:
       x = self._row(base, m.group("file"), m.group("key"), int(m.group("row")))
       if x.ndim >= 2:
+        if m.group("key") in self._origin_lower(base, m.group("file")):
+          x = x[::-1]  # a spectrogram: its lowest band (row 0) at the bottom
         return "image/png", _png(x)
       return "image/svg+xml", _plot(x).encode()
     path = os.path.realpath(os.path.join(base, cell))
@@ -159,6 +161,18 @@ class LabellingSession:
       raise FileNotFoundError(cell)
     with open(path, "rb") as f:
       return mimetypes.guess_type(path)[0] or "application/octet-stream", f.read()
+
+  def _origin_lower(self, base: str, name: str) -> tuple[str, ...]:
+    """The modalities an items file says to draw with row 0 at the bottom (none for other
+    files, and for items files written before the key existed)."""
+    if not name.endswith(".npz"):
+      return ()
+    try:
+      with np.load(os.path.realpath(os.path.join(base, name))) as stored:
+        return (tuple(str(v) for v in stored[files.ORIGIN_LOWER_KEY])
+                if files.ORIGIN_LOWER_KEY in stored.files else ())
+    except (OSError, ValueError) as e:
+      raise FileNotFoundError(f"{name}: {e}") from None
 
   def _row(self, base: str, name: str, key: str | None, row: int) -> np.ndarray:
     path = os.path.realpath(os.path.join(base, name))
