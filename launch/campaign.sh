@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-runs/campaign}
 fsdd=$(realpath "${FSDD:-../shared/data/fsdd}")
-stages=${STAGES:-M1 AS A1 M2 MH AH A2}
+stages=${STAGES:-M1 AS A1 M2 MH AH A2 MO AO}
 mkdir -p "$out"
 echo "campaign at commit $(git rev-parse HEAD) $(date -u +%FT%TZ): $stages" >> "$out/commits.txt"
 
@@ -40,12 +40,15 @@ CORE="rlmba,rlmba_tuned=rlmba{tuned},rlmba_prior=rlmba{tuned}/al.rlmba.learning_
 MECH="power_margin,power_entropy,rlmba_uniform=rlmba{tuned}/al.rlmba.prior_temperature=1000000.0/al.rlmba.learning_rate=0/al.rlmba.entropy_weight=0,rlmba_u_in_q=rlmba{tuned}/al.rlmba.difficulty_weight=1.0,rlmba_weaker=rlmba{tuned}/modality.favour=weaker"
 REST="entropy,least_confidence,bald,coreset,kmeans,rlmba_absolute=rlmba{tuned}/al.rlmba.reward=absolute,rlmba_incremental=rlmba{tuned}/al.rlmba.reward=incremental"
 HARD="random,margin,badge,bmmal,rlmba_tuned=rlmba{tuned},rlmba_prior=rlmba{tuned}/al.rlmba.learning_rate=0/al.rlmba.entropy_weight=0"
+# The headroom rows (plans, "Headroom"): upper bounds that read labels no learner has.
+ORACLE="oracle_candidates=greedy_oracle{tuned}/al.greedy_oracle.source=candidates,oracle_pool=greedy_oracle{tuned}/al.greedy_oracle.source=pool"
 
 results_of() {  # the study folder whose seeds.jsonl keeps a sweep folder's records
   local name; name=$(basename "$1")
   case "$name" in
     *_longtail) echo "results/${name%_longtail}_paired/longtail" ;;
     *_noisy) echo "results/${name%_noisy}_paired/noisy" ;;
+    *_oracle) echo "results/${name%_oracle}_paired" ;;  # paired with the study's rows
     *) echo "results/${name}_paired" ;;
   esac
 }
@@ -149,6 +152,16 @@ run_stage() {
       for seed_block in $(blocks 1000 20); do
         sweep "$out/av_digits" configs/av_digits.py:paper "$AV_TUNED" "$REST" "$seed_block" \
           gcnal,badge,bmmal --config.data.manual_dir="$fsdd"
+      done ;;
+    MO)  # mfeat's headroom rows (greedy oracle over RL-MBA's candidates / the pool); 50 seeds
+      for seed_block in $(blocks 1000 50); do
+        sweep "$out/mfeat_oracle" configs/mfeat.py:paper "$MFEAT_TUNED" "$ORACLE" "$seed_block" \
+          gcnal,badge,bmmal
+      done ;;
+    AO)  # av_digits' headroom rows; 50 seeds
+      for seed_block in $(blocks 1000 50); do
+        sweep "$out/av_digits_oracle" configs/av_digits.py:paper "$AV_TUNED" "$ORACLE" \
+          "$seed_block" gcnal,badge,bmmal --config.data.manual_dir="$fsdd"
       done ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac

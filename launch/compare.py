@@ -52,10 +52,15 @@ def families(labels):
                 ("rlmba_prior", "power_margin"), ("rlmba_weaker", "rlmba_tuned"),
                 ("rlmba", "rlmba_tuned"), ("rlmba_absolute", "rlmba_tuned"),
                 ("rlmba_incremental", "rlmba_tuned")]
+  # upper bounds (they read labels no learner has): could any pick of the candidates beat
+  # the prior draw; does the candidate set limit it; the best of 16 random draws
+  headroom = [("oracle_candidates", "rlmba_prior"), ("oracle_pool", "oracle_candidates"),
+              ("oracle_pool", "random")]
   return [("H1: RL-MBA (tuned) against each baseline", h1),
           ("H2-H4: the policy, AMCB, EFDA (component on − off; U in q − the paper's q)",
            hypotheses),
-          ("Mechanisms", mechanisms)]
+          ("Mechanisms", mechanisms),
+          ("Headroom (greedy oracle: an upper bound, never a method)", headroom)]
 
 
 def main(argv):
