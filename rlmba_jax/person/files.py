@@ -50,8 +50,8 @@ def items_path(workdir: str, r: int) -> str:
 
 
 # The key of an items file naming the modalities whose row 0 the page draws at the bottom
-# (``ModalitySpec.origin == "lower"``: spectrograms); not a modality name (those are
-# identifiers without a leading underscore).
+# (``ModalitySpec.origin == "lower"``: spectrograms). Items files hold built-in data sets'
+# rows only, and none of them has a modality of this name.
 ORIGIN_LOWER_KEY = "_origin_lower"
 
 

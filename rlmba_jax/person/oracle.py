@@ -196,8 +196,8 @@ class PersonOracle:
     stored = {m: np.asarray(inputs[m])[positions] for m in env.names
               if isinstance(inputs.get(m), np.ndarray)}
     if stored:
-      lower = [s.name for s in self.data.modalities if s.name in stored and
-               getattr(s, "origin", "upper") == "lower"]
+      lower = [s.name for s in self.data.modalities
+               if s.name in stored and s.origin == "lower"]
       durable.write_npz(files.items_path(self.workdir, r),
                         {**stored, files.ORIGIN_LOWER_KEY: np.asarray(lower, dtype=str)})
     columns = {m: ([f"queries/{name}:{m}[{k}]" for k in range(len(ids))] if m in stored

@@ -152,8 +152,6 @@ class LabellingSession:
     if m:
       x = self._row(base, m.group("file"), m.group("key"), int(m.group("row")))
       if x.ndim >= 2:
-        if m.group("key") in self._origin_lower(base, m.group("file")):
-          x = x[::-1]  # a spectrogram: its lowest band (row 0) at the bottom
         return "image/png", _png(x)
       return "image/svg+xml", _plot(x).encode()
     path = os.path.realpath(os.path.join(base, cell))
@@ -162,18 +160,6 @@ class LabellingSession:
     with open(path, "rb") as f:
       return mimetypes.guess_type(path)[0] or "application/octet-stream", f.read()
 
-  def _origin_lower(self, base: str, name: str) -> tuple[str, ...]:
-    """The modalities an items file says to draw with row 0 at the bottom (none for other
-    files, and for items files written before the key existed)."""
-    if not name.endswith(".npz"):
-      return ()
-    try:
-      with np.load(os.path.realpath(os.path.join(base, name))) as stored:
-        return (tuple(str(v) for v in stored[files.ORIGIN_LOWER_KEY])
-                if files.ORIGIN_LOWER_KEY in stored.files else ())
-    except (OSError, ValueError) as e:
-      raise FileNotFoundError(f"{name}: {e}") from None
-
   def _row(self, base: str, name: str, key: str | None, row: int) -> np.ndarray:
     path = os.path.realpath(os.path.join(base, name))
     if not path.startswith(os.path.realpath(base) + os.sep):
@@ -181,7 +167,7 @@ class LabellingSession:
     if (path, key) not in self._arrays:
       try:
         self._arrays[(path, key)] = (np.load(path, mmap_mode="r") if key is None
-                                     else np.load(path)[key])
+                                     else _items_array(path, key))
       except (OSError, ValueError, KeyError) as e:
         raise FileNotFoundError(f"{name}: {e}") from None
     array = self._arrays[(path, key)]
@@ -226,6 +212,15 @@ def _plot(x: np.ndarray, width: int = 320, height: int = 90) -> str:
           f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{points}"/>'
           f'<text x="4" y="12" font-size="10" fill="#666">{len(x)} features, '
           f'{lo:.3g} to {hi:.3g}</text></svg>')
+
+
+def _items_array(path: str, key: str) -> np.ndarray:
+  """``key``'s rows of an ``.npz`` as the page draws them: a modality the file names under
+  ``files.ORIGIN_LOWER_KEY`` (a spectrogram) with each example's row 0 at the bottom."""
+  with np.load(path) as stored:
+    array = stored[key]
+    lower = stored[files.ORIGIN_LOWER_KEY] if files.ORIGIN_LOWER_KEY in stored.files else ()
+  return array[:, ::-1] if key in {str(v) for v in lower} else array
 
 
 def _png(x: np.ndarray) -> bytes:
