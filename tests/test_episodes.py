@@ -1,5 +1,6 @@
 """Simulated episodes, the modality-invariant policy inputs, pretraining and its use."""
 
+import dataclasses
 import functools
 import json
 
@@ -10,9 +11,9 @@ import optax
 import pytest
 
 from conftest import Crash, make_tiny_config
-from rlmba_jax import policy
+from rlmba_jax import modality, policy
 from rlmba_jax.data import load_dataset
-from rlmba_jax.errors import WorkdirError
+from rlmba_jax.errors import ConfigError, WorkdirError
 from rlmba_jax.experiment import checkpoint
 from rlmba_jax.policy import episodes, inputs, pretraining
 from rlmba_jax.policy.agent import RLMBAAgent
@@ -279,3 +280,75 @@ def test_the_agent_and_the_episodes_draw_with_one_selection_step():
                                np.asarray(getattr(transition, name)), rtol=1e-6, err_msg=name)
   assert len(set(np.asarray(picks).tolist())) == b
   assert not np.asarray(pool.labelled)[np.asarray(picks)].any()
+
+
+def _weights_per_round(spec, source, key):
+  """Each round's AMCB weights and gaps in one run of the episode drawn by ``key``."""
+  draw = episodes.draw_episode(spec, key, source.labels.shape[0])
+  choose = lambda k, view, _: (jax.random.choice(k, spec.pool_size, (spec.budget[1],), False),
+                               (view.pool.modality_weights, view.gaps))
+  _, (weights, gaps) = jax.jit(lambda k: episodes._run_strategy(spec, source, draw, k, choose))(
+      jax.random.key(5))
+  return np.asarray(weights), np.asarray(gaps)
+
+
+def test_episode_modality_weights_follow_the_loops_amcb_update_with_momentum_and_favour():
+  # The loop's AMCB state over an episode's rounds (experiment.rounds.update_modality_weights),
+  # folded by hand from the gaps the episode measured: momentum smooths, "weaker" negates.
+  rng = np.random.default_rng(0)
+  n, widths = 90, (5, 3, 4)
+  labels = rng.integers(0, 3, n)
+  features = tuple(jnp.asarray(rng.normal(size=(n, d)) + labels[:, None] * s, jnp.float32)
+                   for d, s in zip(widths, (1.0, 0.3, 0.0)))
+  source = episodes.EpisodeSource(features, jnp.asarray(labels, jnp.int32))
+  base = dict(SMALL, pool_size=60, val_size=24, rounds=(3, 3), modality_temperature=0.05,
+              modality_floor=0.05)
+  got = {}
+  for favour in ("stronger", "weaker"):
+    spec = episodes.EpisodeSpec(names=NAMES, num_classes=3, modality_momentum=0.6,
+                                modality_favour=favour, **base)
+    spec.check(n)
+    weights, gaps = _weights_per_round(spec, source, jax.random.key(1))
+    state = modality.amcb_init(3)
+    for t in range(3):
+      delta = -gaps[t] if favour == "weaker" else gaps[t]
+      state = modality.amcb_update(state, jnp.asarray(delta), temperature=0.05, floor=0.05,
+                                   momentum=0.6)
+      np.testing.assert_allclose(weights[t], np.asarray(state.weights), rtol=1e-6)
+    got[favour] = weights
+  assert np.abs(np.asarray(gaps)).max() > 0.05  # the heads differ, so the weights can differ
+  assert not np.allclose(got["stronger"], got["weaker"])
+  # Without AMCB the weights stay uniform, whatever the favour and momentum.
+  spec = episodes.EpisodeSpec(names=NAMES, num_classes=3, amcb=False, modality_momentum=0.6,
+                              modality_favour="weaker", **base)
+  np.testing.assert_array_equal(_weights_per_round(spec, source, jax.random.key(1))[0],
+                                np.full((3, 3), 1 / 3, np.float32))
+
+
+def test_pretraining_refuses_what_the_episodes_cannot_simulate(tmp_path):
+  options = _options()
+  for key, value, hint in (("modality.contribution", "shapley", "top1_gap"),
+                           ("al.rlmba.balance_weight", 0.5, "balance_weight")):
+    config = make_tiny_config(**{key: value})
+    with pytest.raises(ConfigError, match=hint):
+      policy_pretraining.episode_spec(config, NAMES, 4, options)
+  # Without AMCB the contributions are never measured: Shapley is no obstacle there.
+  config = make_tiny_config(**{"modality.contribution": "shapley", "modality.amcb": False,
+                               "modality.favour": "weaker", "modality.momentum": 0.3})
+  spec = policy_pretraining.episode_spec(config, NAMES, 4, options)
+  assert (spec.modality_favour, spec.modality_momentum) == ("weaker", 0.3)
+  with pytest.raises(ValueError, match="modality_favour='both'"):
+    episodes.EpisodeSpec(names=NAMES, num_classes=4, modality_favour="both", **SMALL).check(100)
+
+
+def test_a_pretraining_manifest_from_before_a_spec_field_existed_still_resumes(tmp_path):
+  spec = episodes.EpisodeSpec(names=NAMES, num_classes=4, **SMALL)
+  manifest = {"source": "x", "spec": dataclasses.asdict(spec), "seed": 0}
+  old = json.loads(json.dumps(manifest))
+  del old["spec"]["modality_favour"], old["spec"]["modality_momentum"]
+  (tmp_path / policy_pretraining.MANIFEST).write_text(json.dumps(old))
+  policy_pretraining._check_manifest(str(tmp_path), manifest)  # the defaults ran: accepted
+  weaker = dict(manifest, spec=dataclasses.asdict(
+      dataclasses.replace(spec, modality_favour="weaker")))
+  with pytest.raises(WorkdirError, match="spec"):
+    policy_pretraining._check_manifest(str(tmp_path), weaker)

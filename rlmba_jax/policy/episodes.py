@@ -13,13 +13,21 @@ devices):
   linear head over the concatenated features (the experiment's classifier, linear), trained
   from zero for ``train_steps`` Adam steps on the labelled rows, every round.
 * **Selection**: the round's ``PoolView`` (fused and modality probabilities, Dirichlet
-  parameters, AMCB weights from the validation top-1 gaps) goes through RL-MBA's selection
+  parameters, AMCB weights from the validation top-1 gaps, smoothed over the episode's
+  rounds with ``modality_momentum`` and signed by ``modality_favour``, as the experiment
+  loop's ``modality.momentum`` and ``modality.favour``) goes through RL-MBA's selection
   step (``policy.selection_step``, the one the loop's agent runs: candidate scoring,
   K = kappa b, then b candidates drawn by the policy from its ``invariant`` inputs).
 * **Reward**: the paper's relative reward, on the episode's validation split only:
   ``r_t = top1_policy(t+1) - mean_ref top1_ref(t+1)``, the references (random and BADGE by
   default) run on the same episode (same pool, validation split, initial set, b and R)
-  inside the same simulation.
+  inside the same simulation. Whatever ``al.rlmba.reward`` the run that uses the policy
+  names, the relative form is the right one here: the references' top-1 does not depend on
+  the round's draw, so subtracting it leaves the expected gradient of every round's
+  log-probability unchanged (it only lowers the variance), and the same holds for the
+  incremental form's previous top-1. ``reward_ema``, ``baseline_momentum`` and
+  ``advantage_clip`` shape the online update, which pretraining replaces with its own
+  (``policy.pretraining``: the batch's mean reward of the round as the baseline).
 
 Nothing here reads a test split: ``episode_source`` takes the source's pool rows only.
 """
@@ -36,7 +44,8 @@ import numpy as np
 import optax
 
 from rlmba_jax import fusion as fusion_lib
-from rlmba_jax.modality.weights import amcb_weights
+from rlmba_jax.config_choices import FAVOUR
+from rlmba_jax.modality.weights import ModalityWeightState, amcb_init, amcb_update
 from rlmba_jax.policy import inputs as inputs_lib
 from rlmba_jax.policy.reinforce import Transition
 from rlmba_jax.policy.selection_step import SelectionSettings, make_selection_step
@@ -115,6 +124,8 @@ class EpisodeSpec:
   amcb: bool = True
   modality_temperature: float = 0.1
   modality_floor: float = 0.02
+  modality_momentum: float = 0.0
+  modality_favour: str = "stronger"
   references: tuple[str, ...] = ("random", "badge")
 
   @property
@@ -144,6 +155,10 @@ class EpisodeSpec:
     if self.kappa * self.budget[0] < self.budget[1]:
       problems.append(f"kappa * budget low ({self.kappa} * {self.budget[0]}) must be at "
                       f"least the budget high {self.budget[1]}")
+    if self.modality_favour not in FAVOUR:
+      problems.append(f"modality_favour={self.modality_favour!r}; choose from {FAVOUR}")
+    if not 0.0 <= self.modality_momentum < 1.0:
+      problems.append(f"modality_momentum={self.modality_momentum} must be in [0, 1)")
     if self.diversity not in DIVERSITIES:
       problems.append(f"diversity={self.diversity!r}; choose from {DIVERSITIES}")
     unknown = [r for r in self.references if r not in available_strategies() or r == "rlmba"]
@@ -217,10 +232,27 @@ class RoundView(NamedTuple):
   grad_norm: jnp.ndarray
 
 
+def modality_weight_update(spec: EpisodeSpec, state: ModalityWeightState, gaps: jnp.ndarray
+                           ) -> ModalityWeightState:
+  """AMCB's update of the round as the loop makes it (``experiment.rounds``): the gaps
+  ``[M]`` (negated for ``modality_favour="weaker"``) folded into ``state`` with the spec's
+  temperature, floor and momentum; the state unchanged (uniform weights) without AMCB."""
+  if not spec.amcb:
+    return state
+  delta = -gaps if spec.modality_favour == "weaker" else gaps
+  return amcb_update(state, delta, temperature=spec.modality_temperature,
+                     floor=spec.modality_floor, momentum=spec.modality_momentum)
+
+
 def round_view(spec: EpisodeSpec, pool_x, pool_y, val_x, val_y, positions: jnp.ndarray,
-               count: jnp.ndarray) -> RoundView:
+               count: jnp.ndarray, modality_state: ModalityWeightState
+               ) -> tuple[RoundView, ModalityWeightState]:
   """Trains on the first ``count`` pool rows listed in ``positions`` (``[L]``) and looks at
-  the pool (``PoolView``) and the validation split (the policy's round state)."""
+  the pool (``PoolView``) and the validation split (the policy's round state).
+
+  ``modality_state``: the AMCB state after the previous round (``amcb_init`` before the
+  first); returned after this round's update, whose weights the view carries.
+  """
   capacity = positions.shape[0]
   in_set = jnp.arange(capacity) < count
   params, curve, grad_norm = train_inner(spec, tuple(x[positions] for x in pool_x),
@@ -233,9 +265,7 @@ def round_view(spec: EpisodeSpec, pool_x, pool_y, val_x, val_y, positions: jnp.n
                              for a in alphas])
   fused_top1 = metrics_lib.top1(probs, val_y)
   gaps = modality_top1 - fused_top1
-  m = len(spec.names)
-  weights = (amcb_weights(gaps, spec.modality_temperature, spec.modality_floor) if spec.amcb
-             else fusion_lib.uniform_weights(m))
+  modality_state = modality_weight_update(spec, modality_state, gaps)
 
   pool_alphas, pool_fused = inner_apply(params, pool_x)
   view = PoolView(
@@ -243,11 +273,11 @@ def round_view(spec: EpisodeSpec, pool_x, pool_y, val_x, val_y, positions: jnp.n
       modality_probs={n: fusion_lib.expected_probabilities(a)
                       for n, a in zip(spec.names, pool_alphas)},
       features=dict(zip(spec.names, pool_x)), labelled=labelled,
-      modality_alphas=dict(zip(spec.names, pool_alphas)), modality_weights=weights,
-      modality_names=spec.names)
+      modality_alphas=dict(zip(spec.names, pool_alphas)),
+      modality_weights=modality_state.weights, modality_names=spec.names)
   return RoundView(view, fused_top1, metrics_lib.nll(probs, val_y),
                    metrics_lib.expected_calibration_error(probs, val_y), gaps,
-                   inputs_lib.relative_loss_change(curve), grad_norm)
+                   inputs_lib.relative_loss_change(curve), grad_norm), modality_state
 
 
 class EpisodeDraw(NamedTuple):
@@ -319,17 +349,19 @@ def _run_strategy(spec, source, draw, key, choose):
   positions = jnp.arange(spec.label_capacity, dtype=jnp.int32)  # pool rows are shuffled
 
   def round_step(carry, t):
-    positions, count = carry
-    view = round_view(spec, pool_x, pool_y, val_x, val_y, positions, count)
+    positions, count, modality_state = carry
+    view, modality_state = round_view(spec, pool_x, pool_y, val_x, val_y, positions, count,
+                                      modality_state)
     picks, extra = choose(jax.random.fold_in(key, t), view, count / spec.pool_size)
     active = t < draw.rounds
     positions = jax.lax.dynamic_update_slice(positions, picks.astype(jnp.int32), (count,))
     count = count + jnp.where(active, draw.budget, 0)
-    return (positions, count), (view.val_top1, extra)
+    return (positions, count, modality_state), (view.val_top1, extra)
 
-  (positions, count), (top1, extras) = jax.lax.scan(
-      round_step, (positions, draw.initial), jnp.arange(spec.rounds[1]))
-  final = round_view(spec, pool_x, pool_y, val_x, val_y, positions, count)
+  (positions, count, modality_state), (top1, extras) = jax.lax.scan(
+      round_step, (positions, draw.initial, amcb_init(len(spec.names))),
+      jnp.arange(spec.rounds[1]))
+  final, _ = round_view(spec, pool_x, pool_y, val_x, val_y, positions, count, modality_state)
   return jnp.concatenate([top1, final.val_top1[None]]), extras
 
 

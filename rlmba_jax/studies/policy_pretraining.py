@@ -32,7 +32,7 @@ import optax
 from rlmba_jax import parallel
 from rlmba_jax.data.loading import load_dataset
 from rlmba_jax.durable import append_jsonl, write_atomic, write_json
-from rlmba_jax.errors import WorkdirError
+from rlmba_jax.errors import ConfigError, WorkdirError
 from rlmba_jax.experiment.checkpoint import PRETRAINING_MANIFEST as MANIFEST
 from rlmba_jax.experiment.checkpoint import RoundCheckpointer, load_pretrained_params
 from rlmba_jax.experiment.progress import progress_wanted
@@ -68,7 +68,21 @@ def default_options() -> ml_collections.ConfigDict:
 
 def episode_spec(config: ml_collections.ConfigDict, names, num_classes: int,
                  options: ml_collections.ConfigDict) -> episodes_lib.EpisodeSpec:
+  """The episodes of ``config``'s RL-MBA run (its candidate scoring and AMCB), sized by the
+  episode ``options``. A ConfigError for what the simulation cannot reproduce: its inner
+  learner has no head per coalition of modalities, so neither Shapley contributions nor
+  the balance term of the reward (which is computed from them) exist in an episode."""
   r = config.al.rlmba
+  unsupported = []
+  if config.modality.amcb and config.modality.contribution != "top1_gap":
+    unsupported.append(f"modality.contribution={config.modality.contribution!r} (the "
+                       "episodes measure AMCB's top-1 gaps: set it to 'top1_gap')")
+  if r.balance_weight != 0:
+    unsupported.append(f"al.rlmba.balance_weight={r.balance_weight} (the episodes have no "
+                       "Shapley values for the balance term: set it to 0)")
+  if unsupported:
+    raise ConfigError("policy pretraining cannot simulate " + "; ".join(unsupported) +
+                      ". Nothing was written.")
   return episodes_lib.EpisodeSpec(
       names=tuple(names), num_classes=num_classes, pool_size=options.pool_size,
       val_size=options.val_size, initial=tuple(options.initial), budget=tuple(options.budget),
@@ -76,7 +90,8 @@ def episode_spec(config: ml_collections.ConfigDict, names, num_classes: int,
       beta=r.beta, efda=r.efda, lloyd_iterations=r.lloyd_iterations, diversity=r.diversity,
       difficulty_weight=r.difficulty_weight,
       amcb=config.modality.amcb, modality_temperature=config.modality.temperature,
-      modality_floor=config.modality.floor, references=tuple(options.references))
+      modality_floor=config.modality.floor, modality_momentum=config.modality.momentum,
+      modality_favour=config.modality.favour, references=tuple(options.references))
 
 
 def _manifest(config, spec, options) -> dict[str, Any]:
@@ -93,7 +108,13 @@ def _check_manifest(workdir: str, manifest: dict[str, Any]) -> None:
     os.makedirs(workdir, exist_ok=True)
     write_json(path, manifest)
     return
-  stored_norm = json.loads(json.dumps(read_stored_json(path)))
+  stored = read_stored_json(path)
+  if isinstance(stored.get("spec"), dict):
+    # A spec field added since the manifest was written ran with the field's default.
+    defaults = {f.name: f.default for f in dataclasses.fields(episodes_lib.EpisodeSpec)
+                if f.default is not dataclasses.MISSING}
+    stored = {**stored, "spec": {**defaults, **stored["spec"]}}
+  stored_norm = json.loads(json.dumps(stored))
   given = json.loads(json.dumps(manifest))
   diffs = sorted(k for k in set(stored_norm) | set(given) if stored_norm.get(k) != given.get(k))
   if diffs:
