@@ -182,7 +182,8 @@ def test_a_person_labelling_av_digits_sees_and_hears_every_item(tmp_path):
       # the log-mel is drawn with its lowest band (row 0) at the bottom, the image upright
       x = stored[modality][k]
       assert body == page._png(x[::-1] if modality == "audio" else x)
-      assert body != page._png(x[::-1] if modality == "image" else x)
+      if not np.array_equal(x, x[::-1]):  # the other orientation is another picture
+        assert body != page._png(x[::-1] if modality == "image" else x)
     kind, body = session.content(row["recording"])
     wav = os.path.join(FIXTURE, row["recording"])
     assert kind.startswith("audio/") and body == open(wav, "rb").read()
