@@ -106,10 +106,11 @@ def test_ablations_run(runs, tmp_path, ablation):
     assert "policy" in rounds[1]
 
 
-def test_the_pool_is_scored_once_per_round(tmp_path, monkeypatch):
-  """Evidential runs reuse the evaluation's pool outputs for the next round's selection
-  (the fused opinion is re-fused with the new AMCB weights), so each round predicts the
-  pool once, not twice."""
+@pytest.mark.parametrize("head", ["evidential", "softmax"])
+def test_the_pool_is_scored_once_per_round(tmp_path, monkeypatch, head):
+  """An in-memory run reuses the evaluation's pool outputs for the next round's selection
+  (an evidential fused opinion is re-fused with the new AMCB weights; a softmax head's
+  outputs do not depend on them), so each round predicts the pool once, not twice."""
   from rlmba_jax.experiment import start
   calls = []
   make_trainer = start.make_trainer
@@ -126,7 +127,8 @@ def test_the_pool_is_scored_once_per_round(tmp_path, monkeypatch):
     return trainer
 
   monkeypatch.setattr(start, "make_trainer", counting_make_trainer)
-  run(make_tiny_config(**{**EVIDENTIAL, "al.strategy": "entropy"}), str(tmp_path))
+  model = EVIDENTIAL if head == "evidential" else {"model.head": "softmax"}
+  run(make_tiny_config(**{**model, "al.strategy": "entropy"}), str(tmp_path))
   pool_size = 1398  # 1,400 less two copies of held-out rows (data.drop_pool_copies)
   assert calls.count(pool_size) == 3  # rounds 0, 1, 2: one pool pass each
 

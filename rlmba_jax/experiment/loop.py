@@ -239,7 +239,7 @@ def _run_rounds(config, workdir: str, data, mesh, phase: PhaseCallback, t_start:
   hooks = round_hooks(config, outs, writer, phase, bars)
   for hook in hooks:
     hook.start(histories)
-  pool_outputs = None  # the last evaluation's pool outputs (evidential heads), reused once
+  pool_outputs = None  # the last evaluation's pool outputs (in memory or evidential), reused once
   try:
     for r in range(last + 1, config.al.rounds + 1):
       given = [p[r - start] if r - start < len(p) else None for p in pending]

@@ -218,24 +218,24 @@ def evaluate_round(env: RoundEnv, state: RoundState, r: int) -> Evaluation:
   metrics = [{split: to_python(per_split[split][i]) for split in env.evals}
              for i in range(seeds.size)]
   gap, shapley = env.analyse(outputs["val"], env.evals["val"][1], weights)
+  # The pool's outputs: evidential heads' difficulty, the stopping signals' stop set, and
+  # the next round's selection (which reuses them: the same parameters, and the outputs
+  # of a softmax head with concat fusion do not depend on the modality weights). A
+  # streamed pool with softmax heads is left to the selection (its records carry no
+  # stopping kappa).
   pool_outputs, uncertainty = None, [None] * seeds.size
-  predicted = None
-  if env.config.model.head == "evidential":
-    pool_outputs = predicted = env.trainer.predict(train.params, env.pool_inputs, weights,
-                                                   train.model_state)
+  if env.config.model.head == "evidential" or not isinstance(env.pool_inputs, RecordSplit):
+    pool_outputs = env.trainer.predict(train.params, env.pool_inputs, weights,
+                                       train.model_state)
     check_finite_outputs(r, "pool", pool_outputs, env)
+  if env.config.model.head == "evidential":
     uncertainty = [float(u) for u in seeds.split(
         env.steps.pool_uncertainty(pool_outputs, state.labelled, weights))]
-  elif not isinstance(env.pool_inputs, RecordSplit):  # in memory: one cheap pass
-    predicted = env.trainer.predict(train.params, env.pool_inputs, weights,
-                                    train.model_state)
-  # The stopping signals' predictions on the stop set; a streamed pool with softmax heads
-  # is not predicted a second time for them (its records carry no stopping kappa).
   stop_predictions = [None] * seeds.size
-  if predicted is not None:
+  if pool_outputs is not None:
     stop_set = stopping.stop_set_positions(env.pool_size, env.config.al.stopping.set_size,
                                            env.config.data.split_seed)
-    labels = np.asarray(jax.device_get(jnp.argmax(predicted["fused_probs"], -1)))
+    labels = np.asarray(jax.device_get(jnp.argmax(pool_outputs["fused_probs"], -1)))
     stop_predictions = [np.asarray(l)[stop_set] for l in
                         (labels if seeds.batched else [labels])]
   return Evaluation(metrics, gap, shapley, pool_outputs, uncertainty, started,
