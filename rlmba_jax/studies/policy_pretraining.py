@@ -66,23 +66,28 @@ def default_options() -> ml_collections.ConfigDict:
   return o
 
 
-def episode_spec(config: ml_collections.ConfigDict, names, num_classes: int,
-                 options: ml_collections.ConfigDict) -> episodes_lib.EpisodeSpec:
-  """The episodes of ``config``'s RL-MBA run (its candidate scoring and AMCB), sized by the
-  episode ``options``. A ConfigError for what the simulation cannot reproduce: its inner
+def check_simulable(config: ml_collections.ConfigDict) -> None:
+  """A ConfigError for what an episode cannot reproduce of ``config``'s run: the inner
   learner has no head per coalition of modalities, so neither Shapley contributions nor
   the balance term of the reward (which is computed from them) exist in an episode."""
-  r = config.al.rlmba
   unsupported = []
   if config.modality.amcb and config.modality.contribution != "top1_gap":
     unsupported.append(f"modality.contribution={config.modality.contribution!r} (the "
                        "episodes measure AMCB's top-1 gaps: set it to 'top1_gap')")
-  if r.balance_weight != 0:
-    unsupported.append(f"al.rlmba.balance_weight={r.balance_weight} (the episodes have no "
-                       "Shapley values for the balance term: set it to 0)")
+  if config.al.rlmba.balance_weight != 0:
+    unsupported.append(f"al.rlmba.balance_weight={config.al.rlmba.balance_weight} (the "
+                       "episodes have no Shapley values for the balance term: set it to 0)")
   if unsupported:
     raise ConfigError("policy pretraining cannot simulate " + "; ".join(unsupported) +
                       ". Nothing was written.")
+
+
+def episode_spec(config: ml_collections.ConfigDict, names, num_classes: int,
+                 options: ml_collections.ConfigDict) -> episodes_lib.EpisodeSpec:
+  """The episodes of ``config``'s RL-MBA run (its candidate scoring and AMCB), sized by the
+  episode ``options`` (``check_simulable`` first)."""
+  check_simulable(config)
+  r = config.al.rlmba
   return episodes_lib.EpisodeSpec(
       names=tuple(names), num_classes=num_classes, pool_size=options.pool_size,
       val_size=options.val_size, initial=tuple(options.initial), budget=tuple(options.budget),
@@ -135,6 +140,7 @@ def _truncate_log(path: str, updates_done: int) -> None:
 def _source_and_spec(config: ml_collections.ConfigDict, options: ml_collections.ConfigDict
                      ) -> tuple[episodes_lib.EpisodeSource, episodes_lib.EpisodeSpec]:
   """The source's pool rows as episode features, and the checked episode spec."""
+  check_simulable(config)  # before the data set is loaded
   data = load_dataset(config.data)
   names = tuple(s.name for s in data.modalities)
   source = episodes_lib.episode_source(data.pool, names)
