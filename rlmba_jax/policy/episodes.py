@@ -22,7 +22,7 @@ devices):
   ``r_t = top1_policy(t+1) - mean_ref top1_ref(t+1)``, the references (random and BADGE by
   default) run on the same episode (same pool, validation split, initial set, b and R)
   inside the same simulation. Whatever ``al.rlmba.reward`` the run that uses the policy
-  names, the relative form is the right one here: the references' top-1 does not depend on
+  names, the relative form serves it: the references' top-1 does not depend on
   the round's draw, so subtracting it leaves the expected gradient of every round's
   log-probability unchanged (it only lowers the variance), and the same holds for the
   incremental form's previous top-1. ``reward_ema``, ``baseline_momentum`` and
