@@ -116,3 +116,36 @@ def test_an_entrys_seeds_run_in_seed_blocks_that_readers_find(tmp_path):
   # A seed added later goes into a new block; the finished ones are not run again.
   more = sweeps.plan_seed_runs(CONFIG, entry, "entropy", [0, 1, 2, 3], {}, COMMON, rounds=1)
   assert [os.path.basename(j.workdir) for j in more] == ["seeds_0003-0003"]
+
+
+def test_campaign_progress_reads_finished_and_running_blocks_from_the_folders(tmp_path,
+                                                                              capsys):
+  import importlib.util
+  spec = importlib.util.spec_from_file_location(
+      "campaign_progress", os.path.join(REPO, "launch", "campaign_progress.py"))
+  progress = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(progress)
+
+  def write(path, text=""):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+      f.write(text)
+
+  runs = tmp_path / "campaign" / "av" / "runs"
+  for first in (1000, 1010):  # two finished blocks, then a gap, then one more
+    write(str(runs / "margin" / f"seeds_{first}-{first + 9}" / "summary.json"), "{}")
+  write(str(runs / "margin" / "seeds_1030-1039" / "summary.json"), "{}")
+  # a running block: its slowest seed has round 0 and round 1
+  write(str(runs / "margin" / "seeds_1040-1049" / "seed_1040" / "rounds.jsonl"), "{}\n" * 3)
+  write(str(runs / "margin" / "seeds_1040-1049" / "seed_1041" / "rounds.jsonl"), "{}\n" * 2)
+  os.makedirs(runs / "random" / "seeds_1000-1009" / "checkpoints")
+  assert progress.sweep_progress(str(tmp_path / "campaign" / "av")) == {
+      "margin": {"seeds_1000-1009": "finished", "seeds_1010-1019": "finished",
+                 "seeds_1030-1039": "finished", "seeds_1040-1049": "round 1"},
+      "random": {"seeds_1000-1009": "started"}}
+  assert progress.main(["x", str(tmp_path / "campaign")]) == 0
+  out = capsys.readouterr().out
+  assert "av: 3 of 5 row blocks finished" in out
+  assert ("margin: seeds 1000-1019 finished (2 blocks); seeds 1030-1039 finished (1 block); "
+          "seeds_1040-1049 round 1") in out
+  assert progress.main(["x", str(tmp_path / "nothing")]) == 2
