@@ -134,6 +134,31 @@ def run_python(code: str, *, env: dict | None = None, timeout: int = 600
 TIMING = ("select_seconds", "train_seconds", "eval_seconds")
 
 
+def count_pool_passes(monkeypatch) -> list[int]:
+  """The row count of every input the runs' trainers predict on from now on (the pool's
+  is its size): ``start.make_trainer`` patched to count ``Trainer.predict`` calls."""
+  from rlmba_jax.experiment import start  # pylint: disable=g-import-not-at-top
+  calls: list[int] = []
+  make_trainer = start.make_trainer
+
+  def counting_make_trainer(*args, **kwargs):
+    trainer = make_trainer(*args, **kwargs)
+    predict = trainer.predict
+
+    def counted(params, inputs, *rest, **kw):
+      calls.append(next(iter(inputs.values())).shape[0])
+      return predict(params, inputs, *rest, **kw)
+
+    trainer.predict = counted
+    return trainer
+
+  monkeypatch.setattr(start, "make_trainer", counting_make_trainer)
+  return calls
+
+
+MFEAT_POOL_SIZE = 1398  # 1,400 less two copies of held-out rows (data.drop_pool_copies)
+
+
 def read_rounds(workdir) -> list[dict]:
   """A workdir's rounds.jsonl records without their (machine-dependent) timings."""
   import json  # pylint: disable=g-import-not-at-top

@@ -5,7 +5,8 @@ import textwrap
 
 import pytest
 
-from conftest import make_tiny_config, read_ledger, read_rounds, run_python
+from conftest import (MFEAT_POOL_SIZE, count_pool_passes, make_tiny_config, read_ledger,
+                      read_rounds, run_python)
 from rlmba_jax.experiment import ConfigError, WorkdirError, run
 
 pytestmark = pytest.mark.slow  # end-to-end runs of the loop, kill -9 and resume
@@ -19,6 +20,14 @@ def reference(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("reference"))
   summary = run(make_tiny_config(**{"al.strategy": "entropy"}), workdir)
   return workdir, summary
+
+
+def test_a_softmax_run_predicts_the_pool_once_per_round(tmp_path, monkeypatch):
+  """The evaluation's pool outputs (made for the stopping signals' stop set) serve the next
+  round's selection: a softmax head's concat fusion does not read the AMCB weights."""
+  calls = count_pool_passes(monkeypatch)
+  run(make_tiny_config(**{"al.strategy": "entropy", "al.rounds": 1}), str(tmp_path))
+  assert calls.count(MFEAT_POOL_SIZE) == 2  # rounds 0 and 1, not 3 (a second pass to select)
 
 
 def test_outputs(reference):

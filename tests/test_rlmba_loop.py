@@ -5,7 +5,8 @@ import textwrap
 
 import pytest
 
-from conftest import make_tiny_config, read_ledger, read_rounds, run_python
+from conftest import (MFEAT_POOL_SIZE, count_pool_passes, make_tiny_config, read_ledger,
+                      read_rounds, run_python)
 from rlmba_jax.experiment import WorkdirError, run
 
 
@@ -106,31 +107,13 @@ def test_ablations_run(runs, tmp_path, ablation):
     assert "policy" in rounds[1]
 
 
-@pytest.mark.parametrize("head", ["evidential", "softmax"])
-def test_the_pool_is_scored_once_per_round(tmp_path, monkeypatch, head):
-  """An in-memory run reuses the evaluation's pool outputs for the next round's selection
-  (an evidential fused opinion is re-fused with the new AMCB weights; a softmax head's
-  outputs do not depend on them), so each round predicts the pool once, not twice."""
-  from rlmba_jax.experiment import start
-  calls = []
-  make_trainer = start.make_trainer
-
-  def counting_make_trainer(*args, **kwargs):
-    trainer = make_trainer(*args, **kwargs)
-    predict = trainer.predict
-
-    def counted(params, inputs, *rest, **kw):
-      calls.append(next(iter(inputs.values())).shape[0])
-      return predict(params, inputs, *rest, **kw)
-
-    trainer.predict = counted
-    return trainer
-
-  monkeypatch.setattr(start, "make_trainer", counting_make_trainer)
-  model = EVIDENTIAL if head == "evidential" else {"model.head": "softmax"}
-  run(make_tiny_config(**{**model, "al.strategy": "entropy"}), str(tmp_path))
-  pool_size = 1398  # 1,400 less two copies of held-out rows (data.drop_pool_copies)
-  assert calls.count(pool_size) == 3  # rounds 0, 1, 2: one pool pass each
+def test_the_pool_is_scored_once_per_round(tmp_path, monkeypatch):
+  """Evidential runs reuse the evaluation's pool outputs for the next round's selection
+  (the fused opinion is re-fused with the new AMCB weights), so each round predicts the
+  pool once, not twice (softmax heads: test_loop.py)."""
+  calls = count_pool_passes(monkeypatch)
+  run(make_tiny_config(**{**EVIDENTIAL, "al.strategy": "entropy"}), str(tmp_path))
+  assert calls.count(MFEAT_POOL_SIZE) == 3  # rounds 0, 1, 2: one pool pass each
 
 
 # The paper's protocol: a softmax multimodal head over evidential modality heads, with the
