@@ -94,6 +94,7 @@ def main(argv):
            "records in `seeds.jsonl`; regenerate with "
            f"`python launch/compare.py --out={out}"
            + (f" --report_seeds={_REPORT_SEEDS.value}" if _REPORT_SEEDS.value else "")
+           + (f" --title='{_TITLE.value}'" if _TITLE.value else "")
            + f"`. Plan: `{_plan_path(out)}`.")
   text = pr.paired_report(records, families(labels), title=_TITLE.value or
                           os.path.basename(os.path.normpath(out)), notes=notes, out_dir=out,
