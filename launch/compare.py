@@ -63,15 +63,6 @@ def families(labels):
           ("Headroom (greedy oracle: an upper bound, never a method)", headroom)]
 
 
-def _plan_path(out: str) -> str:
-  """The study's plan relative to ``out``: its own, or its parent's for a setting's
-  subfolder (``results/mfeat_paired/longtail`` reads ``../plan.md``)."""
-  if not os.path.exists(os.path.join(out, "plan.md")) and os.path.exists(
-      os.path.join(os.path.dirname(os.path.normpath(out)), "plan.md")):
-    return "../plan.md"
-  return "plan.md"
-
-
 def main(argv):
   del argv
   out = _OUT.value
@@ -95,7 +86,7 @@ def main(argv):
            f"`python launch/compare.py --out={out}"
            + (f" --report_seeds={_REPORT_SEEDS.value}" if _REPORT_SEEDS.value else "")
            + (f" --title='{_TITLE.value}'" if _TITLE.value else "")
-           + f"`. Plan: `{_plan_path(out)}`.")
+           + "`. Plan: `plan.md`.")
   text = pr.paired_report(records, families(labels), title=_TITLE.value or
                           os.path.basename(os.path.normpath(out)), notes=notes, out_dir=out,
                           penalty_rows=[l for l in PENALTY if l in labels])

@@ -315,7 +315,7 @@ def test_episode_modality_weights_follow_the_loops_amcb_update_with_momentum_and
     np.testing.assert_allclose(weights[t], np.asarray(state.weights), rtol=1e-6)
 
 
-def test_pretraining_refuses_what_the_episodes_cannot_simulate(tmp_path):
+def test_pretraining_refuses_what_the_episodes_cannot_simulate():
   options = _options()
   for key, value, hint in (("modality.contribution", "shapley", "top1_gap"),
                            ("al.rlmba.balance_weight", 0.5, "balance_weight")):

@@ -263,11 +263,10 @@ def update_modality_weights(env: RoundEnv, weights: modality.ModalityWeightState
                    else evaluation.shapley)
 
   def update(state, delta):  # eager, as a single run computes it
-    if config.modality.favour == "weaker":
-      delta = -delta
     return modality.amcb_update(state, delta, temperature=config.modality.temperature,
                                 floor=config.modality.floor,
-                                momentum=config.modality.momentum)
+                                momentum=config.modality.momentum,
+                                favour=config.modality.favour)
 
   return env.seeds.each(update, weights, contributions)
 

@@ -47,14 +47,19 @@ def amcb_weights(contributions: jnp.ndarray, temperature: float, floor: float) -
 
 
 def amcb_update(state: ModalityWeightState, contributions: jnp.ndarray, *,
-                temperature: float = 0.1, floor: float = 0.02, momentum: float = 0.0
-                ) -> ModalityWeightState:
+                temperature: float = 0.1, floor: float = 0.02, momentum: float = 0.0,
+                favour: str = "stronger") -> ModalityWeightState:
   """Folds one round's contributions ``Delta [M]`` into the state.
 
-  ``momentum`` in ``[0, 1)`` smooths the contributions over rounds (0 = use this round's);
-  the first update takes the contributions as they are.
+  ``favour="weaker"`` negates them first (weight to the lagging modalities). ``momentum``
+  in ``[0, 1)`` smooths the contributions over rounds (0 = use this round's); the first
+  update takes the contributions as they are.
   """
   chex.assert_equal_shape((state.contributions, contributions))
+  if favour not in FAVOUR:
+    raise ValueError(f"favour={favour!r}; choose from {FAVOUR}")
+  if favour == "weaker":
+    contributions = -contributions
   smoothed = jnp.where(state.count > 0,
                        momentum * state.contributions + (1.0 - momentum) * contributions,
                        contributions)

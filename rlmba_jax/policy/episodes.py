@@ -235,13 +235,13 @@ class RoundView(NamedTuple):
 def modality_weight_update(spec: EpisodeSpec, state: ModalityWeightState, gaps: jnp.ndarray
                            ) -> ModalityWeightState:
   """AMCB's update of the round as the loop makes it (``experiment.rounds``): the gaps
-  ``[M]`` (negated for ``modality_favour="weaker"``) folded into ``state`` with the spec's
-  temperature, floor and momentum; the state unchanged (uniform weights) without AMCB."""
+  ``[M]`` folded into ``state`` with the spec's favour, temperature, floor and momentum;
+  the state unchanged (uniform weights) without AMCB."""
   if not spec.amcb:
     return state
-  delta = -gaps if spec.modality_favour == "weaker" else gaps
-  return amcb_update(state, delta, temperature=spec.modality_temperature,
-                     floor=spec.modality_floor, momentum=spec.modality_momentum)
+  return amcb_update(state, gaps, temperature=spec.modality_temperature,
+                     floor=spec.modality_floor, momentum=spec.modality_momentum,
+                     favour=spec.modality_favour)
 
 
 def round_view(spec: EpisodeSpec, pool_x, pool_y, val_x, val_y, positions: jnp.ndarray,
