@@ -122,7 +122,7 @@ def test_rounds_record_the_diagnostics(margin_runs):
   assert "selection" not in rounds[0]
   diag = rounds[1]["selection"]
   assert sum(diag["class_counts"]) == 10 and diag["overlap_margin"] == 1.0
-  assert set(diag["rank_uncertainty"]) == {"fou", "fac", "kar", "pix", "zer", "mor"}
+  assert set(diag["rank_uncertainty"]) == {"fou", "fac", "kar", "zer", "mor"}
   assert "selection" not in read_rounds(margin_runs["curves"])[1]  # off unless asked
 
 

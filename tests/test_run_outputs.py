@@ -47,7 +47,7 @@ def test_tensorboard_holds_each_rounds_scalars_once_even_after_a_resume(tmp_path
   want = [(r["num_labeled"], pytest.approx(r["val_top1"])) for r in rounds]
   assert scalars["val/top1"] == want  # one point per round, x = labels, no duplicates
   assert [s for s, _ in scalars["test/top1"]] == [20, 30, 40]
-  for m in ("fou", "pix"):
+  for m in ("fou", "mor"):
     assert len(scalars[f"modality_weights/{m}"]) == 3
     assert len(scalars[f"per_modality_val_top1/{m}"]) == 3
   assert "seconds/train" in scalars and "balance" in round_scalars(rounds[0])
