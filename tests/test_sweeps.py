@@ -18,7 +18,8 @@ COMMON = ["--config.data.source=files", "--config.eval.tensorboard=false",
           "--config.al.rounds=1", "--config.train.num_epochs=20",
           "--config.train.learning_rate=0.005", "--config.train.batch_size=32",
           "--config.train.eval_batch_size=256", "--config.model.width=32",
-          "--config.model.hidden=(32,)", "--config.model.conv_channels=(8,16)"]
+          "--config.model.hidden=(32,)", "--config.model.conv_channels=(8,16)",
+          "--config.data.modalities=fou,fac,kar,zer,mor"]
 ENTRIES = [("random", "random", {}), ("entropy", "entropy", {}),
            ("unknown_key", "random", {"al.nope": "1"}), ("unknown_strategy", "nope", {})]
 
