@@ -22,9 +22,11 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # agrees: its 200 Adam steps amplify last-bit differences of the split reductions. The
 # test of every strategy on a split pool allows GCN-AL that; RLMBA_TEST_XLA_OPTIMIZE=1
 # checks the optimised build.)
+# The same for XLA:CPU's fusion emitters: with the older ones (``use_fusion_emitters=false``)
+# a tiny mfeat run compiles in 7 s instead of 10.7 s (two runs each, 2026-12-07).
 TEST_XLA_FLAGS = ""
 if os.environ.get("RLMBA_TEST_XLA_OPTIMIZE", "0") in ("0", ""):
-  TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+  TEST_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
   if TEST_XLA_FLAGS not in os.environ.get("XLA_FLAGS", ""):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + TEST_XLA_FLAGS).strip()
 
@@ -175,3 +177,25 @@ def read_ledger(workdir) -> list[dict]:
   import json  # pylint: disable=g-import-not-at-top
   with open(os.path.join(workdir, "ledger.jsonl")) as f:
     return [json.loads(l) for l in f]
+
+
+# Whether the suite compiles as users do (RLMBA_TEST_XLA_OPTIMIZE=1): only then are a
+# seed-batched program's floats promised to equal the single run's in every bit.
+USERS_XLA_BUILD = not TEST_XLA_FLAGS
+
+
+def record_differences(a, b, rel: float = 0.0, path: str = "") -> list[str]:
+  """Where two JSON records differ: ids, counts and strings exactly, floats to ``rel``
+  (relative; 0: every bit). Empty when they match."""
+  if isinstance(a, dict) and isinstance(b, dict):
+    if set(a) != set(b):
+      return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
+    return [d for k in a for d in record_differences(a[k], b[k], rel, f"{path}.{k}")]
+  if isinstance(a, list) and isinstance(b, list):
+    if len(a) != len(b):
+      return [f"{path}: {len(a)} vs {len(b)} items"]
+    return [d for i, (x, y) in enumerate(zip(a, b))
+            for d in record_differences(x, y, rel, f"{path}[{i}]")]
+  if isinstance(a, float) and isinstance(b, float):
+    return [] if abs(a - b) <= rel * max(abs(a), abs(b)) else [f"{path}: {a} vs {b}"]
+  return [] if a == b and type(a) is type(b) else [f"{path}: {a!r} vs {b!r}"]

@@ -7,7 +7,8 @@ import textwrap
 
 import pytest
 
-from conftest import make_tiny_config, read_ledger, read_rounds, run_python
+from conftest import (USERS_XLA_BUILD, make_tiny_config, read_ledger, read_rounds,
+                      record_differences, run_python)
 from rlmba_jax.experiment import ConfigError, WorkdirError, run
 from rlmba_jax.experiment.event_files import event_files
 from rlmba_jax.experiment.seeds import parse_seeds
@@ -143,9 +144,12 @@ def test_rlmba_against_batched_references_equals_its_single_runs(tmp_path):
   single = str(tmp_path / "single")
   run(make_tiny_config(**{**rlmba, "seed": 5}), single)
   folder = os.path.join(batched, "seed_0005")
-  assert read_ledger(folder) == read_ledger(single)
+  assert read_ledger(folder) == read_ledger(single)  # the same picks, whatever the build
   rounds = read_rounds(folder)
-  assert rounds == read_rounds(single)
+  # Every bit in the build users run; the suite's quick-compiling build (conftest) fuses the
+  # vmapped evidential programs differently, so there the floats agree to float32 rounding.
+  rel = 0.0 if USERS_XLA_BUILD else 1e-5
+  assert not record_differences(rounds, read_rounds(single), rel)
   assert all("policy" in r and "selection" in r for r in rounds[1:])
   assert read_rounds(os.path.join(batched, "seed_0004"))[1]["policy"] != rounds[1]["policy"]
 
