@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
+import multiprocessing
 import os
 import shutil
 import sys
@@ -171,7 +172,12 @@ def extract(jobs: Iterable[tuple], *, workers: int = 4, on_error: str = "skip"
   if workers <= 1:
     results = map(extract_one, jobs)
   else:
-    pool = concurrent.futures.ProcessPoolExecutor(workers)
+    # Worker processes are started fresh ("spawn"), never forked: a fork of a process that
+    # has threads (JAX's, or FFmpeg's decoder threads after an in-process decode) can copy
+    # a lock some thread held, and the child then waits on it forever; the test suite hung
+    # that way in CI.
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"))
     results = pool.map(extract_one, jobs, chunksize=4)
   try:
     for status, message in results:
