@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import claim_worker
 from conftest import REPO, make_tiny_config, read_ledger, read_rounds
 from rlmba_jax import fusion
 from rlmba_jax.experiment import (EXIT_CODES, CheckpointError, ConfigError, DataError,
@@ -337,11 +338,16 @@ def test_a_ledger_without_digests_or_with_extra_rounds_is_refused(reference, tmp
 def test_two_processes_claiming_one_workdir_together_leave_the_winners_lock(tmp_path):
   """The refused process removes nothing, even when it raced the winner to the folder."""
   import multiprocessing
-  ctx = multiprocessing.get_context("fork")
+  # forkserver: the children fork from a fresh single-threaded server that has imported
+  # the claim (and JAX) once, never from this process with its JAX threads (a fork of a
+  # threaded process can deadlock; JAX warns so). Python 3.11's server ignores the test's
+  # sys.path, so it preloads the library's module, not claim_worker.
+  ctx = multiprocessing.get_context("forkserver")
+  ctx.set_forkserver_preload(["rlmba_jax.experiment.workdir"])
   for trial in range(20):
     workdir = str(tmp_path / f"w{trial}")
     barrier, results = ctx.Barrier(2), ctx.Queue()
-    procs = [ctx.Process(target=_claim_and_hold, args=(workdir, barrier, results))
+    procs = [ctx.Process(target=claim_worker.claim_and_hold, args=(workdir, barrier, results))
              for _ in range(2)]
     for p in procs:
       p.start()
@@ -349,22 +355,6 @@ def test_two_processes_claiming_one_workdir_together_leave_the_winners_lock(tmp_
       p.join(30)
     outcomes = sorted(results.get(timeout=5) for _ in procs)
     assert outcomes == ["held, lock present", "refused"], (trial, outcomes)
-
-
-def _claim_and_hold(workdir, barrier, results):
-  import time as time_lib
-
-  from rlmba_jax.errors import WorkdirLockedError
-  from rlmba_jax.experiment.workdir import claim
-  barrier.wait()
-  try:
-    with claim(workdir):
-      time_lib.sleep(0.3)  # the other process is refused meanwhile
-      present = os.path.exists(os.path.join(workdir, ".lock"))
-      open(os.path.join(workdir, "config.json"), "w").write("{}")
-      results.put("held, lock present" if present else "held, lock GONE")
-  except WorkdirLockedError:
-    results.put("refused")
 
 
 def test_sigterm_exits_130_with_one_line(tmp_path):
