@@ -287,8 +287,8 @@ def _weights_per_round(spec, source, key):
   draw = episodes.draw_episode(spec, key, source.labels.shape[0])
   choose = lambda k, view, _: (jax.random.choice(k, spec.pool_size, (spec.budget[1],), False),
                                (view.pool.modality_weights, view.gaps))
-  _, (weights, gaps) = jax.jit(lambda k: episodes._run_strategy(spec, source, draw, k, choose))(
-      jax.random.key(5))
+  _, (weights, gaps) = jax.jit(
+      lambda k: episodes.simulate_strategy(spec, source, draw, k, choose))(jax.random.key(5))
   return np.asarray(weights), np.asarray(gaps)
 
 

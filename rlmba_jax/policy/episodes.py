@@ -339,9 +339,14 @@ class EpisodeOutcome(NamedTuple):
   rewards: jnp.ndarray
 
 
-def _run_strategy(spec, source, draw, key, choose):
-  """One active-learning run of the episode with ``choose(key, view, labelled fraction) ->
-  (positions [b_max], extra)``. -> (val top-1 ``[R_max + 1]``, stacked extras)."""
+def simulate_strategy(spec: EpisodeSpec, source: EpisodeSource, draw: EpisodeDraw,
+                      key: jax.Array, choose) -> tuple[jnp.ndarray, Any]:
+  """One active-learning run of the drawn episode, picking with ``choose(key, view,
+  labelled fraction) -> (positions [b_max], extra)``: the policy's and each reference's run
+  in ``simulate_episode``, or any strategy of yours on the same draw.
+
+  Returns ``(val top-1 [R_max + 1], extras stacked over a leading [R_max] round axis)``.
+  """
   pool_x = tuple(x[draw.pool_rows] for x in source.features)
   pool_y = source.labels[draw.pool_rows]
   val_x = tuple(x[draw.val_rows] for x in source.features)
@@ -374,12 +379,12 @@ def simulate_episode(spec: EpisodeSpec, network, params: Any, source: EpisodeSou
   def policy_choose(k, view, fraction):
     return policy_choice(spec, network, params, k, view, draw.budget, fraction)
 
-  policy_top1, transitions = _run_strategy(spec, source, draw, k_policy, policy_choose)
+  policy_top1, transitions = simulate_strategy(spec, source, draw, k_policy, policy_choose)
   reference_top1 = []
   for name, k in zip(spec.references, k_refs):
     select = get_strategy(name)
     choose = lambda k_, view, _, select=select: (select(k_, view.pool, spec.budget[1]), ())
-    reference_top1.append(_run_strategy(spec, source, draw, k, choose)[0])
+    reference_top1.append(simulate_strategy(spec, source, draw, k, choose)[0])
   reference_top1 = jnp.stack(reference_top1)
   active = jnp.arange(spec.rounds[1]) < draw.rounds
   rewards = jnp.where(active, policy_top1[1:] - jnp.mean(reference_top1[:, 1:], 0), 0.0)
