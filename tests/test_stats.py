@@ -142,3 +142,64 @@ def test_records_of_a_continued_campaign_merge_only_when_they_reproduce():
   other = [dict(kept[0], test_top1=[.4, .51])]
   with pytest.raises(ValueError, match="margin seed 1000: the new run's test_top1 differ"):
     pr.merge_records(kept, other)
+
+
+def _class_coverage_module():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launch",
+                      "class_coverage.py")
+  spec = importlib.util.spec_from_file_location("class_coverage", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_class_coverage_counts_each_rows_picks_by_class_and_wrong_answers(tmp_path):
+  """launch/class_coverage.py on hand-made run folders of a long-tailed, noisy mfeat pool,
+  against counts made here from mfeat's layout (class k = rows 200 k .. 200 k + 199)."""
+  import json  # pylint: disable=g-import-not-at-top
+
+  from rlmba_jax.config_defaults import default_config  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
+  coverage = _class_coverage_module()
+  config = default_config()
+  config.data.source, config.data.pool_imbalance, config.data.label_noise = "files", 10.0, 0.2
+  pool = load_dataset(config.data).pool
+  true = pool.ids // 200
+  given = dict(zip(pool.ids.tolist(), pool.labels.tolist()))
+  assert 0 < np.mean(pool.labels != true) < 0.4  # the noise is there to be counted
+  rng = np.random.default_rng(0)
+  picked = {}
+  for row, seeds in (("a", (1000, 1001)), ("b", (1000, 1001, 1002))):
+    for seed in seeds:
+      ids = rng.choice(pool.ids, 25, replace=False).tolist()
+      picked[row, seed] = ids
+      block = tmp_path / "runs" / row / "seeds_1000-1002"
+      run = block / f"seed_{seed}"
+      run.mkdir(parents=True)
+      (block / "seeds.json").write_text("[]")
+      (run / "config.json").write_text(json.dumps(config.to_dict()))
+      (run / "ledger.jsonl").write_text("".join(
+          json.dumps({"round": r, "ids": ids[5 * r:5 * r + 5]}) + "\n" for r in range(5)))
+      if (row, seed) != ("b", 1002):  # an unfinished run is left out
+        (run / "summary.json").write_text("{}")
+  result = coverage.coverage(str(tmp_path))
+  counts = np.bincount(true, minlength=10)
+  rarest = np.argsort(counts, kind="stable")
+  assert result["classes_rarest_first"] == rarest.tolist()
+  assert sorted(result["rows"]) == ["a", "b"] and sorted(result["rows"]["b"]) == [1000, 1001]
+  for (row, seed), ids in picked.items():
+    if (row, seed) == ("b", 1002):
+      continue
+    got = result["rows"][row][seed]
+    picks = ids[5:]  # round 0 is the initial set
+    labels = np.asarray([given[i] for i in picks])
+    assert got["picks_per_class"] == np.bincount(labels, minlength=10)[rarest].tolist()
+    assert got["rare_half_share"] == pytest.approx(np.isin(labels, rarest[:5]).mean())
+    assert got["fewest_labels"] == np.bincount([given[i] for i in ids], minlength=10).min()
+    assert got["wrong_share"] == pytest.approx(np.mean([given[i] != i // 200 for i in picks]))
+  text = coverage.report(result, "a")
+  assert "| b | 2 |" in text and "a − each row" in text
+  assert result["rows"] == coverage.coverage(str(tmp_path), {1000, 1001})["rows"]
+  assert list(coverage.coverage(str(tmp_path), {1001})["rows"]["a"]) == [1001]
