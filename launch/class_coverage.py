@@ -1,32 +1,20 @@
-r"""Which classes (and, with a noisy person, which wrong answers) each strategy labelled: a
-diagnostic read from a sweep's run folders, for the readings of the harder settings.
+r"""Which classes (and, with a noisy person, which wrong answers) each strategy labelled,
+from a sweep's run folders (``rlmba_jax.studies.class_coverage``): the diagnostic in the
+readings of the harder settings.
 
   python launch/class_coverage.py --sweep=runs/campaign/mfeat_longtail \
       --out=results/mfeat_paired/longtail --report_seeds=1000-1049
 
-For every finished run of ``SWEEP/runs/<row>/`` (seed-batched ``seeds_A-B/seed_NNNN`` or
-single ``seed<k>``) on the report seeds, the ledger's picks after the initial set (the
-initial set is the same for every row of a seed) are mapped to their pool labels, read
-from the data set the sweep's ``config.json`` names. Per row, over seeds (mean and sample
-std): the picks of each class, classes ordered from the rarest in the pool; the share of
-picks in the rarest half of the classes; the fewest labels any class has at the end
-(initial set included); and, with ``data.label_noise > 0``, the share of picks whose
-label is wrong. Then paired differences of those per-seed figures, ``rlmba_tuned`` minus
-each other row, with their 95 % paired-t intervals (exploratory: not a hypothesis of any
-plan, so no Holm and no verdict). Writes ``OUT/class_coverage.md`` and ``.json``.
+Writes ``OUT/class_coverage.md`` and ``OUT/class_coverage.json`` (every per-seed figure).
 """
 
 import json
 import os
 
 from absl import app, flags
-import ml_collections
-import numpy as np
 
-from rlmba_jax.data import load_dataset
 from rlmba_jax.experiment.seeds import parse_seeds
-from rlmba_jax.studies import stats
-from rlmba_jax.studies.sweeps import seed_run_folders
+from rlmba_jax.studies.class_coverage import coverage, coverage_report
 
 _SWEEP = flags.DEFINE_string("sweep", None, "The sweep folder (holds runs/<row>/...).")
 _OUT = flags.DEFINE_string("out", None, "The study's results folder.")
@@ -36,119 +24,6 @@ _REFERENCE = flags.DEFINE_string("reference", "rlmba_tuned", "The row the others
                                  "against.")
 
 
-def _finished_runs(sweep: str):
-  """``(row, seed, run folder)`` of every finished run (it has its summary.json)."""
-  runs_dir = os.path.join(sweep, "runs")
-  for row in sorted(os.listdir(runs_dir)):
-    for seed, run in sorted(seed_run_folders(os.path.join(runs_dir, row)).items()):
-      if os.path.exists(os.path.join(run, "summary.json")):
-        yield row, seed, run
-
-
-def _pool_labels(config_path: str):
-  """``(id -> label the person gives, id -> true label, class count)`` of the pool."""
-  with open(config_path) as f:
-    data = ml_collections.ConfigDict(json.load(f)["data"])
-  given = load_dataset(data).pool
-  clean_cfg = ml_collections.ConfigDict(data.to_dict())
-  clean_cfg.label_noise = 0.0
-  clean = load_dataset(clean_cfg).pool
-  if not np.array_equal(given.ids, clean.ids):
-    raise ValueError("the pool's rows depend on data.label_noise; cannot tell wrong labels")
-  num_classes = int(max(given.labels.max(), clean.labels.max())) + 1
-  return (dict(zip(given.ids.tolist(), given.labels.tolist())),
-          dict(zip(clean.ids.tolist(), clean.labels.tolist())), num_classes,
-          float(data.label_noise))
-
-
-def _read_ledger(run: str) -> list[list[int]]:
-  with open(os.path.join(run, "ledger.jsonl")) as f:
-    return [json.loads(line)["ids"] for line in f if line.strip()]
-
-
-def coverage(sweep: str, seeds=None) -> dict:
-  """The per-seed figures of every row (see the module docstring)."""
-  runs = [r for r in _finished_runs(sweep) if seeds is None or r[1] in seeds]
-  if not runs:
-    raise FileNotFoundError(f"no finished run under {sweep}/runs on those seeds")
-  given, true, num_classes, noise = _pool_labels(os.path.join(runs[0][2], "config.json"))
-  pool_counts = np.bincount(list(true.values()), minlength=num_classes)
-  rarest_first = np.argsort(pool_counts, kind="stable")
-  rare_half = set(rarest_first[: num_classes // 2].tolist())
-  rows: dict[str, dict] = {}
-  for row, seed, run in runs:
-    rounds = _read_ledger(run)
-    initial, picks = rounds[0], [i for r in rounds[1:] for i in r]
-    labels = np.asarray([given[i] for i in picks])
-    per_class = np.bincount(labels, minlength=num_classes)[rarest_first]
-    final = np.bincount([given[i] for i in initial + picks], minlength=num_classes)
-    figures = {"picks_per_class": per_class.tolist(),
-               "rare_half_share": float(np.isin(labels, list(rare_half)).mean()),
-               "fewest_labels": int(final.min())}
-    if noise > 0:
-      figures["wrong_share"] = float(np.mean([given[i] != true[i] for i in picks]))
-    rows.setdefault(row, {})[seed] = figures
-  return {"sweep": os.path.abspath(sweep), "num_classes": num_classes,
-          "pool_counts_rarest_first": pool_counts[rarest_first].tolist(),
-          "classes_rarest_first": rarest_first.tolist(),
-          "rare_half_pool_share": float(pool_counts[list(rare_half)].sum()
-                                        / pool_counts.sum()),
-          "label_noise": noise, "rows": rows}
-
-
-def _mean_sd(values) -> str:
-  values = np.asarray(values, np.float64)
-  sd = values.std(ddof=1) if len(values) > 1 else float("nan")
-  return f"{values.mean():.2f} ± {sd:.2f}"
-
-
-def report(result: dict, reference: str) -> str:
-  rows = result["rows"]
-  metrics = [("rare_half_share", "share of picks in the rarest half of the classes", 100),
-             ("fewest_labels", "fewest labels of any class at the end", 1)]
-  if result["label_noise"] > 0:
-    metrics.append(("wrong_share", "share of picks with a wrong label", 100))
-  lines = [f"# Which classes each strategy labelled ({os.path.basename(result['sweep'])})", "",
-           "Regenerate with `python launch/class_coverage.py --sweep=<sweep> --out=<this "
-           "folder> --report_seeds=<seeds>`; per-seed figures in `class_coverage.json`. The "
-           "picks after the initial set (the same for every row of a seed). Exploratory: "
-           "no plan names these figures, so no Holm correction and no verdict.", "",
-           f"Pool examples per class, rarest first: {result['pool_counts_rarest_first']} "
-           f"(classes {result['classes_rarest_first']}); the rarest half holds "
-           f"{100 * result['rare_half_pool_share']:.1f} % of the pool.", "",
-           "| row | n | " + " | ".join(f"{name} ({'%' if scale == 100 else 'count'})"
-                                      for _, name, scale in metrics) + " |",
-           "| --- | --- |" + " --- |" * len(metrics)]
-  order = sorted(rows, key=lambda r: -np.mean([s["rare_half_share"] for s in rows[r].values()]))
-  for row in order:
-    seeds = rows[row]
-    cells = [_mean_sd([scale * s[key] for s in seeds.values()]) for key, _, scale in metrics]
-    lines.append(f"| {row} | {len(seeds)} | " + " | ".join(cells) + " |")
-  lines += ["", "Mean picks per class (rarest first):", "",
-            "| row | " + " | ".join(str(c) for c in result["classes_rarest_first"]) + " |",
-            "| --- |" + " --- |" * result["num_classes"]]
-  for row in order:
-    mean = np.mean([s["picks_per_class"] for s in rows[row].values()], axis=0)
-    lines.append(f"| {row} | " + " | ".join(f"{m:.1f}" for m in mean) + " |")
-  if reference in rows:
-    lines += ["", f"Paired over common seeds, {reference} − each row (95 % paired-t CI):", "",
-              "| − row | n | " + " | ".join(name for _, name, _ in metrics) + " |",
-              "| --- | --- |" + " --- |" * len(metrics)]
-    for row in order:
-      if row == reference:
-        continue
-      cells, n = [], 0
-      for key, _, scale in metrics:
-        a = {s: scale * f[key] for s, f in rows[reference].items()}
-        b = {s: scale * f[key] for s, f in rows[row].items()}
-        _, d = stats.paired_differences(a, b)
-        mean, low, high, _ = stats.paired_t(d)
-        n = len(d)
-        cells.append(f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]")
-      lines.append(f"| {row} | {n} | " + " | ".join(cells) + " |")
-  return "\n".join(lines) + "\n"
-
-
 def main(argv):
   del argv
   seeds = set(parse_seeds(_REPORT_SEEDS.value)) if _REPORT_SEEDS.value else None
@@ -156,7 +31,7 @@ def main(argv):
   os.makedirs(_OUT.value, exist_ok=True)
   with open(os.path.join(_OUT.value, "class_coverage.json"), "w") as f:
     json.dump(result, f, indent=1, sort_keys=True)
-  text = report(result, _REFERENCE.value)
+  text = coverage_report(result, _REFERENCE.value)
   with open(os.path.join(_OUT.value, "class_coverage.md"), "w") as f:
     f.write(text)
   print(text)

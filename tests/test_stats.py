@@ -144,25 +144,14 @@ def test_records_of_a_continued_campaign_merge_only_when_they_reproduce():
     pr.merge_records(kept, other)
 
 
-def _class_coverage_module():
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  import os  # pylint: disable=g-import-not-at-top
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launch",
-                      "class_coverage.py")
-  spec = importlib.util.spec_from_file_location("class_coverage", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_class_coverage_counts_each_rows_picks_by_class_and_wrong_answers(tmp_path):
-  """launch/class_coverage.py on hand-made run folders of a long-tailed, noisy mfeat pool,
+  """studies.class_coverage (launch/class_coverage.py) on hand-made run folders of a long-tailed, noisy mfeat pool,
   against counts made here from mfeat's layout (class k = rows 200 k .. 200 k + 199)."""
   import json  # pylint: disable=g-import-not-at-top
 
   from rlmba_jax.config_defaults import default_config  # pylint: disable=g-import-not-at-top
   from rlmba_jax.data import load_dataset  # pylint: disable=g-import-not-at-top
-  coverage = _class_coverage_module()
+  from rlmba_jax.studies import class_coverage as coverage  # pylint: disable=g-import-not-at-top
   config = default_config()
   config.data.source, config.data.pool_imbalance, config.data.label_noise = "files", 10.0, 0.2
   pool = load_dataset(config.data).pool
@@ -199,7 +188,7 @@ def test_class_coverage_counts_each_rows_picks_by_class_and_wrong_answers(tmp_pa
     assert got["rare_half_share"] == pytest.approx(np.isin(labels, rarest[:5]).mean())
     assert got["fewest_labels"] == np.bincount([given[i] for i in ids], minlength=10).min()
     assert got["wrong_share"] == pytest.approx(np.mean([given[i] != i // 200 for i in picks]))
-  text = coverage.report(result, "a")
+  text = coverage.coverage_report(result, "a")
   assert "| b | 2 |" in text and "a − each row" in text
   assert result["rows"] == coverage.coverage(str(tmp_path), {1000, 1001})["rows"]
   assert list(coverage.coverage(str(tmp_path), {1001})["rows"]["a"]) == [1001]
