@@ -192,3 +192,8 @@ def test_class_coverage_counts_each_rows_picks_by_class_and_wrong_answers(tmp_pa
   assert "| b | 2 |" in text and "a − each row" in text
   assert result["rows"] == coverage.coverage(str(tmp_path), {1000, 1001})["rows"]
   assert list(coverage.coverage(str(tmp_path), {1001})["rows"]["a"]) == [1001]
+  config.data.label_noise = 0.0  # one run of another setting among them is refused
+  (tmp_path / "runs" / "b" / "seeds_1000-1002" / "seed_1001" / "config.json").write_text(
+      json.dumps(config.to_dict()))
+  with pytest.raises(ValueError, match="seed_1001 reads another data set"):
+    coverage.coverage(str(tmp_path))

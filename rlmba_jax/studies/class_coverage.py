@@ -38,8 +38,7 @@ def _finished_runs(sweep: str):
 def _pool_labels(config_path: str):
   """``(id -> label the person gives, id -> true label, class count, label noise)`` of the
   pool of the data set ``config_path`` (a run's config.json) names."""
-  with open(config_path) as f:
-    data = ml_collections.ConfigDict(json.load(f)["data"])
+  data = ml_collections.ConfigDict(_data_section(config_path))
   given = load_dataset(data).pool
   clean_cfg = ml_collections.ConfigDict(data.to_dict())
   clean_cfg.label_noise = 0.0
@@ -52,6 +51,11 @@ def _pool_labels(config_path: str):
           float(data.label_noise))
 
 
+def _data_section(config_path: str) -> dict:
+  with open(config_path) as f:
+    return json.load(f)["data"]
+
+
 def _read_ledger(run: str) -> list[list[int]]:
   with open(os.path.join(run, "ledger.jsonl")) as f:
     return [json.loads(line)["ids"] for line in f if line.strip()]
@@ -62,7 +66,13 @@ def coverage(sweep: str, seeds: set[int] | None = None) -> dict:
   runs = [r for r in _finished_runs(sweep) if seeds is None or r[1] in seeds]
   if not runs:
     raise FileNotFoundError(f"no finished run under {sweep}/runs on those seeds")
-  given, true, num_classes, noise = _pool_labels(os.path.join(runs[0][2], "config.json"))
+  first = os.path.join(runs[0][2], "config.json")
+  data = _data_section(first)
+  for _, _, run in runs[1:]:
+    if _data_section(os.path.join(run, "config.json")) != data:
+      raise ValueError(f"{run} reads another data set than {runs[0][2]} (config.data "
+                       "differs); give one setting's sweep at a time")
+  given, true, num_classes, noise = _pool_labels(first)
   pool_counts = np.bincount(list(true.values()), minlength=num_classes)
   rarest_first = np.argsort(pool_counts, kind="stable")
   rare_half = set(rarest_first[: num_classes // 2].tolist())
