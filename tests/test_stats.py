@@ -197,3 +197,41 @@ def test_class_coverage_counts_each_rows_picks_by_class_and_wrong_answers(tmp_pa
       json.dumps(config.to_dict()))
   with pytest.raises(ValueError, match="seed_1001 reads another data set"):
     coverage.coverage(str(tmp_path))
+
+
+def test_same_records_compares_two_sweeps_runs_record_by_record(tmp_path):
+  """launch/same_records.py: identical but for timings and ignored fields -> exit 0; a
+  changed pick or a missing run -> exit 1, named."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  from conftest import REPO  # pylint: disable=g-import-not-at-top
+
+  def write(sweep, seed, ids, seconds, extra):
+    run = tmp_path / sweep / "runs" / "random" / "seeds_1000-1001" / f"seed_{seed}"
+    run.mkdir(parents=True)
+    (run.parent / "seeds.json").write_text("[]")
+    (run / "ledger.jsonl").write_text(json.dumps({"round": 0, "ids": ids}) + "\n")
+    (run / "rounds.jsonl").write_text(json.dumps(
+        {"round": 0, "test_top1": 0.5, "train_seconds": seconds, **extra}) + "\n")
+
+  for seed in (1000, 1001):
+    write("a", seed, [1, 2], 3.0, {})
+    write("b", seed, [1, 2] if seed == 1000 else [1, 3], 9.0, {"stopping": {"x": 1}})
+
+  def check(seeds, *more):
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "launch", "same_records.py"),
+         f"--a={tmp_path / 'a'}", f"--b={tmp_path / 'b'}", "--rows=random",
+         f"--seeds={seeds}", *more], capture_output=True, text=True, timeout=120)
+
+  same = check("1000")
+  assert same.returncode == 0 and "all identical" in same.stdout, same.stderr[-2000:]
+  changed = check("1000-1002", "--ignore=")  # the stopping field counts now
+  assert changed.returncode == 1
+  assert "random 1000 ledger.jsonl identical" in changed.stdout
+  assert "random 1000 rounds.jsonl DIFFERENT" in changed.stdout
+  assert "random 1001 ledger.jsonl DIFFERENT" in changed.stdout
+  assert "random 1002 ledger.jsonl MISSING" in changed.stdout
