@@ -76,10 +76,12 @@ def _truth(folder: str) -> dict[int, str]:
     return {int(row["id"]): row["label"] for row in csv.DictReader(f)}
 
 
-def _without_timings(line: str) -> str:
+def without_timings(line: str, ignore=()) -> str:
+  """A record line in a canonical form without its ``*_seconds`` timings and the fields
+  named in ``ignore`` (``launch/same_records.py`` compares sweeps' runs with it too)."""
   record = json.loads(line)
-  return json.dumps({k: v for k, v in record.items() if not k.endswith("_seconds")},
-                    sort_keys=True)
+  return json.dumps({k: v for k, v in record.items()
+                     if not k.endswith("_seconds") and k not in ignore}, sort_keys=True)
 
 
 def compare(before: str, after: str) -> int:
@@ -92,7 +94,7 @@ def compare(before: str, after: str) -> int:
       with open(b_path) as f:
         b = f.read().splitlines()
       if file == "rounds.jsonl":
-        a, b = [_without_timings(x) for x in a], [_without_timings(x) for x in b]
+        a, b = [without_timings(x) for x in a], [without_timings(x) for x in b]
       same = a == b
       print(f"{name}/{file}: {'identical' if same else 'DIFFERS'} ({len(a)} lines)")
       if not same:

@@ -10,11 +10,11 @@ line by line, parsed, after leaving out the ``*_seconds`` timings and any field 
 Prints one line per file and exits 1 when any differs or is missing.
 """
 
-import json
 import os
 import sys
 
 from absl import app, flags
+from behaviour_check import without_timings  # launch/, beside this script
 
 from rlmba_jax.experiment.seeds import parse_seeds
 from rlmba_jax.studies.sweeps import seed_run_folders
@@ -27,16 +27,10 @@ _IGNORE = flags.DEFINE_list("ignore", ["stopping", "stop_set_predictions"],
                             "rounds.jsonl fields left out besides the *_seconds timings.")
 
 
-def records(path: str, ignore) -> list[dict]:
-  """The parsed lines of a ledger or rounds file, timings and ``ignore`` left out."""
-  out = []
+def records(path: str, ignore) -> list[str]:
+  """A ledger or rounds file's lines without timings and ``ignore`` (canonical JSON)."""
   with open(path) as f:
-    for line in f:
-      if line.strip():
-        d = json.loads(line)
-        out.append({k: v for k, v in d.items()
-                    if not k.endswith("_seconds") and k not in ignore})
-  return out
+    return [without_timings(line, ignore) for line in f if line.strip()]
 
 
 def main(argv):

@@ -39,15 +39,17 @@ def _pool_labels(config_path: str):
   """``(id -> label the person gives, id -> true label, class count, label noise)`` of the
   pool of the data set ``config_path`` (a run's config.json) names."""
   data = ml_collections.ConfigDict(_data_section(config_path))
-  given = load_dataset(data).pool
-  clean_cfg = ml_collections.ConfigDict(data.to_dict())
-  clean_cfg.label_noise = 0.0
-  clean = load_dataset(clean_cfg).pool
-  if not np.array_equal(given.ids, clean.ids):
-    raise ValueError("the pool's rows depend on data.label_noise; cannot tell wrong labels")
-  num_classes = int(max(given.labels.max(), clean.labels.max())) + 1
+  splits = load_dataset(data)
+  given = clean = splits.pool
+  if data.label_noise > 0:  # the true labels: the same pool read without the noise
+    clean_cfg = ml_collections.ConfigDict(data.to_dict())
+    clean_cfg.label_noise = 0.0
+    clean = load_dataset(clean_cfg).pool
+    if not np.array_equal(given.ids, clean.ids):
+      raise ValueError("the pool's rows depend on data.label_noise; cannot tell wrong "
+                       "labels")
   return (dict(zip(given.ids.tolist(), given.labels.tolist())),
-          dict(zip(clean.ids.tolist(), clean.labels.tolist())), num_classes,
+          dict(zip(clean.ids.tolist(), clean.labels.tolist())), splits.num_classes,
           float(data.label_noise))
 
 
