@@ -102,22 +102,25 @@ def crash_at(round_index: int, phase: str):
 
 # Test files by cold time on 2 cores, most first (seconds summed over their tests' setup and
 # call lines of `pytest -n 2 --dist loadfile tests --durations=0`, empty compilation cache,
-# -O0 as above; re-measure when a file's cost changes much). pytest-xdist
+# -O0 as above, 2026-12-07: 1,251 s in all, 649 s wall beside two training processes;
+# re-measure when a file's cost changes much; a file not listed runs last). pytest-xdist
 # hands files out in collection order (its own reordering, by number of tests, is turned
 # off below), so the longest start first and the short ones fill in at the end: the two
 # workers finish together instead of one waiting out a notebook run alone.
 COLD_SECONDS = {
-    "test_seeds.py": 199, "test_rlmba_loop.py": 139, "test_multidevice.py": 114,
-    "test_paper_configs.py": 108, "test_loop_strategies.py": 98, "test_episodes.py": 78,
-    "test_faults.py": 77, "test_loop.py": 76, "test_sweeps.py": 70, "test_multihost.py": 70,
-    "test_mechanisms.py": 68, "test_person.py": 64, "test_paper_protocol.py": 55,
-    "test_fusion.py": 38, "test_policy.py": 32, "test_label_page.py": 29,
-    "test_strategies.py": 26, "test_packaging.py": 26, "test_encoders.py": 25,
-    "test_run_outputs.py": 20, "test_own_encoder.py": 16, "test_paper_data.py": 15,
-    "test_label_server.py": 15, "test_stopping.py": 13, "test_av_digits.py": 13,
-    "test_trainer.py": 12, "test_models.py": 12, "test_progress.py": 7, "test_stats.py": 6,
-    "test_modality.py": 5, "test_config.py": 4, "test_light_configs.py": 4,
-    "test_compilation_cache.py": 3, "test_colab.py": 2,
+    "test_seeds.py": 150, "test_rlmba_loop.py": 104, "test_multidevice.py": 103,
+    "test_paper_configs.py": 102, "test_loop.py": 68, "test_person.py": 65,
+    "test_faults.py": 63, "test_loop_strategies.py": 63, "test_sweeps.py": 53,
+    "test_episodes.py": 52, "test_multihost.py": 52, "test_mechanisms.py": 44,
+    "test_paper_protocol.py": 42, "test_label_page.py": 31, "test_strategies.py": 30,
+    "test_fusion.py": 29, "test_packaging.py": 28, "test_encoders.py": 26,
+    "test_policy.py": 20, "test_paper_data.py": 17, "test_av_digits.py": 13,
+    "test_run_outputs.py": 13, "test_stats.py": 12, "test_own_encoder.py": 11,
+    "test_stopping.py": 10, "test_trainer.py": 9, "test_models.py": 8, "test_modality.py": 7,
+    "test_progress.py": 7, "test_config.py": 6, "test_data.py": 4, "test_extract_av.py": 4,
+    "test_metrics.py": 3, "test_compilation_cache.py": 2, "test_selection.py": 2,
+    "test_label_server.py": 1, "test_colab.py": 0, "test_ledger.py": 0,
+    "test_light_configs.py": 0, "test_splits.py": 0, "test_streaming.py": 0,
 }
 
 
