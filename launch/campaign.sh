@@ -20,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-runs/campaign}
 fsdd=$(realpath "${FSDD:-../shared/data/fsdd}")
-stages=${STAGES:-M1 AS A1 M2 MH AH A2 MO AO}
+stages=${STAGES:-M1 AS A1 M2 MH AH A2 MO AO MP AP}
 mkdir -p "$out"
 echo "campaign at commit $(git rev-parse HEAD) $(date -u +%FT%TZ): $stages" >> "$out/commits.txt"
 
@@ -42,6 +42,13 @@ REST="entropy,least_confidence,bald,coreset,kmeans,rlmba_absolute=rlmba{tuned}/a
 HARD="random,margin,badge,bmmal,rlmba_tuned=rlmba{tuned},rlmba_prior=rlmba{tuned}/al.rlmba.learning_rate=0/al.rlmba.entropy_weight=0"
 # The headroom rows (plans, "Headroom"): upper bounds that read labels no learner has.
 ORACLE="oracle_candidates=greedy_oracle{tuned}/al.greedy_oracle.source=candidates,oracle_pool=greedy_oracle{tuned}/al.greedy_oracle.source=pool"
+# The pretrained-policy rows (plans, "Pretrained-policy rows"): RL-MBA (tuned) with the
+# policy's modality-invariant inputs, untrained, and started from each pretraining.
+INVARIANT="rlmba{tuned}/al.rlmba.policy_inputs=invariant"
+PRETRAINED="rlmba_invariant=$INVARIANT"
+for src in mfeat av_digits; do
+  PRETRAINED+=",rlmba_pretrained_$src=$INVARIANT/al.rlmba.init_from=$out/pretrain/$src"
+done
 
 results_of() {  # the study folder whose seeds.jsonl keeps a sweep folder's records
   local name; name=$(basename "$1")
@@ -49,6 +56,7 @@ results_of() {  # the study folder whose seeds.jsonl keeps a sweep folder's reco
     *_longtail) echo "results/${name%_longtail}_paired/longtail" ;;
     *_noisy) echo "results/${name%_noisy}_paired/noisy" ;;
     *_oracle) echo "results/${name%_oracle}_paired" ;;  # paired with the study's rows
+    *_pretrained) echo "results/${name%_pretrained}_paired" ;;
     *) echo "results/${name}_paired" ;;
   esac
 }
@@ -87,6 +95,25 @@ sweep() {  # sweep DIR CONFIG TUNED ENTRIES SEEDS REFERENCES [config flags...]
   "${SWEEP[@]}" --config="$cfg" --workdir="$dir" --tuned="$tuned" \
     --strategies="$entries" --seed_list="$seeds" --references="$refs" --workers=1 \
     --seeds_per_program=10 --progress=off "${only[@]}" "$@" >> "$dir.log" 2>&1
+}
+
+pretrain_policies() {  # the earlier study's pretraining (issue 18), resumable, on both sources
+  [ -n "${REPORT_ONLY:-}" ] && return 0
+  python launch/pretrain_policy.py --config=configs/mfeat.py:tuned --workdir="$out/pretrain/mfeat" \
+    --updates=150 --batch=16 --learning_rate=3e-3 --evaluate_episodes=128 --progress=off \
+    >> "$out/pretrain_mfeat.log" 2>&1
+  python launch/pretrain_policy.py --config=configs/av_digits.py:tuned \
+    --config.data.manual_dir="$fsdd" --workdir="$out/pretrain/av_digits" \
+    --updates=400 --batch=16 --learning_rate=3e-3 --evaluate_episodes=128 --progress=off \
+    >> "$out/pretrain_av_digits.log" 2>&1
+}
+
+link_references() {  # link_references FROM TO REFS: another sweep's finished reference runs
+  local from=$1 to=$2 ref
+  mkdir -p "$to/runs"
+  for ref in ${3//,/ }; do
+    [ -e "$to/runs/$ref" ] || ln -s "$(realpath "$from/runs/$ref")" "$to/runs/$ref"
+  done
 }
 
 blocks() {  # blocks FIRST COUNT -> "1000-1009 1010-1019 ..."
@@ -161,6 +188,21 @@ run_stage() {
     AO)  # av_digits' headroom rows; 50 seeds
       for seed_block in $(blocks 1000 50); do
         sweep "$out/av_digits_oracle" configs/av_digits.py:paper "$AV_TUNED" "$ORACLE" \
+          "$seed_block" gcnal,badge,bmmal --config.data.manual_dir="$fsdd"
+      done ;;
+    MP)  # mfeat: the pretrained-policy rows; 50 seeds. Their references run again at this
+      # commit: compare.py then checks they reproduce the records kept from 1ad8ba9.
+      pretrain_policies
+      for seed_block in $(blocks 1000 50); do
+        sweep "$out/mfeat_pretrained" configs/mfeat.py:paper "$MFEAT_TUNED" \
+          "gcnal,badge,bmmal,$PRETRAINED" "$seed_block" gcnal,badge,bmmal
+      done ;;
+    AP)  # av_digits: the pretrained-policy rows; 50 seeds, after A1 (whose reference runs
+      # they read in place: an av_digits reference block costs about 25 minutes)
+      pretrain_policies
+      link_references "$out/av_digits" "$out/av_digits_pretrained" gcnal,badge,bmmal
+      for seed_block in $(blocks 1000 50); do
+        sweep "$out/av_digits_pretrained" configs/av_digits.py:paper "$AV_TUNED" "$PRETRAINED" \
           "$seed_block" gcnal,badge,bmmal --config.data.manual_dir="$fsdd"
       done ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;

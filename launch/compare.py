@@ -56,11 +56,18 @@ def families(labels):
   # the prior draw; does the candidate set limit it; the best of 16 random draws
   headroom = [("oracle_candidates", "rlmba_prior"), ("oracle_pool", "oracle_candidates"),
               ("oracle_pool", "random")]
+  # the pretrained policies against the untrained one with the same (invariant) inputs, and
+  # what those inputs cost against the tuned RL-MBA's own
+  pretrained = [("rlmba_pretrained_mfeat", "rlmba_invariant"),
+                ("rlmba_pretrained_av_digits", "rlmba_invariant"),
+                ("rlmba_invariant", "rlmba_tuned")]
   return [("H1: RL-MBA (tuned) against each baseline", h1),
           ("H2-H4: the policy, AMCB, EFDA (component on − off; U in q − the paper's q)",
            hypotheses),
           ("Mechanisms", mechanisms),
-          ("Headroom (greedy oracle: an upper bound, never a method)", headroom)]
+          ("Headroom (greedy oracle: an upper bound, never a method)", headroom),
+          ("Pretrained policy (in-domain: a benchmarking aid; transfer: the method)",
+           pretrained)]
 
 
 def main(argv):

@@ -235,3 +235,26 @@ def test_same_records_compares_two_sweeps_runs_record_by_record(tmp_path):
   assert "random 1000 rounds.jsonl DIFFERENT" in changed.stdout
   assert "random 1001 ledger.jsonl DIFFERENT" in changed.stdout
   assert "random 1002 ledger.jsonl MISSING" in changed.stdout
+
+
+def test_compare_families_hold_the_plans_pairs_and_the_pretrained_policy_family():
+  """launch/compare.py's families: H1 against the baselines the study has; the
+  pretrained-policy family (plans, "Pretrained-policy rows") pairs each pretraining with the
+  untrained invariant row, and that row with the tuned one."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+
+  from conftest import REPO  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(
+      "compare_script", os.path.join(REPO, "launch", "compare.py"))
+  compare = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(compare)
+  labels = ["random", "margin", "rlmba_tuned", "rlmba_prior", "rlmba_invariant",
+            "rlmba_pretrained_mfeat", "rlmba_pretrained_av_digits"]
+  families = dict(compare.families(labels))
+  assert families["H1: RL-MBA (tuned) against each baseline"] == [
+      ("rlmba_tuned", "random"), ("rlmba_tuned", "margin")]
+  pretrained = [pairs for title, pairs in families.items() if title.startswith("Pretrained")]
+  assert pretrained == [[("rlmba_pretrained_mfeat", "rlmba_invariant"),
+                         ("rlmba_pretrained_av_digits", "rlmba_invariant"),
+                         ("rlmba_invariant", "rlmba_tuned")]]
