@@ -8,31 +8,39 @@
 #   STAGES="M1 AS A1" bash launch/campaign.sh
 #   REPORT_ONLY=1 bash launch/campaign.sh   # only the reports from what has finished
 #
-# Env: OUT (runs/campaign), FSDD (../shared/data/fsdd), STAGES (all, in order).
+# Env: OUT (runs/campaign), FSDD (../shared/data/fsdd), STAGES (all, in order), CODE (the
+# checkout whose code runs the rows: this one by default; a worktree at the plan's fixed
+# commit, with that worktree's Python first on PATH).
 #
 # Across sessions: runs/ does not outlive a machine, the per-seed records do. After each
 # session, `python launch/compare.py --sweep=$OUT/mfeat --out=results/mfeat_paired ...` adds
 # the finished runs to the committed seeds.jsonl (checking that a run it already has
-# reproduces its record), and the next session's campaign skips every (row, seed block)
-# recorded there. A continuation at a later commit first reruns one recorded block of two
-# rows and checks the curves are the same (compare.py refuses runs that differ).
+# reproduces its record), and the next session's campaign skips every (row, seed) recorded
+# there. Records, plans and this script are this checkout's; only the rows' code is CODE's,
+# so a campaign at an old commit continues from main's latest records:
+#   CODE=/work/campaign PATH=/work/campaign/.venv/bin:$PATH STAGES=A1 bash launch/campaign.sh
+# A continuation at a later commit first reruns one recorded block of two rows and checks
+# the curves are the same (compare.py refuses runs that differ).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-out=${OUT:-runs/campaign}
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+out=$(realpath -m "${OUT:-runs/campaign}")
 fsdd=$(realpath "${FSDD:-../shared/data/fsdd}")
+code=$(realpath "${CODE:-$here}")
 stages=${STAGES:-M1 AS A1 M2 MH AH A2 MO AO MP AP}
 mkdir -p "$out"
-echo "campaign at commit $(git rev-parse HEAD) $(date -u +%FT%TZ): $stages" >> "$out/commits.txt"
+cd "$code"
+echo "campaign at commit $(git rev-parse HEAD) (records and script: $(git -C "$here" rev-parse HEAD)) $(date -u +%FT%TZ): $stages" >> "$out/commits.txt"
 
-# The commands as the checkout this script runs in has them (a worktree at an earlier
-# commit has launch/sweep.py and launch/tune.py; later ones the package's commands).
+# The commands as the checkout the rows run in has them (a worktree at an earlier commit has
+# launch/sweep.py and launch/tune.py; later ones the package's commands).
 SWEEP=(python -m rlmba_jax.sweep); TUNE=(python -m rlmba_jax.tune)
 [ -f launch/sweep.py ] && SWEEP=(python launch/sweep.py) && TUNE=(python launch/tune.py)
 
-MFEAT_TUNED=results/mfeat_paper/tuning.json
+MFEAT_TUNED=$here/results/mfeat_paper/tuning.json
 # The av_digits search's choice: committed to results/ once a session finished it (AS is
 # then not run again), else where this campaign's AS writes it.
-AV_TUNED=results/av_digits_paired/tuning.json
+AV_TUNED=$here/results/av_digits_paired/tuning.json
 [ -f "$AV_TUNED" ] || AV_TUNED=$out/av_digits/tune/tuning.json
 # The rows (rlmba_jax.sweep entries) of the plans; {tuned} is the data set's search.
 BASE="random,margin,badge,bmmal,gcnal,deepfool"
@@ -53,31 +61,16 @@ done
 results_of() {  # the study folder whose seeds.jsonl keeps a sweep folder's records
   local name; name=$(basename "$1")
   case "$name" in
-    *_longtail) echo "results/${name%_longtail}_paired/longtail" ;;
-    *_noisy) echo "results/${name%_noisy}_paired/noisy" ;;
-    *_oracle) echo "results/${name%_oracle}_paired" ;;  # paired with the study's rows
-    *_pretrained) echo "results/${name%_pretrained}_paired" ;;
-    *) echo "results/${name}_paired" ;;
+    *_longtail) echo "$here/results/${name%_longtail}_paired/longtail" ;;
+    *_noisy) echo "$here/results/${name%_noisy}_paired/noisy" ;;
+    *_oracle) echo "$here/results/${name%_oracle}_paired" ;;  # paired with the study's rows
+    *_pretrained) echo "$here/results/${name%_pretrained}_paired" ;;
+    *) echo "$here/results/${name}_paired" ;;
   esac
 }
 
 missing() {  # missing RESULTS ENTRIES SEEDS REFS -> the entries with a seed not recorded
-  python - "$1/seeds.jsonl" "$2" "$3" "$4" <<'EOF'
-import os, sys
-path, entries, seeds, refs = sys.argv[1:]
-try:
-  from rlmba_jax.studies.paired_report import missing_entries, read_records
-except ImportError:
-  try:  # a checkout before the studies package
-    from rlmba_jax.experiment.paired_report import missing_entries, read_records
-  except ImportError:  # before missing_entries: every row (the sweep skips finished runs)
-    print(entries)
-    sys.exit(0)
-first, last = map(int, seeds.split("-"))
-records = read_records(path) if os.path.exists(path) else []
-print(",".join(missing_entries(records, entries.split(","), range(first, last + 1),
-                               refs.split(","))))
-EOF
+  python "$here/launch/missing_rows.py" "$1/seeds.jsonl" "$2" "$3" "$4"
 }
 
 sweep() {  # sweep DIR CONFIG TUNED ENTRIES SEEDS REFERENCES [config flags...]
@@ -153,9 +146,9 @@ run_stage() {
           badge,bmmal --config.data.label_noise=0.1
       done ;;
     AS)  # av_digits: the search on validation, tuning seeds 100-102 (space fixed in the plan)
-      if [ -z "${REPORT_ONLY:-}" ] && [ "$AV_TUNED" != results/av_digits_paired/tuning.json ]; then
+      if [ -z "${REPORT_ONLY:-}" ] && [ "$AV_TUNED" != "$here/results/av_digits_paired/tuning.json" ]; then
         "${TUNE[@]}" --config=configs/av_digits.py:paper --workdir="$out/av_digits/tune" \
-          --trials=8 --seeds=100,101,102 --include=results/mfeat_paper/tuning.json \
+          --trials=8 --seeds=100,101,102 --include="$MFEAT_TUNED" \
           --refine_top=1 --refine_space='al.rlmba.diversity=labelled;modality.amcb=true|false;al.rlmba.efda=true|false' \
           --workers=1 --progress=off --config.data.manual_dir="$fsdd" >> "$out/av_digits_tune.log" 2>&1
       fi ;;

@@ -144,6 +144,36 @@ def test_records_of_a_continued_campaign_merge_only_when_they_reproduce():
     pr.merge_records(kept, other)
 
 
+def test_campaigns_missing_rows_script_agrees_with_the_library(tmp_path):
+  """launch/missing_rows.py (stdlib only, for campaign.sh at any commit) gives the rows
+  paired_report.missing_entries gives, read from a seeds.jsonl; a corrupt line is named."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  from conftest import REPO  # pylint: disable=g-import-not-at-top
+  from rlmba_jax.studies import paired_report as pr  # pylint: disable=g-import-not-at-top
+  records = [{"strategy": s, "seed": seed} for s in ("random", "gcnal", "margin")
+             for seed in (1000, 1001)] + [{"strategy": "rlmba_tuned", "seed": 1000}]
+  path = tmp_path / "seeds.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in records))
+  script = os.path.join(REPO, "launch", "missing_rows.py")
+  rows = ["random", "margin", "gcnal", "badge", "rlmba_tuned=rlmba{tuned}/al.rlmba.kappa=3"]
+  for seeds, refs in [((1000, 1001), ["gcnal"]), ((1000,), ["gcnal"]), ((1000,), []),
+                      ((1001,), ["gcnal", "badge"]), ((1002, 1003), ["gcnal"])]:
+    want = pr.missing_entries(records, rows, seeds, refs)
+    got = subprocess.run([sys.executable, script, str(path), ",".join(rows),
+                          f"{seeds[0]}-{seeds[-1]}", ",".join(refs)],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert got == ",".join(want), (seeds, refs)
+  assert "rlmba_tuned" in got and "gcnal" in got  # a new block: RL-MBA and its reference
+  path.write_text(path.read_text() + "{not json\n")
+  bad = subprocess.run([sys.executable, script, str(path), "random", "1000-1001"],
+                       capture_output=True, text=True)
+  assert bad.returncode != 0 and "line 8 is not JSON" in bad.stderr
+
+
 def test_class_coverage_counts_each_rows_picks_by_class_and_wrong_answers(tmp_path):
   """studies.class_coverage (launch/class_coverage.py) on hand-made run folders of a long-tailed, noisy mfeat pool,
   against counts made here from mfeat's layout (class k = rows 200 k .. 200 k + 199)."""
