@@ -10,11 +10,12 @@
 #
 # Env: OUT (runs/campaign), FSDD (../shared/data/fsdd), STAGES (all, in order), CODE (the
 # checkout whose code runs the rows: this one by default; a worktree at the plan's fixed
-# commit, with that worktree's Python first on PATH).
+# commit, with that worktree's Python first on PATH), RECORDS (results: the studies'
+# folders with their seeds.jsonl), MERGE (1: only add finished runs to the records).
 #
-# Across sessions: runs/ does not outlive a machine, the per-seed records do. After each
-# session, `python launch/compare.py --sweep=$OUT/mfeat --out=results/mfeat_paired ...` adds
-# the finished runs to the committed seeds.jsonl (checking that a run it already has
+# Across sessions: runs/ does not outlive a machine, the per-seed records do. Before each
+# session ends, `MERGE=1 OUT=... bash launch/campaign.sh` adds every sweep folder's finished
+# runs to the committed seeds.jsonl of its study (checking that a run it already has
 # reproduces its record), and the next session's campaign skips every (row, seed) recorded
 # there. Records, plans and this script are this checkout's; only the rows' code is CODE's,
 # so a campaign at an old commit continues from main's latest records:
@@ -27,8 +28,39 @@ cd "$here"
 out=$(realpath -m "${OUT:-runs/campaign}")
 fsdd=$(realpath "${FSDD:-../shared/data/fsdd}")
 code=$(realpath "${CODE:-$here}")
+records=$(realpath -m "${RECORDS:-$here/results}")  # the studies' folders with seeds.jsonl
 stages=${STAGES:-M1 AS A1 M2 MH AH A2 MO AO MP AP}
 mkdir -p "$out"
+
+results_of() {  # the study folder whose seeds.jsonl keeps a sweep folder's records
+  local name; name=$(basename "$1")
+  case "$name" in
+    *_longtail) echo "$records/${name%_longtail}_paired/longtail" ;;
+    *_noisy) echo "$records/${name%_noisy}_paired/noisy" ;;
+    *_oracle) echo "$records/${name%_oracle}_paired" ;;  # paired with the study's rows
+    *_pretrained) echo "$records/${name%_pretrained}_paired" ;;
+    *) echo "$records/${name}_paired" ;;
+  esac
+}
+
+# MERGE=1: add every sweep folder's finished runs to its study's seeds.jsonl, nothing else
+# (run it, with this checkout's Python, before a session ends: run folders die with the
+# machine, committed records do not). Each folder's commit.txt names the commit of its runs.
+if [ -n "${MERGE:-}" ]; then
+  for dir in "$out"/*/; do
+    dir=${dir%/}
+    [ -d "$dir/runs" ] || continue
+    case $(basename "$dir") in
+      mfeat*) rounds=8 ;;      # configs/mfeat.py:paper
+      av_digits*) rounds=4 ;;  # configs/av_digits.py:paper
+      *) echo "campaign.sh: $dir is no sweep of the plans; left as it is" >&2; continue ;;
+    esac
+    python launch/compare.py --sweep="$dir" --out="$(results_of "$dir")" --rounds=$rounds \
+      --records_only
+  done
+  exit 0
+fi
+
 cd "$code"
 echo "campaign at commit $(git rev-parse HEAD) (records and script: $(git -C "$here" rev-parse HEAD)) $(date -u +%FT%TZ): $stages" >> "$out/commits.txt"
 
@@ -58,15 +90,15 @@ for src in mfeat av_digits; do
   PRETRAINED+=",rlmba_pretrained_$src=$INVARIANT/al.rlmba.init_from=$out/pretrain/$src"
 done
 
-results_of() {  # the study folder whose seeds.jsonl keeps a sweep folder's records
-  local name; name=$(basename "$1")
-  case "$name" in
-    *_longtail) echo "$here/results/${name%_longtail}_paired/longtail" ;;
-    *_noisy) echo "$here/results/${name%_noisy}_paired/noisy" ;;
-    *_oracle) echo "$here/results/${name%_oracle}_paired" ;;  # paired with the study's rows
-    *_pretrained) echo "$here/results/${name%_pretrained}_paired" ;;
-    *) echo "$here/results/${name}_paired" ;;
-  esac
+record_commit() {  # record_commit DIR: the commit whose code makes DIR's runs (compare.py reads it)
+  local sha; sha=$(git rev-parse HEAD)
+  mkdir -p "$1"
+  if [ -f "$1/commit.txt" ] && [ "$(cat "$1/commit.txt")" != "$sha" ]; then
+    echo "campaign.sh: $1 holds runs made at $(cat "$1/commit.txt"), not at $sha (CODE);" \
+      "a sweep folder is one commit's: give another OUT or run at that commit" >&2
+    exit 2
+  fi
+  echo "$sha" > "$1/commit.txt"
 }
 
 missing() {  # missing RESULTS ENTRIES SEEDS REFS -> the entries with a seed not recorded
@@ -85,6 +117,7 @@ sweep() {  # sweep DIR CONFIG TUNED ENTRIES SEEDS REFERENCES [config flags...]
       return 0
     fi
   fi
+  record_commit "$dir"
   "${SWEEP[@]}" --config="$cfg" --workdir="$dir" --tuned="$tuned" \
     --strategies="$entries" --seed_list="$seeds" --references="$refs" --workers=1 \
     --seeds_per_program=10 --progress=off "${only[@]}" "$@" >> "$dir.log" 2>&1

@@ -3,6 +3,8 @@ r"""The paired report of a study (results/<study>/plan.md): per-seed records, th
   # records from the campaign's sweep (the commit it ran at is recorded in each record)
   python launch/compare.py --sweep=runs/campaign/mfeat --out=results/mfeat_paired \
       --rounds=8 --commit=$(git -C /path/to/worktree rev-parse HEAD)
+  # every sweep folder of a campaign, records only (what must outlive the machine)
+  MERGE=1 OUT=runs/campaign bash launch/campaign.sh
   # the report again from the committed records alone
   python launch/compare.py --out=results/mfeat_paired
 
@@ -24,7 +26,10 @@ _SWEEP = flags.DEFINE_string("sweep", "", "A sweep folder to read the runs from 
                              "OUT/seeds.jsonl as it is).")
 _OUT = flags.DEFINE_string("out", None, "The study's results folder.")
 _ROUNDS = flags.DEFINE_integer("rounds", 8, "Rounds of a finished run (the config's).")
-_COMMIT = flags.DEFINE_string("commit", "", "The commit the runs were made at.")
+_COMMIT = flags.DEFINE_string("commit", "", "The commit the runs were made at ('' = the one "
+                              "SWEEP/commit.txt names; campaign.sh writes it).")
+_RECORDS_ONLY = flags.DEFINE_bool("records_only", False, "Only add the sweep's finished runs "
+                                  "to seeds.jsonl (the end of a session); no report.")
 _TITLE = flags.DEFINE_string("title", "", "Report title (default: the study's name).")
 _NOTES = flags.DEFINE_string("notes", "", "A paragraph under the title.")
 _REPORT_SEEDS = flags.DEFINE_string(
@@ -75,11 +80,17 @@ def main(argv):
   out = _OUT.value
   path = os.path.join(out, "seeds.jsonl")
   if _SWEEP.value:
+    commit = _COMMIT.value or pr.sweep_commit(_SWEEP.value)
     records = pr.seed_records(_SWEEP.value, os.path.basename(os.path.normpath(out)),
-                              _ROUNDS.value, _COMMIT.value)
-    if os.path.exists(path):  # a campaign continued: keep what earlier sessions recorded
-      records = pr.merge_records(pr.read_records(path), records)
-    pr.write_records(path, records)
+                              _ROUNDS.value, commit)
+    kept = pr.read_records(path) if os.path.exists(path) else []
+    # a campaign continued: keep what earlier sessions recorded
+    merged = pr.merge_records(kept, records)
+    pr.write_records(path, merged)
+    print(f"{path}: {len(merged) - len(kept)} new of {len(records)} finished runs in "
+          f"{_SWEEP.value} (commit {commit[:12]}), {len(merged)} records")
+    if _RECORDS_ONLY.value:
+      return
   records = pr.read_records(path)
   if _REPORT_SEEDS.value:
     from rlmba_jax.experiment.seeds import parse_seeds  # pylint: disable=g-import-not-at-top

@@ -174,6 +174,60 @@ def test_campaigns_missing_rows_script_agrees_with_the_library(tmp_path):
   assert bad.returncode != 0 and "line 8 is not JSON" in bad.stderr
 
 
+def test_campaign_merge_records_finished_runs_with_the_commit_of_their_folder(tmp_path):
+  """MERGE=1 bash launch/campaign.sh: every sweep folder's finished runs go to its study's
+  seeds.jsonl with the commit its commit.txt names; unfinished and linked-in runs do not;
+  a second merge adds nothing; a run that no longer reproduces its record, or a folder
+  without commit.txt, stops the merge and leaves the records as they were."""
+  import json  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  from conftest import REPO  # pylint: disable=g-import-not-at-top
+  out, records = tmp_path / "out", tmp_path / "results"
+
+  def run_folder(path, rounds, last=0.9):
+    path.mkdir(parents=True)
+    (path / "summary.json").write_text(json.dumps({"rounds": rounds}))
+    (path / "rounds.jsonl").write_text("".join(
+        json.dumps({"num_labeled": 20 + 10 * k, "val_top1": 0.5 + 0.05 * k,
+                    "test_top1": 0.4 + 0.05 * k if k < 8 else last}) + "\n"
+        for k in range(rounds + 1)))
+
+  run_folder(out / "mfeat/runs/margin/seed1000", 8)
+  run_folder(out / "mfeat/runs/margin/seed1001", 3)  # a run the session cut short
+  run_folder(out / "mfeat_oracle/runs/oracle_pool/seed1000", 8)
+  (out / "mfeat_pretrained/runs").mkdir(parents=True)
+  os.symlink(out / "mfeat/runs/margin", out / "mfeat_pretrained/runs/margin")
+  (out / "pretrain/mfeat").mkdir(parents=True)  # no sweep: left alone
+  for name, commit in [("mfeat", "a"), ("mfeat_oracle", "b"), ("mfeat_pretrained", "c")]:
+    (out / name / "commit.txt").write_text(commit * 40 + "\n")
+  env = dict(os.environ, MERGE="1", OUT=str(out), RECORDS=str(records),
+             PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+  merge = lambda: subprocess.run(["bash", os.path.join(REPO, "launch", "campaign.sh")],
+                                 env=env, capture_output=True, text=True)
+  done = merge()
+  assert done.returncode == 0, done.stderr
+  path = records / "mfeat_paired" / "seeds.jsonl"
+  got = sorted((r["strategy"], r["seed"], r["commit"][0], round(r["final_test_top1"], 2))
+               for r in map(json.loads, path.read_text().splitlines()))
+  assert got == [("margin", 1000, "a", 0.9), ("oracle_pool", 1000, "b", 0.9)]
+  before = path.read_text()
+  assert merge().returncode == 0 and path.read_text() == before
+  # the same run, a different curve: refused, records unchanged
+  (out / "mfeat/runs/margin/seed1000/rounds.jsonl").unlink()
+  (out / "mfeat/runs/margin/seed1000").rename(tmp_path / "old")
+  run_folder(out / "mfeat/runs/margin/seed1000", 8, last=0.8)
+  refused = merge()
+  assert refused.returncode != 0 and "margin seed 1000" in refused.stderr
+  assert path.read_text() == before
+  (out / "mfeat/runs/margin/seed1000").rename(tmp_path / "new")
+  (out / "mfeat_oracle/commit.txt").unlink()
+  unnamed = merge()
+  assert unnamed.returncode != 0 and "mfeat_oracle/commit.txt not found" in unnamed.stderr
+
+
 def test_class_coverage_counts_each_rows_picks_by_class_and_wrong_answers(tmp_path):
   """studies.class_coverage (launch/class_coverage.py) on hand-made run folders of a long-tailed, noisy mfeat pool,
   against counts made here from mfeat's layout (class k = rows 200 k .. 200 k + 199)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -26,10 +27,13 @@ Family = tuple[str, Sequence[tuple[str, str]]]  # (title, [(a, b), ...]): a - b
 
 def seed_records(sweep_dir: str, study: str, rounds: int, commit: str = "",
                  labels: Iterable[str] | None = None) -> list[dict[str, Any]]:
-  """One record per finished (strategy, seed) run under ``sweep_dir/runs``."""
+  """One record per finished (strategy, seed) run under ``sweep_dir/runs``; a row linked in
+  from another sweep (its reference runs, read in place) is recorded from its own sweep."""
   root = os.path.join(sweep_dir, "runs")
   out = []
   for label in sorted(labels or os.listdir(root)):
+    if os.path.islink(os.path.join(root, label)):
+      continue
     for seed, folder in sorted(seed_run_folders(os.path.join(root, label)).items()):
       if not is_finished(folder, rounds):
         continue
@@ -47,6 +51,23 @@ def seed_records(sweep_dir: str, study: str, rounds: int, commit: str = "",
         record["commit"] = commit
       out.append(record)
   return out
+
+
+def sweep_commit(sweep_dir: str) -> str:
+  """The commit whose code made a sweep's runs, from ``sweep_dir/commit.txt`` (campaign.sh
+  writes it); a record without its commit cannot be checked against the plan's, so its
+  absence is an error naming the fix."""
+  path = os.path.join(sweep_dir, "commit.txt")
+  try:
+    with open(path) as f:
+      commit = f.read().strip()
+  except FileNotFoundError:
+    raise FileNotFoundError(
+        f"{path} not found: name the commit the runs in {sweep_dir} were made at "
+        "(--commit=$(git -C <worktree> rev-parse HEAD))") from None
+  if not re.fullmatch(r"[0-9a-f]{40}", commit):
+    raise ValueError(f"{path} holds {commit[:60]!r}, not a full commit hash")
+  return commit
 
 
 def write_records(path: str, records: Sequence[Mapping[str, Any]]) -> None:
