@@ -3,6 +3,7 @@
 import dataclasses
 import functools
 import json
+import os
 import warnings
 
 import jax
@@ -222,6 +223,17 @@ def test_an_experiment_starts_its_policy_from_a_pretraining(pretrained, tmp_path
   assert held_out["episodes"] == 2 and np.isfinite(held_out["reward_difference"])
   with open(pretrained / "evaluation.json") as f:
     assert json.load(f) == held_out
+  # Asked again for the same episodes: read back, not simulated (the file is not rewritten);
+  # other episodes are simulated.
+  stamp = os.stat(pretrained / "evaluation.json").st_mtime_ns
+  assert policy_pretraining.evaluate_pretrained(_pretrain_config(), str(pretrained), _options(),
+                                                episodes=2, batch=2) == held_out
+  assert os.stat(pretrained / "evaluation.json").st_mtime_ns == stamp
+  other = policy_pretraining.evaluate_pretrained(_pretrain_config(), str(pretrained), _options(),
+                                                 episodes=2, batch=2, seed=7)
+  assert other["seed"] == 7 and other["update"] == held_out["update"]
+  with pytest.raises(WorkdirError, match="no pretraining checkpoint"):
+    policy_pretraining.evaluate_pretrained(_pretrain_config(), str(tmp_path), _options())
 
   # Pretrained on two modalities, used on all six: the invariant inputs do not depend on M.
   # (The classifier of test_rlmba_loop.py's runs: its compiled programs are shared.)

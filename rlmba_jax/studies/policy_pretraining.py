@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -218,8 +219,28 @@ def evaluate_pretrained(config: ml_collections.ConfigDict, workdir: str,
   """The pretrained policy against the untrained one (the prior softmax(q / T)) on the same
   ``episodes`` held-out episodes (keys from ``seed``, never a pretraining key): mean relative
   reward and final-round gain over the references, and their paired difference with its
-  standard error. Written to ``workdir/evaluation.json``. Validation inside the simulation:
-  no real run and no test split is involved."""
+  standard error. Written to ``workdir/evaluation.json``, and read back instead of simulated
+  again when it holds the same pretraining (manifest), checkpoint, episodes, seed and batch.
+  Validation inside the simulation: no real run and no test split is involved."""
+  path = os.path.join(workdir, "evaluation.json")
+  checkpointer = RoundCheckpointer(os.path.join(workdir, "checkpoints"), 2)
+  try:
+    update = checkpointer.latest_round()
+  finally:
+    checkpointer.close()
+  if update is None:
+    raise WorkdirError(f"{workdir} holds no pretraining checkpoint: run the pretraining "
+                       "(launch/pretrain_policy.py) into it first")
+  manifest = os.path.join(workdir, MANIFEST)
+  with open(manifest, "rb") as f:
+    pretraining = hashlib.sha256(f.read()).hexdigest()
+  same = {"episodes": episodes, "seed": seed, "batch": batch, "update": int(update),
+          "pretraining": pretraining}
+  if os.path.exists(path):
+    kept = read_stored_json(path)
+    if all(kept.get(k) == v for k, v in same.items()):
+      logger.info("%s evaluates this policy on these episodes already; kept", path)
+      return kept
   source, spec = _source_and_spec(config, options)
   network, optimizer, _ = _policy_step(spec, tuple(config.al.rlmba.hidden),
                                        config.al.rlmba.prior_temperature,
@@ -243,13 +264,13 @@ def evaluate_pretrained(config: ml_collections.ConfigDict, workdir: str,
       gains.append(np.asarray(out.policy_top1[:, -1] - out.reference_top1[:, :, -1].mean(1)))
     figures[name] = (np.concatenate(rewards)[:episodes], np.concatenate(gains)[:episodes])
   se = lambda x: float(x.std(ddof=1) / np.sqrt(len(x)))
-  result = {"episodes": episodes, "seed": seed}
+  result = dict(same)
   for i, what in enumerate(("reward", "gain")):
     for name in ("untrained", "pretrained"):
       result[f"{what}_{name}"] = float(figures[name][i].mean())
     diff = figures["pretrained"][i] - figures["untrained"][i]
     result[f"{what}_difference"], result[f"{what}_difference_se"] = float(diff.mean()), se(diff)
-  write_json(os.path.join(workdir, "evaluation.json"), result)
+  write_json(path, result)
   return result
 
 
