@@ -43,10 +43,26 @@ results_of() {  # the study folder whose seeds.jsonl keeps a sweep folder's reco
   esac
 }
 
-# MERGE=1: add every sweep folder's finished runs to its study's seeds.jsonl, nothing else
-# (run it, with this checkout's Python, before a session ends: run folders die with the
-# machine, committed records do not). Each folder's commit.txt names the commit of its runs.
+# The policies of stages MP and AP (pretrain_policies), kept once finished: a later
+# machine copies them in instead of pretraining again (about 2 process-hours).
+kept_pretraining=$records/paired_pretraining
+declare -A PRETRAIN_UPDATES=([mfeat]=150 [av_digits]=400)
+
+# MERGE=1: add every sweep folder's finished runs to its study's seeds.jsonl, and keep the
+# finished pretrainings, nothing else (run it, with this checkout's Python, before a session
+# ends: run folders die with the machine, committed records do not). Each folder's
+# commit.txt names the commit of its runs.
 if [ -n "${MERGE:-}" ]; then
+  for src in "${!PRETRAIN_UPDATES[@]}"; do
+    from=$out/pretrain/$src
+    [ -f "$from/pretrain.jsonl" ] && [ ! -e "$kept_pretraining/$src" ] || continue
+    last=$(tail -n 1 "$from/pretrain.jsonl" | python -c 'import json,sys; print(json.load(sys.stdin)["update"])')
+    [ "$last" = "${PRETRAIN_UPDATES[$src]}" ] || continue
+    mkdir -p "$kept_pretraining/$src/checkpoints"
+    cp "$from"/*.json "$from"/*.jsonl "$kept_pretraining/$src/"
+    cp -r "$from/checkpoints/$last" "$kept_pretraining/$src/checkpoints/"
+    echo "kept the finished pretraining $from in $kept_pretraining/$src"
+  done
   for dir in "$out"/*/; do
     dir=${dir%/}
     [ -d "$dir/runs" ] || continue
@@ -125,12 +141,18 @@ sweep() {  # sweep DIR CONFIG TUNED ENTRIES SEEDS REFERENCES [config flags...]
 
 pretrain_policies() {  # the earlier study's pretraining (issue 18), resumable, on both sources
   [ -n "${REPORT_ONLY:-}" ] && return 0
+  local src
+  for src in "${!PRETRAIN_UPDATES[@]}"; do  # a finished one kept from an earlier machine
+    if [ ! -e "$out/pretrain/$src" ] && [ -d "$kept_pretraining/$src" ]; then
+      mkdir -p "$out/pretrain" && cp -r "$kept_pretraining/$src" "$out/pretrain/$src"
+    fi
+  done
   python launch/pretrain_policy.py --config=configs/mfeat.py:tuned --workdir="$out/pretrain/mfeat" \
-    --updates=150 --batch=16 --learning_rate=3e-3 --evaluate_episodes=128 --progress=off \
+    --updates=${PRETRAIN_UPDATES[mfeat]} --batch=16 --learning_rate=3e-3 --evaluate_episodes=128 --progress=off \
     >> "$out/pretrain_mfeat.log" 2>&1
   python launch/pretrain_policy.py --config=configs/av_digits.py:tuned \
     --config.data.manual_dir="$fsdd" --workdir="$out/pretrain/av_digits" \
-    --updates=400 --batch=16 --learning_rate=3e-3 --evaluate_episodes=128 --progress=off \
+    --updates=${PRETRAIN_UPDATES[av_digits]} --batch=16 --learning_rate=3e-3 --evaluate_episodes=128 --progress=off \
     >> "$out/pretrain_av_digits.log" 2>&1
 }
 
