@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from rlmba_jax.durable import write_atomic
 from rlmba_jax.experiment.summary import area_under_curve
 from rlmba_jax.studies import report, stats
 from rlmba_jax.studies.sweeps import is_finished, seed_run_folders
@@ -71,10 +72,9 @@ def sweep_commit(sweep_dir: str) -> str:
 
 
 def write_records(path: str, records: Sequence[Mapping[str, Any]]) -> None:
+  """Replaces ``path`` atomically: a merge killed half-way leaves the records it had."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "w") as f:
-    for r in records:
-      f.write(json.dumps(r, sort_keys=True) + "\n")
+  write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
 
 def read_records(path: str) -> list[dict[str, Any]]:
