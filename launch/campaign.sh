@@ -26,7 +26,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 out=$(realpath -m "${OUT:-runs/campaign}")
-fsdd=$(realpath "${FSDD:-../shared/data/fsdd}")
+fsdd=$(realpath -m "${FSDD:-../shared/data/fsdd}")  # av_digits' recordings (its stages check)
 code=$(realpath "${CODE:-$here}")
 records=$(realpath -m "${RECORDS:-$here/results}")  # the studies' folders with seeds.jsonl
 stages=${STAGES:-M1 AS A1 M2 MH AH A2 MO AO MP AP}
@@ -175,6 +175,11 @@ EOF
 
 run_stage() {
   local stage=$1 seed_block
+  if [[ $stage == A* ]] && [ ! -d "$fsdd" ]; then
+    echo "campaign.sh: stage $stage needs the Free Spoken Digit recordings; $fsdd is not a" \
+      "folder: set FSDD to them (../shared/data/fsdd)" >&2
+    exit 2
+  fi
   case "$stage" in
     M1)  # mfeat: baselines, RL-MBA, mechanism rows; 50 report seeds
       for seed_block in $(blocks 1000 50); do

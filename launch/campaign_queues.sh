@@ -17,7 +17,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(realpath -m "${WORK:-$here/..}")
 out=$(realpath -m "${OUT:-$work/campaign/runs/campaign}")
-fsdd=$(realpath "${FSDD:-$here/../shared/data/fsdd}")
+fsdd=$(realpath -m "${FSDD:-$here/../shared/data/fsdd}")
+if [ ! -d "$fsdd" ]; then
+  echo "campaign_queues.sh: the av_digits stages need the Free Spoken Digit recordings;" \
+    "$fsdd is not a folder: set FSDD to them" >&2
+  exit 2
+fi
 
 # The commits the plans name for each stage (their "Changes after the start" say why).
 declare -A AT=([campaign]=1ad8ba98cb8fce0f082a00a4060c51c7ea8f85c6   # A1 AH A2 (and M*)
