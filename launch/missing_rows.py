@@ -5,25 +5,23 @@ r"""The rows of a seed block that a study's records do not hold yet: what campai
 
 Prints the sweep entries (``label[=strategy...]``, comma-separated) with a seed of the block
 not recorded, and with them the reference rows an RL-MBA row left reads (its relative
-reward needs their runs of the same seeds). Standard library only, so any checkout's Python
-runs it: campaign.sh calls it while the rows themselves run at the plan's fixed commit, whose
-package may predate ``rlmba_jax.studies.paired_report.missing_entries`` (the same rule;
-tests/test_stats.py checks the two agree).
+reward needs their runs of the same seeds): ``rlmba_jax.studies.rows_left``, read from
+this checkout by its path, so any checkout's Python runs it. campaign.sh calls it while the
+rows themselves run at the plan's fixed commit, whose package may predate that module.
 """
 
+import importlib.util
 import json
 import os
 import sys
 
-
-def missing_rows(records, entries, seeds, references=()):
-  have = {(r["strategy"], int(r["seed"])) for r in records}
-  label = lambda e: e.split("=")[0]
-  left = [e for e in entries if any((label(e), s) not in have for s in seeds)]
-  if any(label(e).startswith("rlmba") for e in left):
-    refs = set(references)
-    left = [e for e in entries if e in left or label(e) in refs]
-  return left
+# rlmba_jax/studies/rows_left.py of this checkout, by its path: the Python running this may
+# belong to a worktree whose package predates it.
+_spec = importlib.util.spec_from_file_location(
+    "rows_left", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "rlmba_jax",
+                              "studies", "rows_left.py"))
+_rows_left = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_rows_left)
 
 
 def main(argv):
@@ -45,7 +43,7 @@ def main(argv):
           except json.JSONDecodeError as e:
             sys.exit(f"missing_rows.py: {path} line {number} is not JSON ({e}); restore "
                      "the file from git before continuing the campaign")
-  print(",".join(missing_rows(records, entries.split(","), range(first, last + 1),
+  print(",".join(_rows_left.missing_entries(records, entries.split(","), range(first, last + 1),
                               references)))
 
 

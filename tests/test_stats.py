@@ -144,9 +144,10 @@ def test_records_of_a_continued_campaign_merge_only_when_they_reproduce():
     pr.merge_records(kept, other)
 
 
-def test_campaigns_missing_rows_script_agrees_with_the_library(tmp_path):
-  """launch/missing_rows.py (stdlib only, for campaign.sh at any commit) gives the rows
-  paired_report.missing_entries gives, read from a seeds.jsonl; a corrupt line is named."""
+def test_campaigns_missing_rows_script_runs_without_the_package(tmp_path):
+  """launch/missing_rows.py gives the rows missing_entries gives, read from a seeds.jsonl,
+  under a Python without site-packages (campaign.sh runs it with an old worktree's Python);
+  a corrupt line is named."""
   import json  # pylint: disable=g-import-not-at-top
   import os  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
@@ -163,13 +164,13 @@ def test_campaigns_missing_rows_script_agrees_with_the_library(tmp_path):
   for seeds, refs in [((1000, 1001), ["gcnal"]), ((1000,), ["gcnal"]), ((1000,), []),
                       ((1001,), ["gcnal", "badge"]), ((1002, 1003), ["gcnal"])]:
     want = pr.missing_entries(records, rows, seeds, refs)
-    got = subprocess.run([sys.executable, script, str(path), ",".join(rows),
+    got = subprocess.run([sys.executable, "-S", script, str(path), ",".join(rows),
                           f"{seeds[0]}-{seeds[-1]}", ",".join(refs)],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert got == ",".join(want), (seeds, refs)
   assert "rlmba_tuned" in got and "gcnal" in got  # a new block: RL-MBA and its reference
   path.write_text(path.read_text() + "{not json\n")
-  bad = subprocess.run([sys.executable, script, str(path), "random", "1000-1001"],
+  bad = subprocess.run([sys.executable, "-S", script, str(path), "random", "1000-1001"],
                        capture_output=True, text=True)
   assert bad.returncode != 0 and "line 8 is not JSON" in bad.stderr
 

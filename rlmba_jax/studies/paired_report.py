@@ -20,6 +20,7 @@ import numpy as np
 from rlmba_jax.durable import write_atomic
 from rlmba_jax.experiment.summary import area_under_curve
 from rlmba_jax.studies import report, stats
+from rlmba_jax.studies.rows_left import missing_entries  # pylint: disable=unused-import
 from rlmba_jax.studies.sweeps import is_finished, seed_run_folders
 
 
@@ -102,21 +103,6 @@ def merge_records(kept: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, 
       continue  # the kept record stays, with the commit that first made it
     out[key] = dict(r)
   return [out[k] for k in sorted(out)]
-
-
-def missing_entries(records: Sequence[Mapping[str, Any]], entries: Sequence[str],
-                    seeds: Iterable[int], references: Iterable[str] = ()) -> list[str]:
-  """The sweep entries (``label[=strategy...]``) with a seed of ``seeds`` not yet recorded:
-  what a continued campaign still runs of a seed block. When an RL-MBA row is left, the
-  ``references`` rows its relative reward reads are run again too (same seeds, same runs)."""
-  have = {(r["strategy"], r["seed"]) for r in records}
-  seeds = list(seeds)
-  label = lambda e: e.split("=")[0]
-  left = [e for e in entries if any((label(e), s) not in have for s in seeds)]
-  if any(label(e).startswith("rlmba") for e in left):
-    refs = set(references)
-    left = [e for e in entries if e in left or label(e) in refs]
-  return left
 
 
 def by_strategy(records: Sequence[Mapping[str, Any]], key: str = "auc"
