@@ -7,10 +7,11 @@
 # (row, seed) of the committed records.
 #
 #   bash launch/campaign_queues.sh      # set up and start both queues in the background
-#   # ... and before the session ends, with this checkout's Python:
-#   MERGE=1 OUT=$WORK/campaign/runs/campaign bash launch/campaign.sh
+#   # it merges the finished runs into results/ every 20 minutes; before the session ends:
+#   MERGE=1 OUT=$WORK/campaign/runs/campaign bash launch/campaign.sh   # and commit results/
 #
-# Env: WORK (the folder beside this checkout that holds the worktrees: ..), OUT
+# Env: WORK (the folder beside this checkout that holds the worktrees: ..), MERGE_EVERY
+# (minutes between merges of the finished runs into this checkout's results/: 20), OUT
 # ($WORK/campaign/runs/campaign), FSDD (../shared/data/fsdd). Logs: $OUT/../queue_*.out and
 # each sweep's $OUT/<sweep>.log; progress: python launch/campaign_progress.py $OUT.
 set -euo pipefail
@@ -85,6 +86,23 @@ queue() {  # queue NAME ENTRY... (ENTRY = worktree:stages): one background proce
 
 queue first "${QUEUE_FIRST[@]}"
 queue next "${QUEUE_NEXT[@]}"
+
+# Every MERGE_EVERY minutes (20) while a queue runs, and once after: the finished runs go to
+# this checkout's records (uncommitted), with the Python that started this script, so a
+# session that ends suddenly loses at most that much of the records (commit them).
+python=$(command -v python || command -v python3)
+{
+  echo "#!/usr/bin/env bash"
+  echo "set -u"
+  echo "while pgrep -f 'queue_first.sh|queue_next.sh' > /dev/null; do"
+  echo "  sleep $(( ${MERGE_EVERY:-20} * 60 ))"
+  echo "  echo \"== \$(date -u +%FT%TZ)\""
+  echo "  PATH=$(dirname "$python"):\$PATH MERGE=1 OUT=$out bash $here/launch/campaign.sh"
+  echo "done"
+  echo "PATH=$(dirname "$python"):\$PATH MERGE=1 OUT=$out bash $here/launch/campaign.sh"
+} > "$out/../merge_loop.sh"
+setsid nohup bash "$out/../merge_loop.sh" > "$out/../merge_loop.out" 2>&1 < /dev/null &
+echo "records merged into $here/results every ${MERGE_EVERY:-20} min (log $out/../merge_loop.out)"
 # Lowest priority for the whole session's campaign, so the work beside it stays responsive.
 sleep 5
 for pid in $(pgrep -f "queue_first.sh|queue_next.sh|campaign.sh|rlmba_jax.sweep|launch/sweep.py|pretrain_policy"); do
