@@ -101,8 +101,12 @@ python=$(command -v python || command -v python3)
   echo "done"
   echo "PATH=$(dirname "$python"):\$PATH MERGE=1 OUT=$out bash $here/launch/campaign.sh"
 } > "$out/../merge_loop.sh"
-setsid nohup bash "$out/../merge_loop.sh" > "$out/../merge_loop.out" 2>&1 < /dev/null &
-echo "records merged into $here/results every ${MERGE_EVERY:-20} min (log $out/../merge_loop.out)"
+if pgrep -f "merge_loop.sh" > /dev/null; then  # an earlier start's loop goes on with these queues
+  echo "records: the merge loop already running goes on (log $out/../merge_loop.out)"
+else
+  setsid nohup bash "$out/../merge_loop.sh" > "$out/../merge_loop.out" 2>&1 < /dev/null &
+  echo "records merged into $here/results every ${MERGE_EVERY:-20} min (log $out/../merge_loop.out)"
+fi
 # Lowest priority for the whole session's campaign, so the work beside it stays responsive.
 sleep 5
 for pid in $(pgrep -f "queue_first.sh|queue_next.sh|campaign.sh|rlmba_jax.sweep|launch/sweep.py|pretrain_policy"); do
