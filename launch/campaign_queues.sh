@@ -32,8 +32,8 @@ declare -A AT=([campaign]=1ad8ba98cb8fce0f082a00a4060c51c7ea8f85c6   # A1 AH A2 
 QUEUE_FIRST=("campaign:A1 AH A2" "pretrain:AP")
 QUEUE_NEXT=("oracle:MO" "pretrain:MP" "oracle:AO")
 
-if pgrep -f "campaign.sh" > /dev/null; then
-  echo "campaign_queues.sh: a campaign is running already (pgrep -f campaign.sh); stop it" \
+if pgrep -f "campaign.sh|queue_first.sh|queue_next.sh" > /dev/null; then
+  echo "campaign_queues.sh: a campaign is running already (its queues); stop it" \
     "first (its runs resume from their checkpoints)" >&2
   exit 2
 fi
@@ -91,19 +91,19 @@ queue next "${QUEUE_NEXT[@]}"
 # this checkout's records (uncommitted), with the Python that started this script, so a
 # session that ends suddenly loses at most that much of the records (commit them).
 python=$(command -v python || command -v python3)
-{
-  echo "#!/usr/bin/env bash"
-  echo "set -u"
-  echo "while pgrep -f 'queue_first.sh|queue_next.sh' > /dev/null; do"
-  echo "  sleep $(( ${MERGE_EVERY:-20} * 60 ))"
-  echo "  echo \"== \$(date -u +%FT%TZ)\""
-  echo "  PATH=$(dirname "$python"):\$PATH MERGE=1 OUT=$out bash $here/launch/campaign.sh"
-  echo "done"
-  echo "PATH=$(dirname "$python"):\$PATH MERGE=1 OUT=$out bash $here/launch/campaign.sh"
-} > "$out/../merge_loop.sh"
 if pgrep -f "merge_loop.sh" > /dev/null; then  # an earlier start's loop goes on with these queues
   echo "records: the merge loop already running goes on (log $out/../merge_loop.out)"
 else
+  {
+    echo "#!/usr/bin/env bash"
+    echo "set -u"
+    echo "while pgrep -f 'queue_first.sh|queue_next.sh' > /dev/null; do"
+    echo "  sleep $(( ${MERGE_EVERY:-20} * 60 ))"
+    echo "  echo \"== \$(date -u +%FT%TZ)\""
+    echo "  PATH=$(dirname "$python"):\$PATH MERGE=1 OUT=$out bash $here/launch/campaign.sh"
+    echo "done"
+    echo "PATH=$(dirname "$python"):\$PATH MERGE=1 OUT=$out bash $here/launch/campaign.sh"
+  } > "$out/../merge_loop.sh"
   setsid nohup bash "$out/../merge_loop.sh" > "$out/../merge_loop.out" 2>&1 < /dev/null &
   echo "records merged into $here/results every ${MERGE_EVERY:-20} min (log $out/../merge_loop.out)"
 fi
