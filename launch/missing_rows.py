@@ -11,7 +11,6 @@ rows themselves run at the plan's fixed commit, whose package may predate that m
 """
 
 import importlib.util
-import json
 import os
 import sys
 
@@ -33,16 +32,10 @@ def main(argv):
     first, last = map(int, block.split("-"))
   except ValueError:
     sys.exit(f"missing_rows.py: seed block {block!r} is not FIRST-LAST (1030-1039)")
-  records = []
-  if os.path.exists(path):
-    with open(path) as f:
-      for number, line in enumerate(f, 1):
-        if line.strip():
-          try:
-            records.append(json.loads(line))
-          except json.JSONDecodeError as e:
-            sys.exit(f"missing_rows.py: {path} line {number} is not JSON ({e}); restore "
-                     "the file from git before continuing the campaign")
+  try:
+    records = _rows_left.read_records(path) if os.path.exists(path) else []
+  except ValueError as e:
+    sys.exit(f"missing_rows.py: {e}")
   print(",".join(_rows_left.missing_entries(records, entries.split(","), range(first, last + 1),
                               references)))
 

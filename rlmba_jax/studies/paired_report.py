@@ -20,7 +20,7 @@ import numpy as np
 from rlmba_jax.durable import write_atomic
 from rlmba_jax.experiment.summary import area_under_curve
 from rlmba_jax.studies import report, stats
-from rlmba_jax.studies.rows_left import missing_entries  # pylint: disable=unused-import
+from rlmba_jax.studies.rows_left import missing_entries, read_records  # pylint: disable=unused-import
 from rlmba_jax.studies.sweeps import is_finished, seed_run_folders
 
 
@@ -76,11 +76,6 @@ def write_records(path: str, records: Sequence[Mapping[str, Any]]) -> None:
   """Replaces ``path`` atomically: a merge killed half-way leaves the records it had."""
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   write_atomic(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-
-
-def read_records(path: str) -> list[dict[str, Any]]:
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
 
 
 def merge_records(kept: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]

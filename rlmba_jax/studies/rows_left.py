@@ -6,7 +6,23 @@ ask it with the Python of a worktree at an older commit whose package predates i
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Mapping, Sequence
+
+
+def read_records(path: str) -> list[dict[str, Any]]:
+  """A study's ``seeds.jsonl``: one record per line; a line that is not JSON is a
+  ``ValueError`` naming the file and the line."""
+  records = []
+  with open(path, encoding="utf-8") as f:
+    for number, line in enumerate(f, 1):
+      if line.strip():
+        try:
+          records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+          raise ValueError(f"{path} line {number} is not JSON ({e}); restore the file "
+                           "from git before continuing the campaign") from None
+  return records
 
 
 def missing_entries(records: Sequence[Mapping[str, Any]], entries: Sequence[str],
